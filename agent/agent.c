@@ -1,0 +1,137 @@
+/*
+ * agent/agent.c - the agent's front door: the control block the controller
+ * reads and writes, and the one entry point it makes a thread call.
+ *
+ * The controller (relive/) borrows a thread of the target, writes a request
+ * into relive_agent_ctl, and makes that thread call relive_agent_request().
+ * The other threads keep running meanwhile: nothing here may assume the
+ * process is stopped.  The reply (status and message) goes back into the
+ * control block; the listing is kept up to date there too (core_snapshot),
+ * so `relive list` needs no request at all.
+ *
+ * The agent never writes to the target's stdout or stderr unless
+ * RELIVE_AGENT_LOG is set in the target's environment: a live patcher must
+ * not change what the program prints.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+pthread_mutex_t agent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+AGENT_EXPORT struct relive_ctl relive_agent_ctl = {
+	.magic = RELIVE_CTL_MAGIC,
+	.abi = RELIVE_CTL_ABI,
+	.version = RELIVE_VERSION,
+	.pending = "[]",
+};
+
+/* Zero is the state every thread has before the first transition; the
+ * first transition's switched value is 1.  Initial-exec: the dispatcher
+ * reads it with one %fs-relative load. */
+__thread uint8_t relive_thread_state;
+
+static bool agent_logging;
+
+void agent_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(relive_agent_ctl.msg, sizeof(relive_agent_ctl.msg), fmt, ap);
+	va_end(ap);
+	agent_log("%s", relive_agent_ctl.msg);
+}
+
+void agent_log(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	if (!agent_logging)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(STDERR_FILENO, "relive-agent: ", 14) < 0 ||
+	    write(STDERR_FILENO, buf, n) < 0)
+		agent_logging = false;
+}
+
+static int64_t thread_pointer_offset(void)
+{
+	uintptr_t tp;
+
+	/* x86-64 TLS ABI: %fs:0 holds the thread pointer itself. */
+	__asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+	return (int64_t)((uintptr_t)&relive_thread_state - tp);
+}
+
+__attribute__((constructor)) static void agent_init(void)
+{
+	agent_logging = getenv("RELIVE_AGENT_LOG") != NULL;
+	relive_agent_ctl.tls_offset = thread_pointer_offset();
+	core_snapshot();
+	agent_log("agent %s loaded", RELIVE_VERSION);
+}
+
+/*
+ * Serves the request in relive_agent_ctl.op.  Returns the status, also left
+ * in relive_agent_ctl.status.
+ */
+AGENT_EXPORT long relive_agent_request(void)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+	char arg[sizeof(c->arg)];
+	int rc;
+
+	pthread_mutex_lock(&agent_lock);
+	c->busy = 1;
+	memcpy(arg, c->arg, sizeof(arg));
+	arg[sizeof(arg) - 1] = '\0';
+	c->msg[0] = '\0';
+	switch (c->op) {
+	case RELIVE_OP_LOAD:
+		rc = core_load(arg);
+		break;
+	case RELIVE_OP_WRITTEN:
+		ops_plan_done();
+		rc = 0;
+		break;
+	case RELIVE_OP_ENABLE:
+		rc = core_enable(arg);
+		break;
+	case RELIVE_OP_DISABLE:
+		rc = core_disable(arg);
+		break;
+	case RELIVE_OP_REMOVE:
+		rc = core_remove(arg);
+		break;
+	case RELIVE_OP_ABORT:
+		rc = core_abort(arg);
+		break;
+	case RELIVE_OP_UNUSED_SITES:
+		rc = ops_plan_restores();
+		break;
+	default:
+		agent_msg("unknown request %u", c->op);
+		rc = -22;
+		break;
+	}
+	c->op = RELIVE_OP_NONE;
+	c->status = rc;
+	core_snapshot();
+	c->busy = 0;
+	pthread_mutex_unlock(&agent_lock);
+	return rc;
+}

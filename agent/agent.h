@@ -1,0 +1,138 @@
+/*
+ * agent/agent.h - what the files of the agent share.  The agent is the
+ * library relive loads into a target process; see docs/architecture.md.
+ *
+ * Locking: every change of agent state happens under agent_lock (requests
+ * from the controller, and later the dynamic loader's notifications).  The
+ * dispatcher and the patched functions never take it.
+ */
+#ifndef RELIVE_AGENT_H
+#define RELIVE_AGENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "ctl.h"
+#include "relive/livepatch.h"
+
+#define AGENT_EXPORT __attribute__((visibility("default")))
+
+struct relive_ops;
+struct relive_object;
+struct relive_patch;
+
+/* One function of one patch (kernel: struct klp_func). */
+struct relive_func {
+	const char *old_name;
+	void *new_func;            /* NULL for a nop (atomic replace) */
+	unsigned long old_sympos;
+	bool nop;
+	struct relive_object *obj;
+	struct relive_ops *ops;    /* NULL while the object is not loaded */
+	bool on_stack;             /* pushed on ops->stack */
+};
+
+/* One object of one patch (kernel: struct klp_object). */
+struct relive_object {
+	const char *name;          /* NULL: the main executable */
+	struct klp_object *kobj;   /* NULL for objects added for nops */
+	struct relive_patch *patch;
+	struct relive_func *funcs;
+	size_t nfuncs;
+	bool loaded;
+	bool patched;
+	char build_id[64];
+	uintptr_t bias;
+};
+
+/* A loaded patch (kernel: struct klp_patch). */
+struct relive_patch {
+	char name[256];
+	char file[4096];
+	void *handle;
+	struct relive_patch_info *info;
+	struct relive_object *objs;
+	size_t nobjs;
+	bool enabled;
+	bool forced;
+	bool replace;
+	struct relive_patch *next;  /* load order */
+};
+
+/* One patched function of the process (kernel: struct klp_ops). */
+struct relive_stub_data {
+	uint64_t slot;              /* what `jmp *slot` runs */
+	uint64_t before;            /* transition: unswitched threads */
+	uint64_t after;             /* transition: switched threads */
+	uint8_t switched;           /* state byte value of switched threads */
+	uint8_t pad[7];
+};
+
+struct relive_ops {
+	uintptr_t func_addr;
+	char *name;                 /* "func in object", for messages */
+	struct relive_site site;
+	uint8_t *stub;              /* code: jmp *slot, then the dispatcher */
+	struct relive_stub_data *data;
+	bool redirected;            /* the entry jump is in place */
+	struct relive_func **stack; /* func_stack, bottom to top */
+	size_t nstack, capstack;
+	struct relive_ops *next;
+};
+
+extern pthread_mutex_t agent_lock;
+extern struct relive_ctl relive_agent_ctl;
+extern struct relive_patch *agent_patches;
+
+/* agent.c */
+void agent_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* core.c: patches and objects */
+int core_load(const char *path);
+int core_enable(const char *name);
+int core_disable(const char *name);
+int core_remove(const char *name);
+int core_abort(const char *name);
+void core_snapshot(void);
+struct relive_patch *core_find(const char *name);
+
+/* patch.c: ops and the func_stack */
+struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what);
+void ops_push(struct relive_ops *ops, struct relive_func *f);
+void ops_remove(struct relive_ops *ops, struct relive_func *f);
+uint64_t ops_top_target(const struct relive_ops *ops);
+void ops_set_slot(struct relive_ops *ops, uint64_t target);
+int ops_reserve(struct relive_ops *ops);
+int ops_plan_redirects_for(struct relive_patch *p);
+int ops_plan_restores(void);
+void ops_plan_done(void);
+void ops_plan_reset(void);
+
+/* codemem.c: memory for stubs and copies near the code they serve */
+int codemem_alloc(uintptr_t near, uint8_t **code, size_t codesize,
+		  void **data, size_t datasize);
+int codemem_write(void *dst, const void *src, size_t len);
+
+/* arch/x86_64/stub.c */
+#define RELIVE_STUB_SIZE 64
+#define RELIVE_STUB_DISPATCH_OFF 8
+void arch_emit_stub(uint8_t *buf, uint64_t stub_addr,
+		    const struct relive_stub_data *data, int64_t tls_offset);
+
+/* state.c */
+struct klp_state *state_get(const void *info, unsigned long id);
+struct klp_state *state_get_prev(const void *info, unsigned long id);
+int state_check_compatible(struct relive_patch *p);
+
+/* shadow.c */
+extern const struct relive_api agent_api;
+
+/* The calling thread's state byte (initial-exec TLS, kernel's
+ * task->patch_state). */
+extern __thread uint8_t relive_thread_state;
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * agent/arch.h - everything relive needs from the instruction set, behind
+ * one small interface.  x86-64 lives in agent/arch/x86_64/; a second
+ * architecture is a second folder implementing these functions.
+ *
+ * Pure functions: they read bytes and addresses given to them and write
+ * only into the structures they are handed, so they can be unit-tested on
+ * buffers (tests/unit/test_insn.c).
+ */
+#ifndef RELIVE_ARCH_H
+#define RELIVE_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Length of the jump written at a site. */
+#define RELIVE_ARCH_JUMP_LEN 5
+/* Upper bounds of what prepare_site may displace and emit. */
+#define RELIVE_ARCH_MAX_DISPLACED 32
+#define RELIVE_ARCH_MAX_COPY 160
+#define RELIVE_ARCH_MAX_INSNS 16
+
+/*
+ * A site: where the entry of a function is redirected, and the relocated
+ * copy of the instructions the redirection displaces.
+ */
+struct relive_site {
+	uint64_t func_addr;   /* the function's entry */
+	uint64_t site_addr;   /* where the jump goes: entry, or entry+4 after endbr64 */
+	unsigned displaced;   /* bytes displaced at the site (>= RELIVE_ARCH_JUMP_LEN),
+				 whole instructions */
+	uint8_t saved[RELIVE_ARCH_MAX_DISPLACED]; /* the original bytes at the site */
+	/* Instruction boundaries for moving a stopped thread's PC: the i-th
+	 * displaced instruction starts at site_addr + old_off[i] and its
+	 * relocated form at copy_addr + new_off[i]. */
+	unsigned n_insns;
+	uint8_t old_off[RELIVE_ARCH_MAX_INSNS];
+	uint8_t new_off[RELIVE_ARCH_MAX_INSNS];
+	/* Relocated displaced instructions followed by a jump back to
+	 * site_addr + displaced: running it runs the original function. */
+	uint8_t copy[RELIVE_ARCH_MAX_COPY];
+	unsigned copy_len;
+	uint64_t copy_addr;   /* where copy[] will live */
+};
+
+/*
+ * Decodes the first bytes of the function at func_addr (code points to its
+ * `size` bytes, size from the symbol table) and builds the site and its
+ * relocated copy, to be placed at copy_addr (which must lie within +-2 GiB
+ * of the function).  Refuses, with a message naming the reason, a function
+ * shorter than a jump, one whose displaced bytes cannot be relocated
+ * (a branch into them from the rest of the function, an instruction that
+ * cannot be moved), or one it cannot decode.
+ * Returns 0, or -1 with err filled.
+ */
+int relive_arch_prepare_site(const uint8_t *code, size_t size,
+			     uint64_t func_addr, uint64_t copy_addr,
+			     struct relive_site *site, char *err, size_t errlen);
+
+/* Encodes the RELIVE_ARCH_JUMP_LEN-byte jump from `from` to `to`.
+ * Returns 0, or -1 if `to` is out of reach. */
+int relive_arch_encode_jump(uint64_t from, uint64_t to,
+			    uint8_t out[RELIVE_ARCH_JUMP_LEN]);
+
+/*
+ * Maps a PC inside the displaced bytes of a site (site_addr < pc <
+ * site_addr + displaced) to the equivalent PC in the copy.  Returns 0 with
+ * *out set, or -1 if pc is not an instruction boundary (cannot happen for a
+ * thread stopped between instructions).
+ */
+int relive_arch_site_pc_to_copy(const struct relive_site *site, uint64_t pc,
+				uint64_t *out);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * agent/arch/x86_64/stub.c - the per-function stub and dispatcher (kernel:
+ * klp_ftrace_handler).
+ *
+ * The entry jump of a patched function lands on the stub.  Its first
+ * instruction jumps through the ops' slot: in steady state the slot holds
+ * the top version, so a call costs one direct and one well-predicted
+ * indirect jump.  During a transition the slot holds the dispatcher below,
+ * which picks the version for the calling thread:
+ *
+ *     movzbl %fs:TLS, %r11d        the thread's state byte
+ *     cmp    switched(%rip), %r11b
+ *     jne    1f
+ *     jmp    *after(%rip)          switched thread: the new world
+ *  1: jmp    *before(%rip)         unswitched thread: the old world
+ *
+ * Only %r11 and the flags change, both free at a call (SysV ABI); the
+ * stack, the red zone, %rax (vector count of a variadic call) and %r10
+ * (static chain) are untouched.  No lock, no syscall.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "agent.h"
+
+static void put_rel32(uint8_t *p, uint64_t insn_end, uint64_t target)
+{
+	int32_t rel = (int32_t)(int64_t)(target - insn_end);
+
+	memcpy(p, &rel, 4);
+}
+
+void arch_emit_stub(uint8_t *b, uint64_t at, const struct relive_stub_data *d,
+		    int64_t tls_offset)
+{
+	uint64_t slot = (uintptr_t)&d->slot, before = (uintptr_t)&d->before;
+	uint64_t after = (uintptr_t)&d->after;
+	uint64_t switched = (uintptr_t)&d->switched;
+	int32_t tls = (int32_t)tls_offset;
+	uint8_t *p = b;
+
+	/* 0: jmp *slot(%rip) */
+	*p++ = 0xff; *p++ = 0x25;
+	put_rel32(p, at + 6, slot); p += 4;
+	*p++ = 0xcc; *p++ = 0xcc;
+	/* 8: movzbl %fs:tls, %r11d */
+	*p++ = 0x64; *p++ = 0x44; *p++ = 0x0f; *p++ = 0xb6; *p++ = 0x1c;
+	*p++ = 0x25;
+	memcpy(p, &tls, 4); p += 4;
+	/* 18: cmp switched(%rip), %r11b */
+	*p++ = 0x44; *p++ = 0x3a; *p++ = 0x1d;
+	put_rel32(p, at + 25, switched); p += 4;
+	/* 25: jne 33 */
+	*p++ = 0x75; *p++ = 0x06;
+	/* 27: jmp *after(%rip) */
+	*p++ = 0xff; *p++ = 0x25;
+	put_rel32(p, at + 33, after); p += 4;
+	/* 33: jmp *before(%rip) */
+	*p++ = 0xff; *p++ = 0x25;
+	put_rel32(p, at + 39, before); p += 4;
+	(void)p;
+}

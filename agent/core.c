@@ -1,0 +1,613 @@
+/*
+ * agent/core.c - patches and objects (kernel: kernel/livepatch/core.c).
+ *
+ * A request to load a patch dlopens it, checks its descriptor, finds each
+ * object it names among the objects the dynamic loader has mapped, resolves
+ * each function with the object's full symbol table, and builds the ops of
+ * each function (patch.c).  Loading changes nothing that runs: only enabling
+ * pushes the new versions on the func_stacks and points the slots at them.
+ * Every check that can fail is made before the first change, so a refused
+ * patch leaves the process as it was.
+ */
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "elfsym.h"
+
+struct relive_patch *agent_patches;
+
+struct relive_patch *core_find(const char *name)
+{
+	struct relive_patch *p;
+
+	for (p = agent_patches; p; p = p->next)
+		if (!strcmp(p->name, name))
+			return p;
+	return NULL;
+}
+
+static const char *objname(const struct relive_object *o)
+{
+	return o->name ? o->name : "main";
+}
+
+/* --- finding a loaded object --------------------------------------------- */
+
+struct find_obj {
+	const char *name;   /* NULL: main executable */
+	char path[4096];
+	uintptr_t bias;
+	bool found;
+	bool first;
+};
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct find_obj *fo = arg;
+	bool first = fo->first;
+	struct elfsym_file *f;
+	char err[256];
+	bool match = false;
+
+	fo->first = false;
+	if (!fo->name) {
+		if (!first)
+			return 0;
+		ssize_t n = readlink("/proc/self/exe", fo->path,
+				     sizeof(fo->path) - 1);
+		if (n < 0)
+			return 0;
+		fo->path[n] = '\0';
+		fo->bias = info->dlpi_addr;
+		fo->found = true;
+		return 1;
+	}
+	if (!info->dlpi_name || !info->dlpi_name[0])
+		return 0;
+	if (!strcmp(base_name(info->dlpi_name), fo->name)) {
+		match = true;
+	} else if (info->dlpi_name[0] == '/' &&
+		   elfsym_open(info->dlpi_name, &f, err, sizeof(err)) == 0) {
+		const char *so = elfsym_soname(f);
+
+		match = so && !strcmp(so, fo->name);
+		elfsym_close(f);
+	}
+	if (!match)
+		return 0;
+	snprintf(fo->path, sizeof(fo->path), "%s", info->dlpi_name);
+	fo->bias = info->dlpi_addr;
+	fo->found = true;
+	return 1;
+}
+
+static bool find_loaded_object(const char *name, char *path, size_t pathlen,
+			       uintptr_t *bias)
+{
+	struct find_obj fo = { .name = name, .first = true };
+
+	dl_iterate_phdr(find_obj_cb, &fo);
+	if (!fo.found)
+		return false;
+	snprintf(path, pathlen, "%s", fo.path);
+	*bias = fo.bias;
+	return true;
+}
+
+/* --- loading ------------------------------------------------------------ */
+
+static void patch_free(struct relive_patch *p)
+{
+	size_t i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->nobjs; i++)
+		free(p->objs[i].funcs);
+	free(p->objs);
+	free(p);
+}
+
+static const char *patch_name_of(const char *path, char *buf, size_t len)
+{
+	const char *b = base_name(path);
+	size_t n = strlen(b);
+
+	if (n > 3 && !strcmp(b + n - 3, ".so"))
+		n -= 3;
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, b, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Resolves one object's functions and builds their ops.  The object must
+ * be loaded.  Returns 0 or a negative errno with the message set. */
+static int resolve_object(struct relive_object *o, const char *path)
+{
+	struct elfsym_file *f;
+	char err[512];
+	size_t i;
+	int rc;
+
+	rc = elfsym_open(path, &f, err, sizeof(err));
+	if (rc) {
+		agent_msg("object '%s': %s", objname(o), err);
+		return rc;
+	}
+	snprintf(o->build_id, sizeof(o->build_id), "%s", elfsym_build_id(f));
+	if (o->kobj && o->kobj->build_id && o->kobj->build_id[0] &&
+	    strcasecmp(o->kobj->build_id, o->build_id)) {
+		agent_msg("object '%s' (%s) has build-id %s, the patch was built for %s; "
+			  "rebuild the patch against the running binary",
+			  objname(o), path,
+			  o->build_id[0] ? o->build_id : "(none)",
+			  o->kobj->build_id);
+		elfsym_close(f);
+		return -ENOEXEC;
+	}
+	for (i = 0; i < o->nfuncs; i++) {
+		struct relive_func *fn = &o->funcs[i];
+		struct elfsym_sym sym;
+		unsigned count = 0;
+		char what[512];
+
+		rc = elfsym_lookup(f, fn->old_name, fn->old_sympos, &sym,
+				   &count);
+		if (rc) {
+			elfsym_strerror(rc, fn->old_name, fn->old_sympos, count,
+					objname(o), err, sizeof(err));
+			agent_msg("%s", err);
+			elfsym_close(f);
+			return rc;
+		}
+		if (sym.type != STT_FUNC) {
+			agent_msg("symbol '%s' in %s is not a function; only "
+				  "functions can be replaced", fn->old_name,
+				  objname(o));
+			elfsym_close(f);
+			return -EINVAL;
+		}
+		snprintf(what, sizeof(what), "'%s' in %s", fn->old_name,
+			 objname(o));
+		fn->ops = ops_get(o->bias + sym.value, sym.size, what);
+		if (!fn->ops) {
+			elfsym_close(f);
+			return -EINVAL;
+		}
+	}
+	elfsym_close(f);
+	return 0;
+}
+
+static int build_patch(struct relive_patch *p)
+{
+	struct klp_patch *kp = p->info->patch;
+	size_t n = 0, i, j;
+
+	if (!kp || !kp->objs) {
+		agent_msg("patch '%s' has no objects", p->name);
+		return -EINVAL;
+	}
+	while (kp->objs[n].funcs)
+		n++;
+	if (!n) {
+		agent_msg("patch '%s' has no objects", p->name);
+		return -EINVAL;
+	}
+	p->objs = calloc(n, sizeof(*p->objs));
+	if (!p->objs)
+		return -ENOMEM;
+	p->nobjs = n;
+	p->replace = kp->replace;
+	for (i = 0; i < n; i++) {
+		struct klp_object *ko = &kp->objs[i];
+		struct relive_object *o = &p->objs[i];
+		size_t nf = 0;
+
+		o->kobj = ko;
+		o->name = ko->name && strcmp(ko->name, "main") ? ko->name : NULL;
+		o->patch = p;
+		while (ko->funcs[nf].old_name)
+			nf++;
+		if (!nf) {
+			agent_msg("object '%s' of patch '%s' has no functions",
+				  objname(o), p->name);
+			return -EINVAL;
+		}
+		o->funcs = calloc(nf, sizeof(*o->funcs));
+		if (!o->funcs)
+			return -ENOMEM;
+		o->nfuncs = nf;
+		for (j = 0; j < nf; j++) {
+			struct klp_func *kf = &ko->funcs[j];
+
+			if (!kf->new_func) {
+				agent_msg("function '%s' of object '%s' has no "
+					  "new_func", kf->old_name, objname(o));
+				return -EINVAL;
+			}
+			o->funcs[j].old_name = kf->old_name;
+			o->funcs[j].new_func = kf->new_func;
+			o->funcs[j].old_sympos = kf->old_sympos;
+			o->funcs[j].obj = o;
+		}
+	}
+	return 0;
+}
+
+int core_load(const char *path)
+{
+	struct relive_patch *p, **tail;
+	char name[256], objpath[4096];
+	size_t i;
+	int rc;
+
+	ops_plan_reset();
+	patch_name_of(path, name, sizeof(name));
+	if (core_find(name)) {
+		agent_msg("patch '%s' is already applied to this process",
+			  name);
+		return -EEXIST;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->file, sizeof(p->file), "%s", path);
+	p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->handle) {
+		agent_msg("cannot load %s: %s", path, dlerror());
+		free(p);
+		return -ENOEXEC;
+	}
+	p->info = dlsym(p->handle, "relive_patch_info");
+	if (!p->info || p->info->magic != RELIVE_PATCH_MAGIC) {
+		agent_msg("%s is not a relive patch (no RELIVE_PATCH())", path);
+		rc = -ENOEXEC;
+		goto fail;
+	}
+	if (p->info->abi != RELIVE_ABI_VERSION) {
+		agent_msg("%s was built for patch ABI %u, this agent speaks %u; "
+			  "rebuild it with this relive's header", path,
+			  p->info->abi, RELIVE_ABI_VERSION);
+		rc = -ENOEXEC;
+		goto fail;
+	}
+	rc = build_patch(p);
+	if (rc)
+		goto fail;
+	for (i = 0; i < p->nobjs; i++) {
+		struct relive_object *o = &p->objs[i];
+
+		o->loaded = find_loaded_object(o->name, objpath,
+					       sizeof(objpath), &o->bias);
+		if (!o->loaded)
+			continue;
+		rc = resolve_object(o, objpath);
+		if (rc)
+			goto fail;
+	}
+	rc = state_check_compatible(p);
+	if (rc)
+		goto fail;
+	p->info->api = &agent_api;
+	rc = ops_plan_redirects_for(p);
+	if (rc)
+		goto fail;
+	for (tail = &agent_patches; *tail; tail = &(*tail)->next)
+		;
+	*tail = p;
+	agent_log("'%s': loaded from %s", p->name, path);
+	return 0;
+fail:
+	ops_plan_reset();
+	dlclose(p->handle);
+	patch_free(p);
+	return rc;
+}
+
+/* --- callbacks (kernel: klp_pre_patch_callback and friends) -------------- */
+
+static int run_pre_patch(struct relive_object *o)
+{
+	struct klp_callbacks *cb = o->kobj ? &o->kobj->callbacks : NULL;
+
+	if (cb && cb->pre_patch)
+		return cb->pre_patch(o->kobj);
+	return 0;
+}
+
+int core_enable(const char *name)
+{
+	struct relive_patch *p = core_find(name);
+	size_t i, j;
+
+	if (!p) {
+		agent_msg("no patch '%s' in this process", name);
+		return -ENOENT;
+	}
+	if (p->enabled) {
+		agent_msg("patch '%s' is already enabled", name);
+		return -EEXIST;
+	}
+	for (i = 0; i < p->nobjs; i++) {
+		struct relive_object *o = &p->objs[i];
+		int rc;
+
+		if (!o->loaded)
+			continue;
+		rc = run_pre_patch(o);
+		if (rc) {
+			agent_msg("pre_patch callback of object '%s' in patch "
+				  "'%s' failed (%d); the patch is refused",
+				  objname(o), name, rc);
+			/* kernel symmetry: undo the objects already prepared */
+			while (i-- > 0) {
+				struct relive_object *u = &p->objs[i];
+
+				if (u->loaded && u->kobj &&
+				    u->kobj->callbacks.post_unpatch)
+					u->kobj->callbacks.post_unpatch(u->kobj);
+			}
+			return -ECANCELED;
+		}
+	}
+	for (i = 0; i < p->nobjs; i++) {
+		struct relive_object *o = &p->objs[i];
+
+		if (!o->loaded)
+			continue;
+		for (j = 0; j < o->nfuncs; j++) {
+			ops_push(o->funcs[j].ops, &o->funcs[j]);
+			ops_set_slot(o->funcs[j].ops,
+				     ops_top_target(o->funcs[j].ops));
+		}
+		o->patched = true;
+	}
+	p->enabled = true;
+	for (i = 0; i < p->nobjs; i++) {
+		struct relive_object *o = &p->objs[i];
+
+		if (o->loaded && o->kobj && o->kobj->callbacks.post_patch)
+			o->kobj->callbacks.post_patch(o->kobj);
+	}
+	agent_log("'%s': patched", name);
+	return 0;
+}
+
+int core_disable(const char *name)
+{
+	struct relive_patch *p = core_find(name);
+	size_t i, j;
+
+	if (!p) {
+		agent_msg("no patch '%s' in this process", name);
+		return -ENOENT;
+	}
+	if (!p->enabled) {
+		agent_msg("patch '%s' is not enabled", name);
+		return -EALREADY;
+	}
+	for (i = 0; i < p->nobjs; i++) {
+		struct relive_object *o = &p->objs[i];
+
+		if (o->patched && o->kobj && o->kobj->callbacks.pre_unpatch)
+			o->kobj->callbacks.pre_unpatch(o->kobj);
+	}
+	for (i = 0; i < p->nobjs; i++) {
+		struct relive_object *o = &p->objs[i];
+
+		if (!o->patched)
+			continue;
+		for (j = 0; j < o->nfuncs; j++) {
+			ops_remove(o->funcs[j].ops, &o->funcs[j]);
+			ops_set_slot(o->funcs[j].ops,
+				     ops_top_target(o->funcs[j].ops));
+		}
+	}
+	p->enabled = false;
+	for (i = 0; i < p->nobjs; i++) {
+		struct relive_object *o = &p->objs[i];
+
+		if (o->patched && o->kobj && o->kobj->callbacks.post_unpatch)
+			o->kobj->callbacks.post_unpatch(o->kobj);
+		o->patched = false;
+	}
+	agent_log("'%s': unpatched", name);
+	return 0;
+}
+
+static void unlink_patch(struct relive_patch *p)
+{
+	struct relive_patch **pp;
+
+	for (pp = &agent_patches; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+}
+
+int core_remove(const char *name)
+{
+	struct relive_patch *p = core_find(name);
+
+	if (!p) {
+		agent_msg("no patch '%s' in this process", name);
+		return -ENOENT;
+	}
+	if (p->enabled) {
+		agent_msg("patch '%s' is enabled; disable it first "
+			  "(relive disable)", name);
+		return -EBUSY;
+	}
+	if (p->forced) {
+		agent_msg("patch '%s' was forced: its code may still run "
+			  "somewhere, so it can never be removed", name);
+		return -EPERM;
+	}
+	unlink_patch(p);
+	dlclose(p->handle);
+	patch_free(p);
+	agent_log("'%s': removed", name);
+	return 0;
+}
+
+/* Undoes a load whose code writes failed: the patch was never enabled. */
+int core_abort(const char *name)
+{
+	struct relive_patch *p = core_find(name);
+
+	if (!p)
+		return 0;
+	if (p->enabled)
+		core_disable(name);
+	unlink_patch(p);
+	dlclose(p->handle);
+	patch_free(p);
+	return 0;
+}
+
+/* --- the listing -------------------------------------------------------- */
+
+struct sbuf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL,
+			      b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->s && b->len + n < b->cap) {
+			b->len += n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *ns = realloc(b->s, cap);
+		if (!ns) {
+			b->oom = true;
+			return;
+		}
+		b->s = ns;
+		b->cap = cap;
+	}
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, "\"");
+	for (; s && *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			sb_add(b, "\\%c", c);
+		else if (c < 0x20)
+			sb_add(b, "\\u%04x", c);
+		else
+			sb_add(b, "%c", c);
+	}
+	sb_add(b, "\"");
+}
+
+/*
+ * Rewrites the listing (a JSON array of patches) and publishes it under a
+ * sequence count, so the controller can read it without stopping anything:
+ * an odd snap_seq means "being written".
+ */
+void core_snapshot(void)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+	struct sbuf b = { 0 };
+	struct relive_patch *p;
+	int order = 0;
+	char *old;
+
+	sb_add(&b, "[");
+	for (p = agent_patches; p; p = p->next) {
+		size_t i, j;
+
+		sb_add(&b, "%s{\"name\":", p == agent_patches ? "" : ",");
+		sb_str(&b, p->name);
+		sb_add(&b, ",\"file\":");
+		sb_str(&b, p->file);
+		sb_add(&b, ",\"enabled\":%s,\"transition\":false,\"forced\":%s,"
+			   "\"replace\":%s,\"stack_order\":%d,\"objects\":[",
+		       p->enabled ? "true" : "false",
+		       p->forced ? "true" : "false",
+		       p->replace ? "true" : "false",
+		       p->enabled ? ++order : 0);
+		for (i = 0; i < p->nobjs; i++) {
+			struct relive_object *o = &p->objs[i];
+
+			sb_add(&b, "%s{\"name\":", i ? "," : "");
+			sb_str(&b, objname(o));
+			sb_add(&b, ",\"build_id\":");
+			if (o->build_id[0])
+				sb_str(&b, o->build_id);
+			else if (o->kobj && o->kobj->build_id)
+				sb_str(&b, o->kobj->build_id);
+			else
+				sb_add(&b, "null");
+			sb_add(&b, ",\"loaded\":%s,\"patched\":%s,\"funcs\":[",
+			       o->loaded ? "true" : "false",
+			       o->patched ? "true" : "false");
+			for (j = 0; j < o->nfuncs; j++) {
+				sb_add(&b, "%s{\"name\":", j ? "," : "");
+				sb_str(&b, o->funcs[j].old_name);
+				sb_add(&b, ",\"sympos\":%lu,\"nop\":%s}",
+				       o->funcs[j].old_sympos,
+				       o->funcs[j].nop ? "true" : "false");
+			}
+			sb_add(&b, "]}");
+		}
+		sb_add(&b, "]}");
+	}
+	sb_add(&b, "]");
+	if (b.oom) {
+		free(b.s);
+		return;
+	}
+	old = (char *)(uintptr_t)c->snap;
+	__atomic_store_n(&c->snap_seq, c->snap_seq + 1, __ATOMIC_RELEASE);
+	c->snap = (uintptr_t)b.s;
+	c->snap_len = b.len;
+	__atomic_store_n(&c->snap_seq, c->snap_seq + 1, __ATOMIC_RELEASE);
+	/* A reader that raced with us sees the sequence change and retries;
+	 * it reads with process_vm_readv, which fails cleanly on freed
+	 * memory, so freeing now is safe. */
+	free(old);
+}

@@ -1,0 +1,281 @@
+/*
+ * agent/patch.c - the per-function ops and their func_stack (kernel:
+ * kernel/livepatch/patch.c).
+ *
+ * One ops exists for every function any patch has ever touched, and lives
+ * as long as the process: its stub and its relocated original copy must
+ * stay valid because a thread may be executing them at any time.  Keeping
+ * it also means a function patched, unpatched and patched again needs no
+ * new memory.
+ *
+ * What runs is chosen by the ops' slot, an aligned 8-byte word that the stub
+ * jumps through.  Changing behaviour is a single atomic store of it; code is
+ * written only to put the entry jump in place or take it away, and those
+ * writes are planned here and carried out by the controller while every
+ * thread is held (see docs/architecture.md, "Code writes").
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+
+#define OPS_BUCKETS 4096
+#define OPS_CELL 256 /* stub (RELIVE_STUB_SIZE) + copy (RELIVE_ARCH_MAX_COPY) */
+
+static struct relive_ops *ops_table[OPS_BUCKETS];
+
+static struct relive_ctl_write *plan;
+static size_t nplan, capplan;
+
+static size_t ops_hash(uintptr_t addr)
+{
+	return (addr >> 4) * 0x9e3779b97f4a7c15ull >> 52;
+}
+
+static struct relive_ops *ops_find(uintptr_t func_addr)
+{
+	struct relive_ops *o;
+
+	for (o = ops_table[ops_hash(func_addr)]; o; o = o->next)
+		if (o->func_addr == func_addr)
+			return o;
+	return NULL;
+}
+
+struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
+{
+	uint8_t cell[OPS_CELL];
+	struct relive_ops *o = ops_find(func_addr);
+	char err[256];
+	uint8_t *code;
+	void *data;
+	size_t h;
+
+	if (o)
+		return o;
+	o = calloc(1, sizeof(*o));
+	if (!o || !(o->name = strdup(what))) {
+		free(o);
+		agent_msg("out of memory preparing %s", what);
+		return NULL;
+	}
+	if (codemem_alloc(func_addr, &code, OPS_CELL, &data,
+			  sizeof(struct relive_stub_data))) {
+		agent_msg("cannot patch %s: no free memory within 2 GiB of it "
+			  "for its stub", what);
+		goto fail;
+	}
+	if (relive_arch_prepare_site((const uint8_t *)func_addr, size,
+				     func_addr,
+				     (uintptr_t)code + RELIVE_STUB_SIZE,
+				     &o->site, err, sizeof(err))) {
+		agent_msg("cannot patch %s: %s", what, err);
+		goto fail;
+	}
+	o->func_addr = func_addr;
+	o->stub = code;
+	o->data = data;
+	o->data->slot = o->site.copy_addr;
+	o->data->before = o->site.copy_addr;
+	o->data->after = o->site.copy_addr;
+	memset(cell, 0xcc, sizeof(cell));
+	arch_emit_stub(cell, (uintptr_t)code, o->data,
+		       relive_agent_ctl.tls_offset);
+	memcpy(cell + RELIVE_STUB_SIZE, o->site.copy, o->site.copy_len);
+	if (codemem_write(code, cell, RELIVE_STUB_SIZE + o->site.copy_len)) {
+		agent_msg("cannot patch %s: writing its stub failed (%s)",
+			  what, strerror(errno));
+		goto fail;
+	}
+	h = ops_hash(func_addr);
+	o->next = ops_table[h];
+	ops_table[h] = o;
+	return o;
+fail:
+	/* The code cell, if any, stays unused: it was never reachable. */
+	free(o->name);
+	free(o);
+	return NULL;
+}
+
+void ops_push(struct relive_ops *o, struct relive_func *f)
+{
+	if (o->nstack == o->capstack) {
+		size_t cap = o->capstack ? 2 * o->capstack : 4;
+		struct relive_func **s = realloc(o->stack, cap * sizeof(*s));
+
+		if (!s)
+			abort(); /* cannot happen after the load reserved it */
+		o->stack = s;
+		o->capstack = cap;
+	}
+	o->stack[o->nstack++] = f;
+	f->on_stack = true;
+}
+
+int ops_reserve(struct relive_ops *o)
+{
+	if (o->nstack < o->capstack)
+		return 0;
+	size_t cap = o->capstack ? 2 * o->capstack : 4;
+	struct relive_func **s = realloc(o->stack, cap * sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	o->stack = s;
+	o->capstack = cap;
+	return 0;
+}
+
+void ops_remove(struct relive_ops *o, struct relive_func *f)
+{
+	size_t i;
+
+	for (i = 0; i < o->nstack; i++)
+		if (o->stack[i] == f) {
+			memmove(&o->stack[i], &o->stack[i + 1],
+				(o->nstack - i - 1) * sizeof(*o->stack));
+			o->nstack--;
+			break;
+		}
+	f->on_stack = false;
+}
+
+static uint64_t func_target(const struct relive_ops *o,
+			    const struct relive_func *f)
+{
+	if (!f || f->nop)
+		return o->site.copy_addr;
+	return (uintptr_t)f->new_func;
+}
+
+uint64_t ops_top_target(const struct relive_ops *o)
+{
+	return func_target(o, o->nstack ? o->stack[o->nstack - 1] : NULL);
+}
+
+void ops_set_slot(struct relive_ops *o, uint64_t target)
+{
+	/* Pairs with the load in the stub's `jmp *slot(%rip)`: an aligned
+	 * 8-byte store is seen whole or not at all. */
+	__atomic_store_n(&o->data->slot, target, __ATOMIC_RELEASE);
+}
+
+/* --- the plan of code writes -------------------------------------------- */
+
+void ops_plan_reset(void)
+{
+	nplan = 0;
+	relive_agent_ctl.plan = (uintptr_t)plan;
+	relive_agent_ctl.nplan = 0;
+}
+
+static int plan_add(struct relive_ops *o, bool redirect)
+{
+	struct relive_ctl_write *w;
+	uint8_t jump[RELIVE_ARCH_JUMP_LEN];
+	size_t i;
+
+	for (i = 0; i < nplan; i++)
+		if (plan[i].addr == o->site.site_addr)
+			return 0;
+	if (relive_arch_encode_jump(o->site.site_addr, (uintptr_t)o->stub,
+				    jump)) {
+		agent_msg("cannot patch %s: its stub is out of reach", o->name);
+		return -ERANGE;
+	}
+	if (nplan == capplan) {
+		size_t cap = capplan ? 2 * capplan : 64;
+		struct relive_ctl_write *p = realloc(plan, cap * sizeof(*p));
+
+		if (!p) {
+			agent_msg("out of memory planning code writes");
+			return -ENOMEM;
+		}
+		plan = p;
+		capplan = cap;
+	}
+	w = &plan[nplan++];
+	memset(w, 0, sizeof(*w));
+	w->addr = o->site.site_addr;
+	w->len = RELIVE_ARCH_JUMP_LEN;
+	w->redirect = redirect;
+	if (redirect) {
+		memcpy(w->expect, o->site.saved, w->len);
+		memcpy(w->bytes, jump, w->len);
+	} else {
+		memcpy(w->expect, jump, w->len);
+		memcpy(w->bytes, o->site.saved, w->len);
+	}
+	w->n_insns = o->site.n_insns;
+	memcpy(w->old_off, o->site.old_off, sizeof(w->old_off));
+	memcpy(w->new_off, o->site.new_off, sizeof(w->new_off));
+	w->copy = o->site.copy_addr;
+	w->stub = (uintptr_t)o->stub;
+	w->func = o->func_addr;
+	relive_agent_ctl.plan = (uintptr_t)plan;
+	relive_agent_ctl.nplan = nplan;
+	return 0;
+}
+
+/* Plans the entry jumps of the patch's functions that are not redirected
+ * yet, and reserves room on their func_stacks so enabling cannot fail. */
+int ops_plan_redirects_for(struct relive_patch *p)
+{
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < p->nobjs; i++)
+		for (j = 0; j < p->objs[i].nfuncs; j++) {
+			struct relive_ops *o = p->objs[i].funcs[j].ops;
+
+			if (!o)
+				continue;
+			rc = ops_reserve(o);
+			if (rc)
+				return rc;
+			if (!o->redirected) {
+				rc = plan_add(o, true);
+				if (rc)
+					return rc;
+			}
+		}
+	return 0;
+}
+
+/* Plans the removal of entry jumps that no version uses any more. */
+int ops_plan_restores(void)
+{
+	size_t b;
+	int rc;
+
+	ops_plan_reset();
+	for (b = 0; b < OPS_BUCKETS; b++) {
+		struct relive_ops *o;
+
+		for (o = ops_table[b]; o; o = o->next) {
+			if (!o->redirected || o->nstack)
+				continue;
+			rc = plan_add(o, false);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* The controller carried the plan out. */
+void ops_plan_done(void)
+{
+	size_t i;
+
+	for (i = 0; i < nplan; i++) {
+		struct relive_ops *o = ops_find(plan[i].func);
+
+		if (o)
+			o->redirected = plan[i].redirect;
+	}
+	ops_plan_reset();
+}

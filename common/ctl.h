@@ -1,0 +1,102 @@
+/*
+ * common/ctl.h - the agent's control block: the whole interface between the
+ * controller (`relive`, another process) and the agent (inside the target).
+ *
+ * The agent exports one symbol, relive_agent_ctl, of this type.  The
+ * controller finds it through the agent's symbol table and /proc/PID/maps,
+ * reads and writes it with process_vm_readv/writev, and makes one thread of
+ * the target call relive_agent_request() to act on a request.  Everything
+ * the controller must read about the agent's state (the listing, the plan of
+ * code writes) is reachable from here, so no request is needed to read.
+ *
+ * The layout is versioned by RELIVE_CTL_ABI: a controller refuses an agent
+ * whose ABI or version differs from its own.
+ */
+#ifndef RELIVE_CTL_H
+#define RELIVE_CTL_H
+
+#include <stdint.h>
+
+#define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
+#define RELIVE_CTL_ABI 1u
+
+enum relive_op {
+	RELIVE_OP_NONE = 0,
+	/* arg: patch path.  dlopen, check, resolve, build ops; changes nothing
+	 * that runs.  Fills the write plan with the entry jumps to write. */
+	RELIVE_OP_LOAD,
+	/* The controller wrote the plan: mark the sites redirected. */
+	RELIVE_OP_WRITTEN,
+	/* arg: patch name.  Start the transition to PATCHED. */
+	RELIVE_OP_ENABLE,
+	/* arg: patch name.  Start the transition to UNPATCHED (or reverse). */
+	RELIVE_OP_DISABLE,
+	/* Complete the transition in progress (every thread switched). */
+	RELIVE_OP_COMPLETE,
+	/* arg: patch name.  Drop a disabled patch: fills the plan with the
+	 * entry restorations, then dlcloses the patch. */
+	RELIVE_OP_REMOVE,
+	/* arg: patch name.  Undo a LOAD whose writes or enable failed. */
+	RELIVE_OP_ABORT,
+	/* Fill the plan with restorations of entries no version uses. */
+	RELIVE_OP_UNUSED_SITES,
+};
+
+/* One code write of the plan: an entry jump, or the restoration of the
+ * original bytes. */
+struct relive_ctl_write {
+	uint64_t addr;            /* site address */
+	uint8_t len;              /* bytes to write */
+	uint8_t n_insns;          /* PC map (redirection only) */
+	uint8_t redirect;         /* 1: writes the jump; 0: restores */
+	uint8_t pad;
+	uint8_t expect[32];       /* what must be there now */
+	uint8_t bytes[32];        /* what to write */
+	uint8_t old_off[16];      /* i-th displaced instruction at addr+old_off[i] */
+	uint8_t new_off[16];      /* ... and at copy+new_off[i] in the copy */
+	uint64_t copy;            /* the original copy */
+	uint64_t stub;            /* the stub (a PC there needs no fix-up) */
+	uint64_t func;            /* the function's entry (names its ops) */
+};
+
+/* Per-thread state, kernel's task->patch_state, for the listing. */
+enum relive_thread_reason {
+	RELIVE_REASON_ON_STACK = 1,
+	RELIVE_REASON_UNRELIABLE,
+	RELIVE_REASON_RUNNING,
+};
+
+struct relive_ctl {
+	uint64_t magic;
+	uint32_t abi;
+	uint32_t busy;            /* a request is being served */
+	char version[32];
+	int64_t tls_offset;       /* thread state byte = thread pointer + this */
+
+	/* Request. */
+	uint32_t op;
+	uint32_t pad0;
+	char arg[4096];
+
+	/* Reply. */
+	int32_t status;           /* 0 or a negative errno */
+	uint32_t pad1;
+	char msg[4096];
+
+	/* Plan of code writes (agent memory, valid until the next request). */
+	uint64_t plan;            /* struct relive_ctl_write[] */
+	uint32_t nplan;
+	uint32_t pad2;
+
+	/* Listing: a JSON array of the patches, rewritten after every change.
+	 * Read it between two equal even values of snap_seq. */
+	uint64_t snap_seq;
+	uint64_t snap;            /* char[] */
+	uint64_t snap_len;
+
+	/* Transition, written by the controller for the listing: a JSON array
+	 * of pending threads ("[]" when none). */
+	char pending[8192];
+};
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * relive/codewrite.c - carrying out the agent's plan of code writes.
+ *
+ * The only writes into the target's own code are entry jumps and their
+ * removal, and each is behaviour-neutral (the stub already runs what runs
+ * now).  They go through /proc/PID/mem, which leaves the pages'
+ * protections as they were, while every thread is held: no thread can
+ * fetch a half-written instruction.  A held thread whose PC is inside the
+ * bytes a jump displaces is moved to the same instruction in the relocated
+ * copy, so it is never resumed in the middle of the new jump.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relive.h"
+
+/* Moves a held thread out of the displaced bytes of a redirected site. */
+static int fix_pc(struct stopped *st, const struct relive_ctl_write *w)
+{
+	uint64_t pc = st->regs.rip;
+	unsigned i;
+
+	if (!w->redirect || pc <= w->addr)
+		return 0;
+	for (i = 1; i < w->n_insns; i++)
+		if (pc == w->addr + w->old_off[i]) {
+			st->regs.rip = w->copy + w->new_off[i];
+			st->dirty = true;
+			vlog("thread %d moved from %#llx into the original copy",
+			     st->tid, (unsigned long long)pc);
+			return 0;
+		}
+	if (pc < w->addr + w->len)
+		return -EFAULT; /* inside an instruction: cannot happen */
+	return 0;
+}
+
+int codewrite_apply(struct agent *a, char *err, size_t errlen)
+{
+	struct relive_ctl_write *plan;
+	struct stopped *held = NULL;
+	size_t nheld = 0, i, j, n;
+	char path[64], msg[512];
+	int fd = -1, rc;
+
+	if (agent_read_ctl(a))
+		return -EIO;
+	n = a->c.nplan;
+	if (!n)
+		return 0;
+	plan = calloc(n, sizeof(*plan));
+	if (!plan)
+		return -ENOMEM;
+	rc = proc_read(a->pid, a->c.plan, plan, n * sizeof(*plan));
+	if (rc) {
+		snprintf(err, errlen, "cannot read the agent's plan");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/mem", a->pid);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", path,
+			 strerror(errno));
+		goto out;
+	}
+	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
+	if (rc)
+		goto out;
+	/* Check everything before writing anything. */
+	for (i = 0; i < n; i++) {
+		uint8_t cur[32];
+
+		if (pread(fd, cur, plan[i].len, plan[i].addr) != plan[i].len) {
+			rc = -EIO;
+			snprintf(err, errlen, "cannot read code at %#llx",
+				 (unsigned long long)plan[i].addr);
+			goto release;
+		}
+		if (!memcmp(cur, plan[i].bytes, plan[i].len)) {
+			plan[i].len = 0; /* done by an interrupted run */
+			continue;
+		}
+		if (memcmp(cur, plan[i].expect, plan[i].len)) {
+			rc = -EBUSY;
+			snprintf(err, errlen, "the code at %#llx is not what "
+				 "relive expects (another tool or a debugger "
+				 "changed it?); nothing was written",
+				 (unsigned long long)plan[i].addr);
+			goto release;
+		}
+		for (j = 0; j < nheld; j++)
+			if (fix_pc(&held[j], &plan[i])) {
+				rc = -EFAULT;
+				snprintf(err, errlen, "thread %d is inside an "
+					 "instruction at %#llx", held[j].tid,
+					 (unsigned long long)held[j].regs.rip);
+				goto release;
+			}
+	}
+	for (i = 0; i < n; i++) {
+		if (!plan[i].len)
+			continue;
+		if (pwrite(fd, plan[i].bytes, plan[i].len, plan[i].addr) !=
+		    plan[i].len) {
+			rc = -errno;
+			snprintf(err, errlen, "writing code at %#llx failed: %s",
+				 (unsigned long long)plan[i].addr,
+				 strerror(errno));
+			/* Undo what was written: the writes are neutral, but
+			 * the agent must know exactly what is in place. */
+			while (i-- > 0)
+				if (plan[i].len)
+					(void)!pwrite(fd, plan[i].expect,
+						      plan[i].len, plan[i].addr);
+			goto release;
+		}
+	}
+release:
+	pt_release_all(held, nheld);
+	if (!rc)
+		rc = agent_request(a, RELIVE_OP_WRITTEN, NULL, msg,
+				   sizeof(msg));
+out:
+	if (fd >= 0)
+		close(fd);
+	free(plan);
+	return rc;
+}

@@ -1,0 +1,316 @@
+/*
+ * relive/inject.c - the agent inside the target: finding it, loading it,
+ * and sending it requests.
+ *
+ * Loading borrows one thread of the target and makes it call the C
+ * library's dlopen() on the agent's path; every later request makes a
+ * borrowed thread call relive_agent_request().  While the borrowed thread
+ * works, all the others run, so a lock it needs (malloc's, the dynamic
+ * loader's) is always released by its holder.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elfsym.h"
+#include "relive.h"
+
+#define AGENT_FILE "librelive-agent.so"
+
+const char *agent_default_path(void)
+{
+	static char path[PATH_MAX];
+	const char *env = getenv("RELIVE_AGENT");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(path, sizeof(path), "%s/%s", exe, AGENT_FILE);
+			if (access(path, R_OK) == 0)
+				return path;
+		}
+	}
+	return RELIVE_AGENT_INSTALLED;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+/* A thread to borrow: the main thread if it is alive, else any. */
+pid_t pick_thread(pid_t pid)
+{
+	pid_t *tids, t = 0;
+	size_t n, i;
+
+	if (proc_thread_state(pid, pid) && proc_thread_state(pid, pid) != 'Z')
+		return pid;
+	if (proc_tasks(pid, &tids, &n))
+		return 0;
+	for (i = 0; i < n && !t; i++) {
+		char s = proc_thread_state(pid, tids[i]);
+
+		if (s && s != 'Z' && s != 'X')
+			t = tids[i];
+	}
+	free(tids);
+	return t;
+}
+
+int agent_read_ctl(struct agent *a)
+{
+	return proc_read(a->pid, a->ctl, &a->c, sizeof(a->c));
+}
+
+/* Finds the agent in pid's memory.  Returns 0 (a->loaded says whether it
+ * is there) or an error when an agent is there but unusable. */
+int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
+{
+	struct proc_map *maps;
+	size_t n, i;
+	int rc = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->pid = pid;
+	if (proc_maps(pid, &maps, &n)) {
+		snprintf(err, errlen, "no process with PID %d", pid);
+		return -ESRCH;
+	}
+	for (i = 0; i < n; i++) {
+		struct elfsym_file *f;
+		struct elfsym_sym ctl, req;
+		char e[256];
+
+		if (maps[i].off || strcmp(base_name(maps[i].path), AGENT_FILE))
+			continue;
+		if (elfsym_open(maps[i].path, &f, e, sizeof(e))) {
+			snprintf(err, errlen, "agent in process %d: %s", pid, e);
+			rc = -ENOENT;
+			break;
+		}
+		if (elfsym_lookup(f, "relive_agent_ctl", 0, &ctl, NULL) ||
+		    elfsym_lookup(f, "relive_agent_request", 0, &req, NULL)) {
+			snprintf(err, errlen,
+				 "%s in process %d is not a relive agent",
+				 maps[i].path, pid);
+			elfsym_close(f);
+			rc = -ENOENT;
+			break;
+		}
+		uint64_t bias = maps[i].lo - elfsym_first_vaddr(f);
+		elfsym_close(f);
+		a->ctl = bias + ctl.value;
+		a->request = bias + req.value;
+		snprintf(a->path, sizeof(a->path), "%s", maps[i].path);
+		if (agent_read_ctl(a)) {
+			snprintf(err, errlen, "cannot read the agent of process "
+				 "%d", pid);
+			rc = -EIO;
+			break;
+		}
+		if (a->c.magic != RELIVE_CTL_MAGIC ||
+		    a->c.abi != RELIVE_CTL_ABI ||
+		    strncmp(a->c.version, RELIVE_VERSION,
+			    sizeof(a->c.version))) {
+			a->c.version[sizeof(a->c.version) - 1] = '\0';
+			snprintf(err, errlen,
+				 "process %d runs relive agent version %s "
+				 "(%s), this relive is %s; use the relive "
+				 "that loaded it, or restart the process to "
+				 "change versions", pid,
+				 a->c.magic == RELIVE_CTL_MAGIC ? a->c.version :
+								  "unknown",
+				 maps[i].path, RELIVE_VERSION);
+			rc = -EPROTO;
+			break;
+		}
+		a->loaded = true;
+		break;
+	}
+	free(maps);
+	return rc;
+}
+
+/* Address of a dynamic symbol of the target's C library. */
+static int libc_symbol(pid_t pid, const char *name, uint64_t *addr,
+		       char *err, size_t errlen)
+{
+	char path[4096];
+	uint64_t bias;
+	struct elfsym_file *f;
+	struct elfsym_sym sym;
+	unsigned count;
+	int rc;
+
+	if (proc_find_object(pid, "libc.so.6", path, sizeof(path), &bias)) {
+		snprintf(err, errlen,
+			 "process %d has no libc.so.6 mapped (static or not a "
+			 "glibc program); relive cannot load its agent there",
+			 pid);
+		return -ENOENT;
+	}
+	rc = elfsym_open(path, &f, err, errlen);
+	if (rc)
+		return rc;
+	rc = elfsym_lookup(f, name, 0, &sym, &count);
+	if (rc == -EEXIST) /* several symbol versions of one function */
+		rc = elfsym_lookup(f, name, count, &sym, NULL);
+	elfsym_close(f);
+	if (rc) {
+		snprintf(err, errlen, "no %s in %s", name, path);
+		return rc;
+	}
+	*addr = bias + sym.value;
+	return 0;
+}
+
+int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
+{
+	const char *path = agent_default_path();
+	char real[PATH_MAX], e[512];
+	struct stopped st;
+	uint64_t dlopen_addr, dlerror_addr, handle = 0, str;
+	uint64_t args[2];
+	int rc;
+
+	if (!realpath(path, real)) {
+		snprintf(err, errlen, "agent %s: %s; set RELIVE_AGENT to the "
+			 "path of %s", path, strerror(errno), AGENT_FILE);
+		return -ENOENT;
+	}
+	rc = libc_symbol(pid, "dlopen", &dlopen_addr, err, errlen);
+	if (rc)
+		return rc;
+	rc = libc_symbol(pid, "dlerror", &dlerror_addr, err, errlen);
+	if (rc)
+		return rc;
+	rc = pt_stop(pick_thread(pid), &st, err, errlen);
+	if (rc)
+		return rc;
+	/* The path goes on the thread's stack, below the red zone and above
+	 * the call frame pt_call() builds. */
+	str = (st.regs.rsp - 128 - strlen(real) - 1) & ~0xfull;
+	rc = proc_write(pid, str, real, strlen(real) + 1);
+	if (rc) {
+		snprintf(err, errlen, "cannot write to process %d", pid);
+		pt_release(&st);
+		return rc;
+	}
+	args[0] = str;
+	args[1] = RTLD_NOW | RTLD_LOCAL;
+	rc = pt_call(&st, dlopen_addr, args, 2, &handle, err, errlen);
+	if (!rc && !handle) {
+		uint64_t msg = 0;
+
+		snprintf(e, sizeof(e), "unknown error");
+		if (!pt_call(&st, dlerror_addr, NULL, 0, &msg, err, errlen) &&
+		    msg) {
+			proc_read(pid, msg, e, sizeof(e) - 1);
+			e[sizeof(e) - 1] = '\0';
+		}
+		snprintf(err, errlen, "loading the agent into process %d "
+			 "failed: %s", pid, e);
+		rc = -ENOEXEC;
+	}
+	pt_release(&st);
+	if (rc)
+		return rc;
+	rc = agent_find(pid, a, err, errlen);
+	if (!rc && !a->loaded) {
+		snprintf(err, errlen, "the agent was loaded into process %d "
+			 "but cannot be found there", pid);
+		rc = -ENOENT;
+	}
+	return rc;
+}
+
+/*
+ * Makes a borrowed thread serve one request.  msg receives the agent's
+ * message.  Returns the agent's status (0 or a negative errno) or a
+ * negative errno of the controller's own.
+ */
+int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
+		  size_t msglen)
+{
+	struct relive_ctl *c = NULL;
+	char argbuf[sizeof(c->arg)] = "";
+	uint64_t ret = 0;
+	struct stopped st;
+	int rc;
+
+	msg[0] = '\0';
+	if (arg)
+		snprintf(argbuf, sizeof(argbuf), "%s", arg);
+	rc = proc_write(a->pid, a->ctl + offsetof(struct relive_ctl, arg),
+			argbuf, sizeof(argbuf));
+	if (!rc)
+		rc = proc_write(a->pid, a->ctl + offsetof(struct relive_ctl, op),
+				&op, sizeof(op));
+	if (rc) {
+		snprintf(msg, msglen, "cannot write to process %d", a->pid);
+		return rc;
+	}
+	rc = pt_stop(pick_thread(a->pid), &st, msg, msglen);
+	if (rc)
+		return rc;
+	rc = pt_call(&st, a->request, NULL, 0, &ret, msg, msglen);
+	pt_release(&st);
+	if (rc)
+		return rc;
+	if (agent_read_ctl(a)) {
+		snprintf(msg, msglen, "cannot read the agent of process %d",
+			 a->pid);
+		return -EIO;
+	}
+	a->c.msg[sizeof(a->c.msg) - 1] = '\0';
+	snprintf(msg, msglen, "%s", a->c.msg);
+	return (int)(long)ret;
+}
+
+char *agent_read_snapshot(struct agent *a)
+{
+	int tries;
+
+	for (tries = 0; tries < 1000; tries++) {
+		uint64_t seq = a->c.snap_seq;
+		char *buf;
+
+		if (agent_read_ctl(a))
+			return NULL;
+		seq = a->c.snap_seq;
+		if (seq & 1)
+			continue;
+		buf = malloc(a->c.snap_len + 1);
+		if (!buf)
+			return NULL;
+		if (a->c.snap && !proc_read(a->pid, a->c.snap, buf,
+					    a->c.snap_len)) {
+			uint64_t again;
+
+			buf[a->c.snap_len] = '\0';
+			if (!proc_read(a->pid, a->ctl + offsetof(struct relive_ctl,
+								 snap_seq),
+				       &again, sizeof(again)) &&
+			    again == seq)
+				return buf;
+		}
+		free(buf);
+	}
+	return NULL;
+}

@@ -1,0 +1,475 @@
+/*
+ * relive/main.c - the `relive` command line.
+ *
+ * Commands mirror the kernel's livepatch interface: `patch` loads and
+ * enables a patch (kernel: insmod of a livepatch module), `disable` writes
+ * 0 to its `enabled`, `remove` unloads a disabled patch (rmmod), `list`
+ * shows /sys/kernel/livepatch for one process.  Exit statuses: 0 done,
+ * 1 refused or failed with nothing changed, 2 usage error, 3 a transition
+ * did not finish in time (it stays in progress, safe).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <elf.h>
+
+#include "elfsym.h"
+#include "patchfile.h"
+#include "relive.h"
+
+bool verbose;
+
+void die_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("relive: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void vlog(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	fputs("relive: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static const char usage_text[] =
+	"usage: relive COMMAND [OPTIONS]\n"
+	"\n"
+	"Live-patch a running process: replace functions without a restart.\n"
+	"\n"
+	"Commands:\n"
+	"  patch -p PID FILE.so [--timeout S]   load and enable a patch\n"
+	"  disable -p PID NAME [--timeout S]    disable an enabled patch\n"
+	"  remove -p PID NAME                   unload a disabled patch\n"
+	"  list -p PID [--json]                 show the patches of a process\n"
+	"  run -- CMD [ARGS...]                 start CMD with the agent preloaded\n"
+	"\n"
+	"Options:\n"
+	"  --help       this text (or `relive COMMAND --help`)\n"
+	"  --version    the version of relive\n"
+	"  -v           say what relive does, step by step\n"
+	"\n"
+	"Exit status: 0 done; 1 refused or failed, the process unchanged;\n"
+	"2 usage error; 3 a transition did not finish within the timeout.\n"
+	"A patch's NAME is its file name without \".so\".\n";
+
+static const struct {
+	const char *name, *help;
+} command_help[] = {
+	{ "patch",
+	  "usage: relive patch -p PID FILE.so [--timeout SECONDS]\n"
+	  "\n"
+	  "Loads the patch FILE.so into process PID (loading relive's agent\n"
+	  "first if needed) and enables it.  Every check that can fail is made\n"
+	  "before the process is touched: the file is a relive patch, every\n"
+	  "object's build-id matches, every function exists and is unique (or\n"
+	  "has old_sympos).  --timeout bounds the wait for the transition\n"
+	  "(default 60 seconds).\n" },
+	{ "disable",
+	  "usage: relive disable -p PID NAME [--timeout SECONDS]\n"
+	  "\n"
+	  "Disables the patch NAME in process PID: its functions run the\n"
+	  "version below them again (the previous patch, or the original).\n" },
+	{ "remove",
+	  "usage: relive remove -p PID NAME\n"
+	  "\n"
+	  "Unloads the disabled patch NAME from process PID.  Refused while the\n"
+	  "patch is enabled, and for a forced patch.\n" },
+	{ "list",
+	  "usage: relive list -p PID [--json]\n"
+	  "\n"
+	  "Shows the agent, the transition in progress and the patches of\n"
+	  "process PID, without stopping it.  --json prints one JSON object:\n"
+	  "{pid, agent:{loaded,version}, transition, patches:[...]}.\n" },
+	{ "run",
+	  "usage: relive run -- CMD [ARGS...]\n"
+	  "\n"
+	  "Runs CMD with relive's agent preloaded, so patching it later needs\n"
+	  "no injection.\n" },
+};
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("relive: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'relive --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int command_usage(const char *cmd)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
+		if (!strcmp(command_help[i].name, cmd)) {
+			fputs(command_help[i].help, stdout);
+			return EXIT_DONE;
+		}
+	fputs(usage_text, stdout);
+	return EXIT_DONE;
+}
+
+struct opts {
+	pid_t pid;
+	double timeout;
+	bool json;
+	bool help;
+	char *arg;
+};
+
+static int parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v <= 0 || v > INT_MAX)
+		return -1;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+/* Parses the options of a command that takes -p PID and one argument. */
+static int parse(const char *cmd, int argc, char **argv, struct opts *o,
+		 bool want_arg, bool allow_timeout, bool allow_json)
+{
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout = 60;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":p:hv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_pid(optarg, &o->pid))
+				return usage_error("%s: '%s' is not a process ID",
+						   cmd, optarg);
+			break;
+		case 't': {
+			char *end;
+
+			o->timeout = strtod(optarg, &end);
+			if (!allow_timeout || *end || o->timeout < 0)
+				return usage_error("%s: bad --timeout '%s'",
+						   cmd, optarg);
+			break;
+		}
+		case 'j':
+			if (!allow_json)
+				return usage_error("%s: unknown option --json",
+						   cmd);
+			o->json = true;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case 'v':
+			verbose = true;
+			break;
+		case ':':
+			return usage_error("%s: option %s needs a value", cmd,
+					   argv[optind - 1]);
+		default:
+			return usage_error("%s: unknown option '%s'", cmd,
+					   argv[optind - 1]);
+		}
+	}
+	if (!o->pid)
+		return usage_error("%s: which process? give -p PID", cmd);
+	if (want_arg) {
+		if (optind >= argc)
+			return usage_error("%s: missing %s", cmd,
+					   !strcmp(cmd, "patch") ? "FILE.so" :
+								   "NAME");
+		o->arg = argv[optind++];
+	}
+	if (optind < argc)
+		return usage_error("%s: unexpected argument '%s'", cmd,
+				   argv[optind]);
+	return 0;
+}
+
+static const char *objname(const char *n)
+{
+	return n ? n : "main";
+}
+
+/*
+ * Checks the patch against the objects the target has mapped, before
+ * anything is written: build-ids, and every function present, unique or
+ * with a valid sympos.  Objects not loaded are checked when they load.
+ */
+static int precheck(pid_t pid, const struct patchfile *pf, char *err,
+		    size_t errlen)
+{
+	size_t i, j;
+
+	for (i = 0; i < pf->nobjs; i++) {
+		const struct pf_object *o = &pf->objs[i];
+		struct elfsym_file *f;
+		char path[4096];
+		uint64_t bias;
+		int rc;
+
+		if (proc_find_object(pid, o->name, path, sizeof(path), &bias))
+			continue;
+		rc = elfsym_open(path, &f, err, errlen);
+		if (rc)
+			return rc;
+		if (o->build_id && o->build_id[0] &&
+		    strcasecmp(o->build_id, elfsym_build_id(f))) {
+			snprintf(err, errlen,
+				 "%s: object '%s' (%s) has build-id %s, the "
+				 "patch was built for %s; rebuild the patch "
+				 "against the running binary", pf->name,
+				 objname(o->name), path,
+				 elfsym_build_id(f)[0] ? elfsym_build_id(f) :
+							 "(none)",
+				 o->build_id);
+			elfsym_close(f);
+			return -ENOEXEC;
+		}
+		for (j = 0; j < o->nfuncs; j++) {
+			struct elfsym_sym sym;
+			unsigned count = 0;
+			char msg[512];
+
+			rc = elfsym_lookup(f, o->funcs[j].old_name,
+					   o->funcs[j].old_sympos, &sym, &count);
+			if (rc) {
+				elfsym_strerror(rc, o->funcs[j].old_name,
+						o->funcs[j].old_sympos, count,
+						objname(o->name), msg,
+						sizeof(msg));
+				snprintf(err, errlen, "%s: %s", pf->name, msg);
+				elfsym_close(f);
+				return rc;
+			}
+			if (sym.type != STT_FUNC) {
+				snprintf(err, errlen, "%s: symbol '%s' in %s is "
+					 "not a function", pf->name,
+					 o->funcs[j].old_name, objname(o->name));
+				elfsym_close(f);
+				return -EINVAL;
+			}
+		}
+		elfsym_close(f);
+	}
+	return 0;
+}
+
+/* Takes away what a failed `relive patch` left: the patch and any entry
+ * jump no version uses. */
+static void undo_load(struct agent *a, const char *name)
+{
+	char msg[512];
+
+	agent_request(a, RELIVE_OP_ABORT, name, msg, sizeof(msg));
+	if (!agent_request(a, RELIVE_OP_UNUSED_SITES, NULL, msg, sizeof(msg)))
+		codewrite_apply(a, msg, sizeof(msg));
+}
+
+static int cmd_patch(int argc, char **argv)
+{
+	struct patchfile pf;
+	struct opts o;
+	struct agent a;
+	char err[4096], real[PATH_MAX];
+	int rc;
+
+	rc = parse("patch", argc, argv, &o, true, true, false);
+	if (rc || o.help)
+		return o.help ? command_usage("patch") : rc;
+	if (proc_check(o.pid, err, sizeof(err)))
+		goto refused;
+	if (!realpath(o.arg, real)) {
+		snprintf(err, sizeof(err), "%s: %s", o.arg, strerror(errno));
+		goto refused;
+	}
+	if (patchfile_read(real, &pf, err, sizeof(err)))
+		goto refused;
+	rc = precheck(o.pid, &pf, err, sizeof(err));
+	if (rc) {
+		patchfile_free(&pf);
+		goto refused;
+	}
+	rc = agent_find(o.pid, &a, err, sizeof(err));
+	if (!rc && !a.loaded) {
+		vlog("loading the agent into process %d", o.pid);
+		rc = agent_inject(o.pid, &a, err, sizeof(err));
+	}
+	if (rc) {
+		patchfile_free(&pf);
+		goto refused;
+	}
+	vlog("loading %s", real);
+	rc = agent_request(&a, RELIVE_OP_LOAD, real, err, sizeof(err));
+	if (rc) {
+		patchfile_free(&pf);
+		goto refused;
+	}
+	rc = codewrite_apply(&a, err, sizeof(err));
+	if (!rc)
+		rc = transition_enable(&a, pf.name, o.timeout, err,
+				       sizeof(err));
+	if (rc) {
+		undo_load(&a, pf.name);
+		patchfile_free(&pf);
+		goto refused;
+	}
+	printf("relive: patch '%s' enabled in process %d\n", pf.name, o.pid);
+	patchfile_free(&pf);
+	return EXIT_DONE;
+refused:
+	die_msg("%s", err);
+	return EXIT_REFUSED;
+}
+
+static int need_agent(pid_t pid, struct agent *a, char *err, size_t errlen)
+{
+	int rc = proc_check(pid, err, errlen);
+
+	if (rc)
+		return rc;
+	rc = agent_find(pid, a, err, errlen);
+	if (!rc && !a->loaded) {
+		snprintf(err, errlen, "process %d has no relive agent and no "
+			 "patches", pid);
+		rc = -ENOENT;
+	}
+	return rc;
+}
+
+static int cmd_disable(int argc, char **argv)
+{
+	struct opts o;
+	struct agent a;
+	char err[4096];
+	int rc;
+
+	rc = parse("disable", argc, argv, &o, true, true, false);
+	if (rc || o.help)
+		return o.help ? command_usage("disable") : rc;
+	if (need_agent(o.pid, &a, err, sizeof(err)) ||
+	    transition_disable(&a, o.arg, o.timeout, err, sizeof(err))) {
+		die_msg("%s", err);
+		return EXIT_REFUSED;
+	}
+	printf("relive: patch '%s' disabled in process %d\n", o.arg, o.pid);
+	return EXIT_DONE;
+}
+
+static int cmd_remove(int argc, char **argv)
+{
+	struct opts o;
+	struct agent a;
+	char err[4096];
+	int rc;
+
+	rc = parse("remove", argc, argv, &o, true, false, false);
+	if (rc || o.help)
+		return o.help ? command_usage("remove") : rc;
+	if (need_agent(o.pid, &a, err, sizeof(err)) ||
+	    agent_request(&a, RELIVE_OP_REMOVE, o.arg, err, sizeof(err))) {
+		die_msg("%s", err);
+		return EXIT_REFUSED;
+	}
+	printf("relive: patch '%s' removed from process %d\n", o.arg, o.pid);
+	return EXIT_DONE;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	struct opts o;
+	int rc;
+
+	rc = parse("list", argc, argv, &o, false, false, true);
+	if (rc || o.help)
+		return o.help ? command_usage("list") : rc;
+	return list_print(o.pid, o.json);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	const char *agent = agent_default_path();
+	const char *old = getenv("LD_PRELOAD");
+	char real[PATH_MAX], *pre;
+	int i = 1;
+
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+		return command_usage("run");
+	if (i < argc && !strcmp(argv[i], "--"))
+		i++;
+	if (i >= argc)
+		return usage_error("run: which command? relive run -- CMD [ARGS...]");
+	if (!realpath(agent, real)) {
+		die_msg("agent %s: %s", agent, strerror(errno));
+		return EXIT_REFUSED;
+	}
+	if (asprintf(&pre, "%s%s%s", real, old && *old ? ":" : "",
+		     old ? old : "") < 0)
+		return EXIT_REFUSED;
+	setenv("LD_PRELOAD", pre, 1);
+	execvp(argv[i], argv + i);
+	die_msg("cannot run %s: %s", argv[i], strerror(errno));
+	return 127;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2)
+		return usage_error("which command?");
+	cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") ||
+	    !strcmp(cmd, "help")) {
+		fputs(usage_text, stdout);
+		return EXIT_DONE;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("relive %s\n", RELIVE_VERSION);
+		return EXIT_DONE;
+	}
+	if (!strcmp(cmd, "patch"))
+		return cmd_patch(argc - 1, argv + 1);
+	if (!strcmp(cmd, "disable"))
+		return cmd_disable(argc - 1, argv + 1);
+	if (!strcmp(cmd, "remove"))
+		return cmd_remove(argc - 1, argv + 1);
+	if (!strcmp(cmd, "list"))
+		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	return usage_error("unknown command '%s'", cmd);
+}

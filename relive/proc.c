@@ -1,0 +1,239 @@
+/*
+ * relive/proc.c - what the controller learns about a target from /proc,
+ * and reading and writing its memory without stopping it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "elfsym.h"
+#include "relive.h"
+
+/* Tells why relive cannot work on pid, or 0. */
+int proc_check(pid_t pid, char *err, size_t errlen)
+{
+	char path[64], line[256];
+	FILE *f;
+	int tracer = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "no process with PID %d", pid);
+		return -ESRCH;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+			break;
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EACCES || errno == EPERM) {
+			snprintf(err, errlen,
+				 "permission denied for process %d: it belongs "
+				 "to another user or ptrace is restricted; run "
+				 "relive as the process's owner or as root",
+				 pid);
+			return -EPERM;
+		}
+		snprintf(err, errlen, "process %d: %s", pid, strerror(errno));
+		return -errno;
+	}
+	close(fd);
+	if (tracer && tracer != getpid()) {
+		snprintf(err, errlen,
+			 "process %d is already traced by process %d (a "
+			 "debugger?); detach it first", pid, tracer);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int proc_tasks(pid_t pid, pid_t **tids, size_t *n)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	size_t cap = 16;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	*n = 0;
+	*tids = malloc(cap * sizeof(**tids));
+	if (!*tids) {
+		closedir(d);
+		return -ENOMEM;
+	}
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		if (*n == cap) {
+			pid_t *t = realloc(*tids, 2 * cap * sizeof(*t));
+
+			if (!t) {
+				closedir(d);
+				return -ENOMEM;
+			}
+			*tids = t;
+			cap *= 2;
+		}
+		(*tids)[(*n)++] = atoi(e->d_name);
+	}
+	closedir(d);
+	return 0;
+}
+
+char proc_thread_state(pid_t pid, pid_t tid)
+{
+	char path[96], buf[512], *p;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] && p[2] ? p[2] : 0;
+}
+
+int proc_maps(pid_t pid, struct proc_map **maps, size_t *n)
+{
+	char path[64], line[1024];
+	size_t cap = 64;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	*n = 0;
+	*maps = malloc(cap * sizeof(**maps));
+	if (!*maps) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct proc_map *m;
+		unsigned long lo, hi, off;
+		char perms[8];
+		int pos = 0;
+
+		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s%n", &lo, &hi, perms,
+			   &off, &pos) < 4)
+			continue;
+		if (*n == cap) {
+			struct proc_map *nm = realloc(*maps,
+						      2 * cap * sizeof(*nm));
+			if (!nm) {
+				fclose(f);
+				return -ENOMEM;
+			}
+			*maps = nm;
+			cap *= 2;
+		}
+		m = &(*maps)[(*n)++];
+		m->lo = lo;
+		m->hi = hi;
+		m->off = off;
+		snprintf(m->perms, sizeof(m->perms), "%s", perms);
+		char *s = line + pos;
+		while (*s == ' ')
+			s++;
+		s[strcspn(s, "\n")] = '\0';
+		snprintf(m->path, sizeof(m->path), "%s", s);
+	}
+	fclose(f);
+	return 0;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
+		     uint64_t *bias)
+{
+	struct proc_map *maps;
+	char exe[4096] = "", linkp[64], err[256];
+	size_t n, i;
+	int rc = -ENOENT;
+
+	if (proc_maps(pid, &maps, &n))
+		return -ESRCH;
+	if (!name || !strcmp(name, "main")) {
+		snprintf(linkp, sizeof(linkp), "/proc/%d/exe", pid);
+		ssize_t l = readlink(linkp, exe, sizeof(exe) - 1);
+		if (l < 0) {
+			free(maps);
+			return -errno;
+		}
+		exe[l] = '\0';
+	}
+	for (i = 0; i < n && rc; i++) {
+		struct proc_map *m = &maps[i];
+		struct elfsym_file *f;
+		bool match;
+
+		if (m->off != 0 || m->path[0] != '/')
+			continue;
+		if (exe[0]) {
+			match = !strcmp(m->path, exe);
+		} else {
+			match = !strcmp(base_name(m->path), name);
+			if (!match && strstr(m->path, ".so") &&
+			    elfsym_open(m->path, &f, err, sizeof(err)) == 0) {
+				const char *so = elfsym_soname(f);
+
+				match = so && !strcmp(so, name);
+				elfsym_close(f);
+			}
+		}
+		if (!match)
+			continue;
+		if (elfsym_open(m->path, &f, err, sizeof(err)))
+			continue;
+		*bias = m->lo - elfsym_first_vaddr(f);
+		elfsym_close(f);
+		snprintf(path, pathlen, "%s", m->path);
+		rc = 0;
+	}
+	free(maps);
+	return rc;
+}
+
+int proc_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
+	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+
+	if (n == (ssize_t)len)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
+
+int proc_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec l = { (void *)buf, len },
+		     r = { (void *)(uintptr_t)addr, len };
+	ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
+
+	if (n == (ssize_t)len)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}

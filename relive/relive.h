@@ -1,0 +1,91 @@
+/*
+ * relive/relive.h - what the files of the controller (the `relive` command)
+ * share.  See docs/architecture.md for the division of work between the
+ * controller and the agent.
+ */
+#ifndef RELIVE_RELIVE_H
+#define RELIVE_RELIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "ctl.h"
+
+/* Exit statuses of the command line. */
+enum {
+	EXIT_DONE = 0,
+	EXIT_REFUSED = 1,
+	EXIT_USAGE = 2,
+	EXIT_TIMEOUT = 3,
+};
+
+/* Error reporting: one line on stderr, "relive: ..." */
+void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern bool verbose;
+void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* proc.c: reading /proc and the target's memory */
+struct proc_map {
+	uint64_t lo, hi, off;
+	char perms[5];
+	char path[512];
+};
+int proc_check(pid_t pid, char *err, size_t errlen);
+int proc_tasks(pid_t pid, pid_t **tids, size_t *n);
+int proc_maps(pid_t pid, struct proc_map **maps, size_t *n);
+/* Finds a loaded object: name NULL or "main" for the executable, else
+ * DT_SONAME or file name.  Returns 0 with path and bias, -ENOENT. */
+int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
+		     uint64_t *bias);
+int proc_read(pid_t pid, uint64_t addr, void *buf, size_t len);
+int proc_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
+char proc_thread_state(pid_t pid, pid_t tid);
+
+/* ptrace.c: stopping one thread, calling a function on it */
+struct stopped {
+	pid_t tid;
+	struct user_regs_struct regs;  /* as stopped */
+	bool dirty;                    /* regs changed: write back */
+};
+int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen);
+int pt_release(struct stopped *st);
+int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
+	    int nargs, uint64_t *ret, char *err, size_t errlen);
+int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
+		size_t errlen);
+void pt_release_all(struct stopped *list, size_t n);
+
+/* inject.c: the agent in the target */
+struct agent {
+	pid_t pid;
+	bool loaded;
+	char path[4096];
+	uint64_t ctl;        /* address of relive_agent_ctl */
+	uint64_t request;    /* address of relive_agent_request */
+	struct relive_ctl c; /* last copy read */
+};
+const char *agent_default_path(void);
+int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen);
+int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen);
+int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
+		  size_t msglen);
+int agent_read_ctl(struct agent *a);
+char *agent_read_snapshot(struct agent *a);
+pid_t pick_thread(pid_t pid);
+
+/* codewrite.c: carrying out the agent's plan of code writes */
+int codewrite_apply(struct agent *a, char *err, size_t errlen);
+
+/* transition.c */
+int transition_enable(struct agent *a, const char *name, double timeout,
+		      char *err, size_t errlen);
+int transition_disable(struct agent *a, const char *name, double timeout,
+		       char *err, size_t errlen);
+
+/* list.c */
+int list_print(pid_t pid, bool json);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * tests/targets/target.c - the line protocol of the test targets; see
+ * target.h.
+ */
+#include "target.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t reply_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void target_reply(const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&reply_lock);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+	pthread_mutex_unlock(&reply_lock);
+}
+
+bool target_next(char *line, size_t size)
+{
+	size_t len;
+
+	if (!fgets(line, (int)size, stdin))
+		return false;
+	len = strlen(line);
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		line[--len] = '\0';
+	return true;
+}
+
+bool target_arg(const char *line, const char *cmd, long *arg)
+{
+	size_t n = strlen(cmd);
+	char *end;
+
+	if (strncmp(line, cmd, n) != 0 || line[n] != ' ')
+		return false;
+	*arg = strtol(line + n + 1, &end, 0);
+	return end != line + n + 1 && *end == '\0';
+}
+
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+bool target_common(const char *line)
+{
+	if (strcmp(line, "pid") == 0) {
+		target_reply("%d", (int)getpid());
+	} else if (strcmp(line, "threads") == 0) {
+		target_reply("%d", count_threads());
+	} else if (strncmp(line, "sym ", 4) == 0) {
+		const char *name = line + 4;
+		void *addr = dlsym(RTLD_DEFAULT, name);
+		Dl_info info;
+		const char *file;
+
+		if (!addr) {
+			target_reply("sym %s none", name);
+			return true;
+		}
+		if (!dladdr(addr, &info) || !info.dli_fname || !*info.dli_fname)
+			file = "main";
+		else
+			file = strrchr(info.dli_fname, '/') ?
+				strrchr(info.dli_fname, '/') + 1 : info.dli_fname;
+		target_reply("sym %s %s", name, file);
+	} else if (strcmp(line, "quit") == 0) {
+		target_reply("bye");
+		exit(0);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+
+static void *idle_main(void *arg)
+{
+	pthread_mutex_lock(&idle_lock);
+	for (;;)
+		pthread_cond_wait(&idle_cond, &idle_lock);
+	return arg;
+}
+
+void target_idle_threads(int n)
+{
+	pthread_t t;
+
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&t, NULL, idle_main, NULL) != 0) {
+			perror("pthread_create");
+			exit(1);
+		}
+		pthread_detach(t);
+	}
+}
