@@ -37,6 +37,21 @@ __thread uint8_t relive_thread_state;
 
 static bool agent_logging;
 
+/*
+ * Where a thread borrowed by the controller returns after a request: the
+ * controller left a signal frame with the thread's own registers on its
+ * stack, and rt_sigreturn restores them (see relive/ptrace.c).  Exactly
+ * `mov $15,%rax; syscall`, 9 bytes, as the controller expects.
+ */
+__asm__(".text\n"
+	".globl relive_agent_restorer\n"
+	".type relive_agent_restorer, @function\n"
+	"relive_agent_restorer:\n"
+	"	mov $15, %rax\n"
+	"	syscall\n"
+	"	hlt\n"
+	".size relive_agent_restorer, .-relive_agent_restorer\n");
+
 void agent_msg(const char *fmt, ...)
 {
 	va_list ap;

@@ -94,7 +94,7 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 	}
 	for (i = 0; i < n; i++) {
 		struct elfsym_file *f;
-		struct elfsym_sym ctl, req;
+		struct elfsym_sym ctl, req, rst;
 		char e[256];
 
 		if (maps[i].off || strcmp(base_name(maps[i].path), AGENT_FILE))
@@ -105,7 +105,8 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 			break;
 		}
 		if (elfsym_lookup(f, "relive_agent_ctl", 0, &ctl, NULL) ||
-		    elfsym_lookup(f, "relive_agent_request", 0, &req, NULL)) {
+		    elfsym_lookup(f, "relive_agent_request", 0, &req, NULL) ||
+		    elfsym_lookup(f, "relive_agent_restorer", 0, &rst, NULL)) {
 			snprintf(err, errlen,
 				 "%s in process %d is not a relive agent",
 				 maps[i].path, pid);
@@ -117,6 +118,7 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 		elfsym_close(f);
 		a->ctl = bias + ctl.value;
 		a->request = bias + req.value;
+		a->restorer = bias + rst.value;
 		snprintf(a->path, sizeof(a->path), "%s", maps[i].path);
 		if (agent_read_ctl(a)) {
 			snprintf(err, errlen, "cannot read the agent of process "
@@ -180,12 +182,91 @@ static int libc_symbol(pid_t pid, const char *name, uint64_t *addr,
 	return 0;
 }
 
+/*
+ * Finds the C library's rt_sigreturn trampoline (__restore_rt, the
+ * sa_restorer of every handler glibc installs): `mov $15,%rax; syscall`.
+ * It is not an exported symbol, so it is looked for in the code.
+ */
+static size_t find_bytes(const uint8_t *buf, size_t len, const uint8_t *pat,
+			 size_t plen)
+{
+	const uint8_t *hit = memmem(buf, len, pat, plen);
+
+	return hit ? (size_t)(hit - buf) : len;
+}
+
+static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
+{
+	static const uint8_t pat[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00,
+				       0x00, 0x0f, 0x05 };
+	struct proc_map *maps;
+	size_t n, i;
+	int rc = -ENOENT;
+
+	if (proc_maps(pid, &maps, &n))
+		return -ESRCH;
+	for (i = 0; i < n && rc; i++) {
+		size_t len = maps[i].hi - maps[i].lo, off;
+		uint8_t *buf;
+
+		if (maps[i].perms[2] != 'x' ||
+		    !strstr(base_name(maps[i].path), "libc.so.6"))
+			continue;
+		buf = malloc(len);
+		if (!buf)
+			break;
+		off = proc_read(pid, maps[i].lo, buf, len) ? len :
+						find_bytes(buf, len, pat, sizeof(pat));
+		free(buf);
+		if (off < len) {
+			*addr = maps[i].lo + off;
+			rc = 0;
+		}
+	}
+	free(maps);
+	if (rc)
+		snprintf(err, errlen, "process %d: no rt_sigreturn trampoline "
+			 "in its C library; relive needs glibc", pid);
+	return rc;
+}
+
+/* Stops a thread fit to be borrowed: one not in a system call whose
+ * restart depends on the kernel's restart block (nanosleep, poll), so
+ * returning through rt_sigreturn cannot change what it sees. */
+static int borrow(pid_t pid, struct stopped *st, char *err, size_t errlen)
+{
+	pid_t *tids, first = pick_thread(pid);
+	size_t n, i;
+	int rc;
+
+	rc = pt_stop(first, st, err, errlen);
+	if (rc || !pt_in_restartblock(st))
+		return rc;
+	pt_release(st);
+	if (proc_tasks(pid, &tids, &n))
+		return -ESRCH;
+	for (i = 0; i < n; i++) {
+		if (tids[i] == first)
+			continue;
+		if (pt_stop(tids[i], st, err, errlen))
+			continue;
+		if (!pt_in_restartblock(st)) {
+			free(tids);
+			return 0;
+		}
+		pt_release(st);
+	}
+	free(tids);
+	/* Every thread sleeps in such a call: re-issuing it is still right. */
+	return pt_stop(first, st, err, errlen);
+}
+
 int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 {
 	const char *path = agent_default_path();
-	char real[PATH_MAX], e[512];
+	char real[PATH_MAX];
 	struct stopped st;
-	uint64_t dlopen_addr, dlerror_addr, handle = 0, str;
+	uint64_t dlopen_addr, restorer, str;
 	uint64_t args[2];
 	int rc;
 
@@ -195,17 +276,16 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 		return -ENOENT;
 	}
 	rc = libc_symbol(pid, "dlopen", &dlopen_addr, err, errlen);
+	if (!rc)
+		rc = libc_restorer(pid, &restorer, err, errlen);
 	if (rc)
 		return rc;
-	rc = libc_symbol(pid, "dlerror", &dlerror_addr, err, errlen);
+	rc = borrow(pid, &st, err, errlen);
 	if (rc)
 		return rc;
-	rc = pt_stop(pick_thread(pid), &st, err, errlen);
-	if (rc)
-		return rc;
-	/* The path goes on the thread's stack, below the red zone and above
-	 * the call frame pt_call() builds. */
-	str = (st.regs.rsp - 128 - strlen(real) - 1) & ~0xfull;
+	/* The path goes on the thread's stack, well below the red zone and
+	 * the frame pt_call() builds. */
+	str = (st.regs.rsp - 32768 - strlen(real) - 1) & ~0xfull;
 	rc = proc_write(pid, str, real, strlen(real) + 1);
 	if (rc) {
 		snprintf(err, errlen, "cannot write to process %d", pid);
@@ -214,27 +294,17 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 	}
 	args[0] = str;
 	args[1] = RTLD_NOW | RTLD_LOCAL;
-	rc = pt_call(&st, dlopen_addr, args, 2, &handle, err, errlen);
-	if (!rc && !handle) {
-		uint64_t msg = 0;
-
-		snprintf(e, sizeof(e), "unknown error");
-		if (!pt_call(&st, dlerror_addr, NULL, 0, &msg, err, errlen) &&
-		    msg) {
-			proc_read(pid, msg, e, sizeof(e) - 1);
-			e[sizeof(e) - 1] = '\0';
-		}
-		snprintf(err, errlen, "loading the agent into process %d "
-			 "failed: %s", pid, e);
-		rc = -ENOEXEC;
-	}
+	rc = pt_call(&st, dlopen_addr, args, 2, restorer, err, errlen);
 	pt_release(&st);
 	if (rc)
 		return rc;
 	rc = agent_find(pid, a, err, errlen);
 	if (!rc && !a->loaded) {
-		snprintf(err, errlen, "the agent was loaded into process %d "
-			 "but cannot be found there", pid);
+		snprintf(err, errlen,
+			 "loading the agent %s into process %d failed: the "
+			 "process may not be able to read that file (another "
+			 "user, another mount namespace), or has no static TLS "
+			 "left for it; nothing was changed", real, pid);
 		rc = -ENOENT;
 	}
 	return rc;
@@ -250,7 +320,6 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 {
 	struct relive_ctl *c = NULL;
 	char argbuf[sizeof(c->arg)] = "";
-	uint64_t ret = 0;
 	struct stopped st;
 	int rc;
 
@@ -266,10 +335,10 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		snprintf(msg, msglen, "cannot write to process %d", a->pid);
 		return rc;
 	}
-	rc = pt_stop(pick_thread(a->pid), &st, msg, msglen);
+	rc = borrow(a->pid, &st, msg, msglen);
 	if (rc)
 		return rc;
-	rc = pt_call(&st, a->request, NULL, 0, &ret, msg, msglen);
+	rc = pt_call(&st, a->request, NULL, 0, a->restorer, msg, msglen);
 	pt_release(&st);
 	if (rc)
 		return rc;
@@ -280,7 +349,7 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	}
 	a->c.msg[sizeof(a->c.msg) - 1] = '\0';
 	snprintf(msg, msglen, "%s", a->c.msg);
-	return (int)(long)ret;
+	return a->c.status;
 }
 
 char *agent_read_snapshot(struct agent *a)

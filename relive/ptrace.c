@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
 #include <sys/ptrace.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include "relive.h"
@@ -55,7 +57,7 @@ int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen)
 
 	memset(st, 0, sizeof(*st));
 	st->tid = tid;
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0)) {
+	if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD)) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot trace thread %d: %s", tid,
 			 strerror(errno));
@@ -102,6 +104,9 @@ int pt_release(struct stopped *st)
 {
 	int rc = 0;
 
+	if (st->released)
+		return 0;
+	st->released = true;
 	if (st->dirty && ptrace(PTRACE_SETREGS, st->tid, 0, &st->regs))
 		rc = -errno;
 	if (ptrace(PTRACE_DETACH, st->tid, 0, 0) && !rc)
@@ -110,66 +115,191 @@ int pt_release(struct stopped *st)
 }
 
 /*
- * Calls func(args...) on the stopped thread and waits for it to return.
- * The call runs on the thread's own stack, below its red zone, and returns
- * to address 0: the fault that follows is the controller's signal that the
- * call is over, and is never delivered.  The thread's registers are
- * restored by pt_release().
+ * The kernel's signal frame (arch/x86/include/asm/sigframe.h), which
+ * rt_sigreturn reads back: a borrowed thread returns from the function it
+ * was made to call into `mov $15,%rax; syscall` with this frame on its
+ * stack, and rt_sigreturn puts back every register, the FPU/vector state
+ * and the signal mask exactly as they were at the stop.  The thread needs
+ * no help from the controller to get home, so a controller killed in the
+ * middle of a call leaves the target as it was.
+ */
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate;
+	uint64_t reserved1[8];
+};
+
+struct k_ucontext {
+	uint64_t uc_flags;
+	uint64_t uc_link;
+	struct {
+		uint64_t ss_sp;
+		int32_t ss_flags;
+		int32_t pad;
+		uint64_t ss_size;
+	} uc_stack;
+	struct k_sigcontext uc_mcontext;
+	uint64_t uc_sigmask;
+};
+
+struct k_rt_sigframe {
+	uint64_t pretcode;
+	struct k_ucontext uc;
+	uint8_t info[128];
+};
+
+#define UC_FP_XSTATE 0x1
+#define UC_SIGCONTEXT_SS 0x2
+#define UC_STRICT_RESTORE_SS 0x4
+#ifndef FP_XSTATE_MAGIC1
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#endif
+#define SW_BYTES_OFF 464
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+/* The registers the thread must resume with so that a system call it was
+ * stopped in is re-entered, as the kernel would have done. */
+static struct user_regs_struct resume_regs(const struct user_regs_struct *r)
+{
+	struct user_regs_struct o = *r;
+	long rax = (long)r->rax;
+
+	if ((long)r->orig_rax < 0)
+		return o;
+	if (rax == -ERESTARTSYS || rax == -ERESTARTNOINTR ||
+	    rax == -ERESTARTNOHAND || rax == -ERESTART_RESTARTBLOCK ||
+	    rax == -EINTR) {
+		/* RESTARTBLOCK calls (nanosleep, poll) are re-issued with their
+		 * own arguments: rt_sigreturn resets the restart block. */
+		o.rax = r->orig_rax;
+		o.rip -= 2;
+	}
+	return o;
+}
+
+bool pt_in_restartblock(const struct stopped *st)
+{
+	return (long)st->regs.orig_rax >= 0 &&
+	       (long)st->regs.rax == -ERESTART_RESTARTBLOCK;
+}
+
+/*
+ * Calls func(args...) on the stopped thread.  restorer is the address of a
+ * `mov $15,%rax; syscall` sequence (rt_sigreturn) in the target.  Returns
+ * once func has returned and the thread is on its way back, untraced; the
+ * thread is released (pt_release must not be called again).
  */
 int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
-	    int nargs, uint64_t *ret, char *err, size_t errlen)
+	    int nargs, uint64_t restorer, char *err, size_t errlen)
 {
-	struct user_regs_struct r = st->regs;
-	uint64_t zero = 0;
+	struct user_regs_struct r = resume_regs(&st->regs), c;
+	static uint8_t xstate[16384];
+	struct iovec iov = { xstate, sizeof(xstate) };
+	struct k_rt_sigframe fr;
+	uint64_t mask = 0, fp, frame, top;
+	uint32_t magic2 = FP_XSTATE_MAGIC2, xsize;
+	pid_t tid = st->tid;
 	int status, rc;
-	pid_t pid = st->tid;
 
-	r.rsp = ((st->regs.rsp - 1024) & ~0xfull) - 8;
-	if (proc_write(pid, r.rsp, &zero, sizeof(zero)) &&
-	    ptrace(PTRACE_POKEDATA, pid, r.rsp, 0)) {
-		snprintf(err, errlen, "thread %d: cannot write its stack", pid);
-		return -EFAULT;
-	}
-	r.rip = func;
-	r.rax = 0;
-	r.orig_rax = -1; /* no syscall restart for the call itself */
-	if (nargs > 0) r.rdi = args[0];
-	if (nargs > 1) r.rsi = args[1];
-	if (nargs > 2) r.rdx = args[2];
-	if (nargs > 3) r.rcx = args[3];
-	if (nargs > 4) r.r8 = args[4];
-	if (nargs > 5) r.r9 = args[5];
-	if (ptrace(PTRACE_SETREGS, pid, 0, &r) ||
-	    ptrace(PTRACE_CONT, pid, 0, 0)) {
+	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) ||
+	    ptrace(PTRACE_GETSIGMASK, tid, sizeof(mask), &mask)) {
 		rc = -errno;
-		snprintf(err, errlen, "thread %d: %s", pid, strerror(errno));
+		snprintf(err, errlen, "thread %d: cannot read its state: %s",
+			 tid, strerror(errno));
 		return rc;
 	}
-	st->dirty = true;
+	xsize = iov.iov_len;
+	if (xsize < 576) {
+		snprintf(err, errlen, "thread %d: unexpected FPU state format",
+			 tid);
+		return -EPROTO;
+	}
+	{
+		/* ptrace leaves XCR0 where a signal frame has its software
+		 * bytes (struct _fpx_sw_bytes): fill them in so rt_sigreturn
+		 * restores every extended state, not only x87/SSE. */
+		uint64_t xcr0;
+		uint32_t sw[12] = { 0 };
+
+		memcpy(&xcr0, xstate + SW_BYTES_OFF, sizeof(xcr0));
+		sw[0] = FP_XSTATE_MAGIC1;
+		sw[1] = xsize + sizeof(magic2);
+		memcpy(&sw[2], &xcr0, sizeof(xcr0));
+		sw[4] = xsize;
+		memcpy(xstate + SW_BYTES_OFF, sw, sizeof(sw));
+	}
+	top = st->regs.rsp - 128; /* the red zone stays untouched */
+	fp = (top - xsize - sizeof(magic2)) & ~63ull;
+	frame = ((fp - sizeof(fr)) & ~15ull) - 8;
+
+	memset(&fr, 0, sizeof(fr));
+	fr.pretcode = restorer;
+	fr.uc.uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+	fr.uc.uc_stack.ss_flags = 7; /* invalid: sigaltstack stays as it is */
+	fr.uc.uc_mcontext = (struct k_sigcontext){
+		.r8 = r.r8, .r9 = r.r9, .r10 = r.r10, .r11 = r.r11,
+		.r12 = r.r12, .r13 = r.r13, .r14 = r.r14, .r15 = r.r15,
+		.rdi = r.rdi, .rsi = r.rsi, .rbp = r.rbp, .rbx = r.rbx,
+		.rdx = r.rdx, .rax = r.rax, .rcx = r.rcx, .rsp = r.rsp,
+		.rip = r.rip, .eflags = r.eflags, .cs = r.cs, .ss = r.ss,
+		.fpstate = fp,
+	};
+	fr.uc.uc_sigmask = mask;
+	if (proc_write(tid, fp, xstate, xsize) ||
+	    proc_write(tid, fp + xsize, &magic2, sizeof(magic2)) ||
+	    proc_write(tid, frame, &fr, sizeof(fr))) {
+		snprintf(err, errlen, "thread %d: cannot write its stack", tid);
+		return -EFAULT;
+	}
+	c = st->regs;
+	c.rsp = frame;
+	c.rip = func;
+	c.rax = 0;
+	c.orig_rax = -1; /* no syscall restart for the call itself */
+	if (nargs > 0) c.rdi = args[0];
+	if (nargs > 1) c.rsi = args[1];
+	if (nargs > 2) c.rdx = args[2];
+	if (nargs > 3) c.rcx = args[3];
+	if (nargs > 4) c.r8 = args[4];
+	if (nargs > 5) c.r9 = args[5];
+	if (ptrace(PTRACE_SETREGS, tid, 0, &c) ||
+	    ptrace(PTRACE_SYSCALL, tid, 0, 0)) {
+		rc = -errno;
+		snprintf(err, errlen, "thread %d: %s", tid, strerror(errno));
+		return rc;
+	}
+	/* From here on the thread gets home by itself. */
+	st->released = true;
 	for (;;) {
-		rc = wait_stop(pid, &status);
+		struct __ptrace_syscall_info si;
+		int sig = 0;
+
+		rc = wait_stop(tid, &status);
 		if (rc) {
 			snprintf(err, errlen, "the target exited during a call");
 			return rc;
 		}
-		if (status >> 16 == 0 && WSTOPSIG(status) == SIGSEGV) {
-			if (ptrace(PTRACE_GETREGS, pid, 0, &r)) {
-				rc = -errno;
-				snprintf(err, errlen, "thread %d: %s", pid,
-					 strerror(errno));
-				return rc;
-			}
-			if (r.rip == 0) {
-				*ret = r.rax;
+		if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+			if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(si),
+				   &si) > 0 &&
+			    si.op == PTRACE_SYSCALL_INFO_ENTRY &&
+			    si.entry.nr == 15 &&
+			    si.instruction_pointer == restorer + 9) {
+				ptrace(PTRACE_DETACH, tid, 0, 0);
 				return 0;
 			}
+		} else if (status >> 16 == 0) {
+			sig = WSTOPSIG(status); /* the program's own signal */
 		}
-		/* Anything else is the program's own business: deliver it
-		 * (a group-stop event is resumed with no signal). */
-		int sig = (status >> 16) ? 0 : WSTOPSIG(status);
-		if (ptrace(PTRACE_CONT, pid, 0, sig)) {
+		if (ptrace(PTRACE_SYSCALL, tid, 0, sig)) {
 			rc = -errno;
-			snprintf(err, errlen, "thread %d: %s", pid,
+			snprintf(err, errlen, "thread %d: %s", tid,
 				 strerror(errno));
 			return rc;
 		}

@@ -49,11 +49,13 @@ struct stopped {
 	pid_t tid;
 	struct user_regs_struct regs;  /* as stopped */
 	bool dirty;                    /* regs changed: write back */
+	bool released;
 };
 int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen);
 int pt_release(struct stopped *st);
 int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
-	    int nargs, uint64_t *ret, char *err, size_t errlen);
+	    int nargs, uint64_t restorer, char *err, size_t errlen);
+bool pt_in_restartblock(const struct stopped *st);
 int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 		size_t errlen);
 void pt_release_all(struct stopped *list, size_t n);
@@ -65,6 +67,7 @@ struct agent {
 	char path[4096];
 	uint64_t ctl;        /* address of relive_agent_ctl */
 	uint64_t request;    /* address of relive_agent_request */
+	uint64_t restorer;   /* address of relive_agent_restorer */
 	struct relive_ctl c; /* last copy read */
 };
 const char *agent_default_path(void);

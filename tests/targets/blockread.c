@@ -137,7 +137,7 @@ static void status(char *out, size_t size)
 
 int main(void)
 {
-	char buf[512], answer[512];
+	char buf[256], answer[512];
 	int fds[2];
 	sigset_t usr1;
 

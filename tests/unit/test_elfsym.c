@@ -49,9 +49,11 @@ static char tmp[256];
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
 
 static long fail_at;
 static long nallocs;
+static long live; /* allocations not freed yet */
 
 static int should_fail(void)
 {
@@ -60,17 +62,45 @@ static int should_fail(void)
 
 void *malloc(size_t n)
 {
-	return should_fail() ? NULL : __libc_malloc(n);
+	void *p = should_fail() ? NULL : __libc_malloc(n);
+
+	live += p != NULL;
+	return p;
 }
 
 void *calloc(size_t n, size_t m)
 {
-	return should_fail() ? NULL : __libc_calloc(n, m);
+	void *p = should_fail() ? NULL : __libc_calloc(n, m);
+
+	live += p != NULL;
+	return p;
 }
 
 void *realloc(void *p, size_t n)
 {
-	return should_fail() ? NULL : __libc_realloc(p, n);
+	void *q = should_fail() ? NULL : __libc_realloc(p, n);
+
+	live += !p && q;
+	return q;
+}
+
+void free(void *p)
+{
+	live -= p != NULL;
+	__libc_free(p);
+}
+
+/* Under valgrind, its allocator replaces ours: no injection then. */
+static int injection_works(void)
+{
+	void *p;
+
+	nallocs = 0;
+	fail_at = 1;
+	p = malloc(1);
+	fail_at = 0;
+	free(p);
+	return p == NULL;
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -619,9 +649,9 @@ static void check_libc(const char *path, const char *table)
 		assert_int_equal(elfsym_lookup(f, "malloc", 0, &sym, NULL), 0);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
-	if (ms >= 300)
+	if (ms >= 1000)
 		fprintf(stderr, "libc (%s): %.1f ms\n", elfsym_table(f), ms);
-	assert_true(ms < 300);
+	assert_true(ms < 1000); /* linear, not quadratic */
 
 	if (table)
 		assert_string_equal(elfsym_table(f), table);
@@ -687,7 +717,7 @@ static void test_big_table(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	elfsym_close(f);
 	ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
-	assert_true(ms < 1000);
+	assert_true(ms < 3000); /* linear, not quadratic */
 }
 
 static void test_malloc_failures(void **state)
@@ -699,6 +729,8 @@ static void test_malloc_failures(void **state)
 	size_t p;
 
 	(void)state;
+	if (!injection_works())
+		skip();
 	snprintf(root, sizeof(root), "%s/debug", tmp);
 	elfsym_set_debug_root(root);
 	for (p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
@@ -707,7 +739,7 @@ static void test_malloc_failures(void **state)
 		for (k = 1; k < 10000; k++) {
 			struct elfsym_file *f = NULL;
 			char err[512] = "";
-			long used;
+			long used, before = live;
 			int rc;
 
 			nallocs = 0;
@@ -727,6 +759,7 @@ static void test_malloc_failures(void **state)
 				assert_null(f);
 				assert_true(err[0] != '\0');
 			}
+			assert_int_equal(live, before); /* nothing leaked */
 			if (used < k) /* nothing failed: all paths tried */
 				break;
 		}
