@@ -30,10 +30,10 @@ AGENT_EXPORT struct relive_ctl relive_agent_ctl = {
 	.pending = "[]",
 };
 
-/* Zero is the state every thread has before the first transition; the
- * first transition's switched value is 1.  Initial-exec: the dispatcher
- * reads it with one %fs-relative load. */
-__thread uint8_t relive_thread_state;
+/* Initialised to a non-zero value so that it lives in .tdata, the TLS
+ * image new threads are copied from (transition.c updates the image).
+ * Initial-exec: the dispatcher reads it with one %fs-relative load. */
+__thread uint32_t relive_thread_state = RELIVE_STATE_INIT;
 
 static bool agent_logging;
 
@@ -96,6 +96,7 @@ __attribute__((constructor)) static void agent_init(void)
 {
 	agent_logging = getenv("RELIVE_AGENT_LOG") != NULL;
 	relive_agent_ctl.tls_offset = thread_pointer_offset();
+	transition_init();
 	core_snapshot();
 	agent_log("agent %s loaded", RELIVE_VERSION);
 }
@@ -137,6 +138,12 @@ AGENT_EXPORT long relive_agent_request(void)
 		break;
 	case RELIVE_OP_UNUSED_SITES:
 		rc = ops_plan_restores();
+		break;
+	case RELIVE_OP_COMPLETE:
+		rc = core_complete();
+		break;
+	case RELIVE_OP_FORCE:
+		rc = core_force(arg);
 		break;
 	default:
 		agent_msg("unknown request %u", c->op);

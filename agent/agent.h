@@ -44,6 +44,8 @@ struct relive_object {
 	size_t nfuncs;
 	bool loaded;
 	bool patched;
+	bool pre_patch_ran;        /* kernel: callbacks.post_unpatch_enabled */
+	bool post_patch_ran;       /* pre_unpatch may run */
 	char build_id[64];
 	uintptr_t bias;
 };
@@ -56,9 +58,13 @@ struct relive_patch {
 	struct relive_patch_info *info;
 	struct relive_object *objs;
 	size_t nobjs;
+	struct relive_object *nop_objs; /* atomic replace, while in transition */
+	size_t n_nop_objs;
 	bool enabled;
+	bool was_enabled;
 	bool forced;
 	bool replace;
+	bool replaced;              /* disabled by a replacing patch */
 	struct relive_patch *next;  /* load order */
 };
 
@@ -67,12 +73,13 @@ struct relive_stub_data {
 	uint64_t slot;              /* what `jmp *slot` runs */
 	uint64_t before;            /* transition: unswitched threads */
 	uint64_t after;             /* transition: switched threads */
-	uint8_t switched;           /* state byte value of switched threads */
-	uint8_t pad[7];
+	uint32_t switched;          /* state word of switched threads */
+	uint32_t pad;
 };
 
 struct relive_ops {
 	uintptr_t func_addr;
+	size_t size;                /* of the original function */
 	char *name;                 /* "func in object", for messages */
 	struct relive_site site;
 	uint8_t *stub;              /* code: jmp *slot, then the dispatcher */
@@ -97,8 +104,20 @@ int core_enable(const char *name);
 int core_disable(const char *name);
 int core_remove(const char *name);
 int core_abort(const char *name);
+int core_force(const char *name);
+int core_complete(void);
+void core_free_nops(struct relive_patch *p);
 void core_snapshot(void);
 struct relive_patch *core_find(const char *name);
+
+/* transition.c */
+#define RELIVE_STATE_INIT 1u
+void transition_init(void);
+int transition_start(struct relive_patch *p, bool patching);
+void transition_reverse(void);
+void transition_complete(bool forced);
+struct relive_patch *transition_patch(void);
+bool transition_patching(void);
 
 /* patch.c: ops and the func_stack */
 struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what);
@@ -131,8 +150,9 @@ int state_check_compatible(struct relive_patch *p);
 /* shadow.c */
 extern const struct relive_api agent_api;
 
-/* The calling thread's state byte (initial-exec TLS, kernel's
- * task->patch_state). */
-extern __thread uint8_t relive_thread_state;
+/* The calling thread's state word (initial-exec TLS, kernel's
+ * task->patch_state): the thread runs the "after" versions of the
+ * transition in progress when it equals the transition's generation. */
+extern __thread uint32_t relive_thread_state;
 
 #endif

@@ -117,6 +117,7 @@ static void patch_free(struct relive_patch *p)
 
 	if (!p)
 		return;
+	core_free_nops(p);
 	for (i = 0; i < p->nobjs; i++)
 		free(p->objs[i].funcs);
 	free(p->objs);
@@ -323,114 +324,236 @@ fail:
 	return rc;
 }
 
-/* --- callbacks (kernel: klp_pre_patch_callback and friends) -------------- */
+/* --- atomic replace: nop functions ------------------------------------- */
 
-static int run_pre_patch(struct relive_object *o)
+/* Does patch p (or a nop made so far) already cover ops? */
+static bool covers(struct relive_patch *p, size_t nnop, struct relive_ops *ops)
 {
-	struct klp_callbacks *cb = o->kobj ? &o->kobj->callbacks : NULL;
+	size_t i, j;
 
-	if (cb && cb->pre_patch)
-		return cb->pre_patch(o->kobj);
+	for (i = 0; i < p->nobjs + nnop; i++) {
+		struct relive_object *o = i < p->nobjs ? &p->objs[i] :
+							 &p->nop_objs[i - p->nobjs];
+
+		for (j = 0; j < o->nfuncs; j++)
+			if (o->funcs[j].ops == ops)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * kernel: klp_add_nops().  A replacing patch gets a nop version for every
+ * function an enabled patch changed and it does not: during its transition
+ * the nop sends switched threads to the original code.
+ */
+static int make_nops(struct relive_patch *p)
+{
+	struct relive_patch *q;
+	size_t n = 0, i, j;
+
+	for (q = agent_patches; q; q = q->next)
+		if (q != p && q->enabled)
+			n += q->nobjs;
+	if (!n)
+		return 0;
+	p->nop_objs = calloc(n, sizeof(*p->nop_objs));
+	if (!p->nop_objs)
+		return -ENOMEM;
+	for (q = agent_patches; q; q = q->next) {
+		if (q == p || !q->enabled)
+			continue;
+		for (i = 0; i < q->nobjs; i++) {
+			struct relive_object *qo = &q->objs[i];
+			struct relive_object *no = &p->nop_objs[p->n_nop_objs];
+
+			if (!qo->loaded)
+				continue;
+			no->funcs = calloc(qo->nfuncs, sizeof(*no->funcs));
+			if (!no->funcs)
+				return -ENOMEM;
+			no->name = qo->name;
+			no->patch = p;
+			no->loaded = true;
+			no->bias = qo->bias;
+			snprintf(no->build_id, sizeof(no->build_id), "%s",
+				 qo->build_id);
+			for (j = 0; j < qo->nfuncs; j++) {
+				struct relive_func *f = &no->funcs[no->nfuncs];
+
+				if (!qo->funcs[j].ops ||
+				    covers(p, p->n_nop_objs + 1, qo->funcs[j].ops))
+					continue;
+				f->old_name = qo->funcs[j].old_name;
+				f->old_sympos = qo->funcs[j].old_sympos;
+				f->nop = true;
+				f->obj = no;
+				f->ops = qo->funcs[j].ops;
+				if (ops_reserve(f->ops))
+					return -ENOMEM;
+				no->nfuncs++;
+			}
+			if (no->nfuncs)
+				p->n_nop_objs++;
+			else
+				free(no->funcs);
+		}
+	}
 	return 0;
 }
 
+void core_free_nops(struct relive_patch *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_nop_objs; i++)
+		free(p->nop_objs[i].funcs);
+	free(p->nop_objs);
+	p->nop_objs = NULL;
+	p->n_nop_objs = 0;
+}
+
+/* --- enabling and disabling -------------------------------------------- */
+
+static int busy(const char *name)
+{
+	struct relive_patch *t = transition_patch();
+
+	agent_msg("the %s transition of patch '%s' is in progress; wait for "
+		  "it (relive wait), or reverse or force it before changing "
+		  "'%s'", transition_patching() ? "patching" : "unpatching",
+		  t->name, name);
+	return -EBUSY;
+}
+
+/* kernel: __klp_enable_patch(). */
 int core_enable(const char *name)
 {
-	struct relive_patch *p = core_find(name);
-	size_t i, j;
+	struct relive_patch *p = core_find(name), *t = transition_patch();
+	size_t i;
+	int rc;
 
 	if (!p) {
 		agent_msg("no patch '%s' in this process", name);
 		return -ENOENT;
 	}
+	if (t) {
+		if (t != p || transition_patching())
+			return busy(name);
+		/* Enabling a patch while it is being disabled reverses. */
+		transition_reverse();
+		p->enabled = true;
+		return 0;
+	}
 	if (p->enabled) {
-		agent_msg("patch '%s' is already enabled", name);
+		agent_msg("patch '%s' is already applied to this process",
+			  name);
+		return -EEXIST;
+	}
+	if (p->was_enabled) {
+		agent_msg("patch '%s' is loaded but disabled; remove it first "
+			  "(relive remove), then apply it again", name);
 		return -EEXIST;
 	}
 	for (i = 0; i < p->nobjs; i++) {
 		struct relive_object *o = &p->objs[i];
-		int rc;
 
 		if (!o->loaded)
 			continue;
-		rc = run_pre_patch(o);
+		rc = o->kobj->callbacks.pre_patch ?
+			     o->kobj->callbacks.pre_patch(o->kobj) : 0;
 		if (rc) {
 			agent_msg("pre_patch callback of object '%s' in patch "
 				  "'%s' failed (%d); the patch is refused",
 				  objname(o), name, rc);
-			/* kernel symmetry: undo the objects already prepared */
+			/* kernel symmetry: post_unpatch for those that ran */
 			while (i-- > 0) {
 				struct relive_object *u = &p->objs[i];
 
-				if (u->loaded && u->kobj &&
+				if (u->pre_patch_ran &&
 				    u->kobj->callbacks.post_unpatch)
 					u->kobj->callbacks.post_unpatch(u->kobj);
+				u->pre_patch_ran = false;
 			}
 			return -ECANCELED;
 		}
+		o->pre_patch_ran = true;
 	}
-	for (i = 0; i < p->nobjs; i++) {
-		struct relive_object *o = &p->objs[i];
-
-		if (!o->loaded)
-			continue;
-		for (j = 0; j < o->nfuncs; j++) {
-			ops_push(o->funcs[j].ops, &o->funcs[j]);
-			ops_set_slot(o->funcs[j].ops,
-				     ops_top_target(o->funcs[j].ops));
+	if (p->replace) {
+		rc = make_nops(p);
+		if (rc) {
+			agent_msg("out of memory preparing the replacement");
+			core_free_nops(p);
+			return rc;
 		}
-		o->patched = true;
+	}
+	rc = transition_start(p, true);
+	if (rc) {
+		agent_msg("out of memory starting the transition");
+		return rc;
 	}
 	p->enabled = true;
-	for (i = 0; i < p->nobjs; i++) {
-		struct relive_object *o = &p->objs[i];
-
-		if (o->loaded && o->kobj && o->kobj->callbacks.post_patch)
-			o->kobj->callbacks.post_patch(o->kobj);
-	}
-	agent_log("'%s': patched", name);
+	p->was_enabled = true;
 	return 0;
 }
 
+/* kernel: __klp_disable_patch(). */
 int core_disable(const char *name)
 {
-	struct relive_patch *p = core_find(name);
-	size_t i, j;
+	struct relive_patch *p = core_find(name), *t = transition_patch();
+	size_t i;
 
 	if (!p) {
 		agent_msg("no patch '%s' in this process", name);
 		return -ENOENT;
 	}
+	if (t) {
+		if (t != p || !transition_patching())
+			return busy(name);
+		/* Disabling a patch while it is being enabled reverses. */
+		transition_reverse();
+		p->enabled = false;
+		return 0;
+	}
 	if (!p->enabled) {
-		agent_msg("patch '%s' is not enabled", name);
+		agent_msg("patch '%s' is not enabled%s", name,
+			  p->replaced ? " (a replacing patch took its place)" :
+					"");
 		return -EALREADY;
 	}
 	for (i = 0; i < p->nobjs; i++) {
 		struct relive_object *o = &p->objs[i];
 
-		if (o->patched && o->kobj && o->kobj->callbacks.pre_unpatch)
+		if (o->post_patch_ran && o->kobj->callbacks.pre_unpatch)
 			o->kobj->callbacks.pre_unpatch(o->kobj);
-	}
-	for (i = 0; i < p->nobjs; i++) {
-		struct relive_object *o = &p->objs[i];
-
-		if (!o->patched)
-			continue;
-		for (j = 0; j < o->nfuncs; j++) {
-			ops_remove(o->funcs[j].ops, &o->funcs[j]);
-			ops_set_slot(o->funcs[j].ops,
-				     ops_top_target(o->funcs[j].ops));
-		}
+		o->post_patch_ran = false;
 	}
 	p->enabled = false;
-	for (i = 0; i < p->nobjs; i++) {
-		struct relive_object *o = &p->objs[i];
+	return transition_start(p, false) ? -ENOMEM : 0;
+}
 
-		if (o->patched && o->kobj && o->kobj->callbacks.post_unpatch)
-			o->kobj->callbacks.post_unpatch(o->kobj);
-		o->patched = false;
+int core_complete(void)
+{
+	if (!transition_patch()) {
+		agent_msg("no transition in progress");
+		return -EALREADY;
 	}
-	agent_log("'%s': unpatched", name);
+	transition_complete(false);
+	return 0;
+}
+
+/* kernel: klp_force_transition(). */
+int core_force(const char *name)
+{
+	struct relive_patch *t = transition_patch();
+
+	if (!t || strcmp(t->name, name)) {
+		agent_msg(t ? "patch '%s' is not in transition (patch '%s' is)" :
+			      "patch '%s' is not in transition%s",
+			  name, t ? t->name : "");
+		return -EALREADY;
+	}
+	transition_complete(true);
 	return 0;
 }
 
@@ -452,6 +575,11 @@ int core_remove(const char *name)
 	if (!p) {
 		agent_msg("no patch '%s' in this process", name);
 		return -ENOENT;
+	}
+	if (p == transition_patch()) {
+		agent_msg("patch '%s' is in transition; wait for it (relive "
+			  "wait) or force it", name);
+		return -EBUSY;
 	}
 	if (p->enabled) {
 		agent_msg("patch '%s' is enabled; disable it first "
@@ -475,10 +603,8 @@ int core_abort(const char *name)
 {
 	struct relive_patch *p = core_find(name);
 
-	if (!p)
+	if (!p || p->enabled || p == transition_patch())
 		return 0;
-	if (p->enabled)
-		core_disable(name);
 	unlink_patch(p);
 	dlclose(p->handle);
 	patch_free(p);
@@ -564,14 +690,16 @@ void core_snapshot(void)
 		sb_str(&b, p->name);
 		sb_add(&b, ",\"file\":");
 		sb_str(&b, p->file);
-		sb_add(&b, ",\"enabled\":%s,\"transition\":false,\"forced\":%s,"
+		sb_add(&b, ",\"enabled\":%s,\"transition\":%s,\"forced\":%s,"
 			   "\"replace\":%s,\"stack_order\":%d,\"objects\":[",
 		       p->enabled ? "true" : "false",
+		       p == transition_patch() ? "true" : "false",
 		       p->forced ? "true" : "false",
 		       p->replace ? "true" : "false",
-		       p->enabled ? ++order : 0);
-		for (i = 0; i < p->nobjs; i++) {
-			struct relive_object *o = &p->objs[i];
+		       p->enabled || p == transition_patch() ? ++order : 0);
+		for (i = 0; i < p->nobjs + p->n_nop_objs; i++) {
+			struct relive_object *o = i < p->nobjs ? &p->objs[i] :
+				&p->nop_objs[i - p->nobjs];
 
 			sb_add(&b, "%s{\"name\":", i ? "," : "");
 			sb_str(&b, objname(o));

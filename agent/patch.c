@@ -75,6 +75,7 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 		goto fail;
 	}
 	o->func_addr = func_addr;
+	o->size = size;
 	o->stub = code;
 	o->data = data;
 	o->data->slot = o->site.copy_addr;

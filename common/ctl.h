@@ -40,6 +40,18 @@ enum relive_op {
 	RELIVE_OP_ABORT,
 	/* Fill the plan with restorations of entries no version uses. */
 	RELIVE_OP_UNUSED_SITES,
+	/* arg: patch name.  Complete its transition now (kernel: force). */
+	RELIVE_OP_FORCE,
+};
+
+/* A code range a thread's stack is checked against: a version of a
+ * function in transition.  world 0: the version unswitched threads run
+ * ("before"); 1: the one switched threads run ("after"). */
+struct relive_ctl_range {
+	uint64_t lo, hi;
+	uint32_t world;
+	uint32_t pad;
+	char name[112];           /* "func in object" */
 };
 
 /* One code write of the plan: an entry jump, or the restoration of the
@@ -94,8 +106,20 @@ struct relive_ctl {
 	uint64_t snap;            /* char[] */
 	uint64_t snap_len;
 
-	/* Transition, written by the controller for the listing: a JSON array
-	 * of pending threads ("[]" when none). */
+	/* The transition in progress (kernel: klp_transition_patch,
+	 * klp_target_state).  A thread runs the "after" versions when its
+	 * state word (thread pointer + tls_offset) equals trans_gen. */
+	uint32_t trans_active;
+	uint32_t trans_gen;
+	uint32_t trans_after_is_target; /* 0 once the transition is reversed */
+	uint32_t trans_target;          /* 1: patched, 0: unpatched */
+	char trans_patch[256];
+	uint64_t ranges;                /* struct relive_ctl_range[] */
+	uint32_t nranges;
+	uint32_t pad3;
+
+	/* Written by the controller for the listing: a JSON array of the
+	 * threads that block the transition ("[]" when none). */
 	char pending[8192];
 };
 

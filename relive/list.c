@@ -122,8 +122,24 @@ static void print_plain(pid_t pid, const struct agent *a, const char *snap)
 	int npatches = 0;
 
 	printf("process %d: relive agent %s\n", pid, a->c.version);
-	if (strcmp(a->c.pending, "[]"))
-		printf("transition pending: %s\n", a->c.pending);
+	if (a->c.trans_active) {
+		const char *t = NULL;
+		char fn[256], reason[64], detail[256];
+
+		printf("transition: '%s' to %s\n", a->c.trans_patch,
+		       a->c.trans_target ? "patched" : "unpatched");
+		while (jnext(a->c.pending, &t)) {
+			jstr(jfind(t, "function"), fn, sizeof(fn));
+			jstr(jfind(t, "reason"), reason, sizeof(reason));
+			jstr(jfind(t, "detail"), detail, sizeof(detail));
+			printf("  thread %d: %s%s%s%s%s\n",
+			       atoi(jfind(t, "tid") ? jfind(t, "tid") : "0"),
+			       reason, strcmp(fn, "-") ? " in " : "",
+			       strcmp(fn, "-") ? fn : "",
+			       strcmp(detail, "?") ? ": " : "",
+			       strcmp(detail, "?") ? detail : "");
+		}
+	}
 	while (jnext(snap, &p)) {
 		const char *objs = jfind(p, "objects");
 
@@ -189,10 +205,18 @@ int list_print(pid_t pid, bool json)
 		die_msg("cannot read the listing of process %d", pid);
 		return EXIT_REFUSED;
 	}
-	if (json)
+	if (json) {
 		printf("{\"pid\":%d,\"agent\":{\"loaded\":true,\"version\":\"%s\"},"
-		       "\"transition\":null,\"patches\":%s}\n",
-		       pid, a.c.version, snap);
+		       "\"transition\":", pid, a.c.version);
+		if (a.c.trans_active)
+			printf("{\"patch\":\"%s\",\"target\":\"%s\",\"pending\":%s}",
+			       a.c.trans_patch,
+			       a.c.trans_target ? "patched" : "unpatched",
+			       a.c.pending);
+		else
+			printf("null");
+		printf(",\"patches\":%s}\n", snap);
+	}
 	else
 		print_plain(pid, &a, snap);
 	free(snap);

@@ -58,6 +58,8 @@ static const char usage_text[] =
 	"  disable -p PID NAME [--timeout S]    disable an enabled patch\n"
 	"  remove -p PID NAME                   unload a disabled patch\n"
 	"  list -p PID [--json]                 show the patches of a process\n"
+	"  wait -p PID [--timeout S]            drive a transition in progress\n"
+	"  force -p PID NAME                    complete a transition at once\n"
 	"  run -- CMD [ARGS...]                 start CMD with the agent preloaded\n"
 	"\n"
 	"Options:\n"
@@ -79,8 +81,10 @@ static const struct {
 	  "first if needed) and enables it.  Every check that can fail is made\n"
 	  "before the process is touched: the file is a relive patch, every\n"
 	  "object's build-id matches, every function exists and is unique (or\n"
-	  "has old_sympos).  --timeout bounds the wait for the transition\n"
-	  "(default 60 seconds).\n" },
+	  "has old_sympos).  Then each thread is switched to the new code once\n"
+	  "none of the replaced functions is on its stack; --timeout bounds that\n"
+	  "wait (default 60 seconds; exit 3 leaves the transition in progress\n"
+	  "for relive wait, disable or force).\n" },
 	{ "disable",
 	  "usage: relive disable -p PID NAME [--timeout SECONDS]\n"
 	  "\n"
@@ -97,6 +101,19 @@ static const struct {
 	  "Shows the agent, the transition in progress and the patches of\n"
 	  "process PID, without stopping it.  --json prints one JSON object:\n"
 	  "{pid, agent:{loaded,version}, transition, patches:[...]}.\n" },
+	{ "wait",
+	  "usage: relive wait -p PID [--timeout SECONDS]\n"
+	  "\n"
+	  "Drives the transition in progress in process PID until every thread\n"
+	  "is switched (exit 0) or the timeout passes (exit 3, the transition\n"
+	  "stays in progress).\n" },
+	{ "force",
+	  "usage: relive force -p PID NAME\n"
+	  "\n"
+	  "Completes the transition of patch NAME at once, marking every\n"
+	  "thread switched (kernel: force).  Use it only when you know the\n"
+	  "threads that block it cannot be harmed: a forced patch can never be\n"
+	  "removed.\n" },
 	{ "run",
 	  "usage: relive run -- CMD [ARGS...]\n"
 	  "\n"
@@ -299,6 +316,29 @@ static void undo_load(struct agent *a, const char *name)
 		codewrite_apply(a, msg, sizeof(msg));
 }
 
+/* Finishes a command that started or reversed a transition. */
+static int finish(struct agent *a, const char *what, const char *name,
+		  pid_t pid, double timeout)
+{
+	char err[4096];
+	int rc = transition_drive(a, timeout, err, sizeof(err));
+
+	if (rc == 1) {
+		die_msg("%s", err);
+		return EXIT_TIMEOUT;
+	}
+	if (!rc)
+		rc = transition_cleanup(a, err, sizeof(err));
+	if (rc) {
+		die_msg("%s", err);
+		return EXIT_REFUSED;
+	}
+	if (what)
+		printf("relive: patch '%s' %s in process %d\n", name, what,
+		       pid);
+	return EXIT_DONE;
+}
+
 static int cmd_patch(int argc, char **argv)
 {
 	struct patchfile pf;
@@ -318,19 +358,36 @@ static int cmd_patch(int argc, char **argv)
 	}
 	if (patchfile_read(real, &pf, err, sizeof(err)))
 		goto refused;
+	rc = agent_find(o.pid, &a, err, sizeof(err));
+	if (rc) {
+		patchfile_free(&pf);
+		goto refused;
+	}
+	if (a.loaded && a.c.trans_active && !a.c.trans_target &&
+	    !strcmp(a.c.trans_patch, pf.name)) {
+		/* Being disabled: enabling it again reverses (kernel). */
+		rc = agent_request(&a, RELIVE_OP_ENABLE, pf.name, err,
+				   sizeof(err));
+		if (rc) {
+			patchfile_free(&pf);
+			goto refused;
+		}
+		rc = finish(&a, "enabled", pf.name, o.pid, o.timeout);
+		patchfile_free(&pf);
+		return rc;
+	}
 	rc = precheck(o.pid, &pf, err, sizeof(err));
 	if (rc) {
 		patchfile_free(&pf);
 		goto refused;
 	}
-	rc = agent_find(o.pid, &a, err, sizeof(err));
-	if (!rc && !a.loaded) {
+	if (!a.loaded) {
 		vlog("loading the agent into process %d", o.pid);
 		rc = agent_inject(o.pid, &a, err, sizeof(err));
-	}
-	if (rc) {
-		patchfile_free(&pf);
-		goto refused;
+		if (rc) {
+			patchfile_free(&pf);
+			goto refused;
+		}
 	}
 	vlog("loading %s", real);
 	rc = agent_request(&a, RELIVE_OP_LOAD, real, err, sizeof(err));
@@ -340,16 +397,16 @@ static int cmd_patch(int argc, char **argv)
 	}
 	rc = codewrite_apply(&a, err, sizeof(err));
 	if (!rc)
-		rc = transition_enable(&a, pf.name, o.timeout, err,
-				       sizeof(err));
+		rc = agent_request(&a, RELIVE_OP_ENABLE, pf.name, err,
+				   sizeof(err));
 	if (rc) {
 		undo_load(&a, pf.name);
 		patchfile_free(&pf);
 		goto refused;
 	}
-	printf("relive: patch '%s' enabled in process %d\n", pf.name, o.pid);
+	rc = finish(&a, "enabled", pf.name, o.pid, o.timeout);
 	patchfile_free(&pf);
-	return EXIT_DONE;
+	return rc;
 refused:
 	die_msg("%s", err);
 	return EXIT_REFUSED;
@@ -381,11 +438,60 @@ static int cmd_disable(int argc, char **argv)
 	if (rc || o.help)
 		return o.help ? command_usage("disable") : rc;
 	if (need_agent(o.pid, &a, err, sizeof(err)) ||
-	    transition_disable(&a, o.arg, o.timeout, err, sizeof(err))) {
+	    agent_request(&a, RELIVE_OP_DISABLE, o.arg, err, sizeof(err))) {
 		die_msg("%s", err);
 		return EXIT_REFUSED;
 	}
-	printf("relive: patch '%s' disabled in process %d\n", o.arg, o.pid);
+	return finish(&a, "disabled", o.arg, o.pid, o.timeout);
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+	struct opts o;
+	struct agent a;
+	char err[4096];
+	int rc;
+
+	rc = parse("wait", argc, argv, &o, false, true, false);
+	if (rc || o.help)
+		return o.help ? command_usage("wait") : rc;
+	if (need_agent(o.pid, &a, err, sizeof(err))) {
+		die_msg("%s", err);
+		return EXIT_REFUSED;
+	}
+	if (!a.c.trans_active) {
+		/* Nothing to drive; still take away unused entry jumps a
+		 * killed controller may have left. */
+		if (transition_cleanup(&a, err, sizeof(err))) {
+			die_msg("%s", err);
+			return EXIT_REFUSED;
+		}
+		printf("relive: no transition in progress in process %d\n",
+		       o.pid);
+		return EXIT_DONE;
+	}
+	return finish(&a, a.c.trans_target ? "enabled" : "disabled",
+		      a.c.trans_patch, o.pid, o.timeout);
+}
+
+static int cmd_force(int argc, char **argv)
+{
+	struct opts o;
+	struct agent a;
+	char err[4096];
+	int rc;
+
+	rc = parse("force", argc, argv, &o, true, false, false);
+	if (rc || o.help)
+		return o.help ? command_usage("force") : rc;
+	if (need_agent(o.pid, &a, err, sizeof(err)) ||
+	    agent_request(&a, RELIVE_OP_FORCE, o.arg, err, sizeof(err)) ||
+	    transition_cleanup(&a, err, sizeof(err))) {
+		die_msg("%s", err);
+		return EXIT_REFUSED;
+	}
+	printf("relive: transition of '%s' forced to completion in process "
+	       "%d; the patch can no longer be removed\n", o.arg, o.pid);
 	return EXIT_DONE;
 }
 
@@ -469,6 +575,10 @@ int main(int argc, char **argv)
 		return cmd_remove(argc - 1, argv + 1);
 	if (!strcmp(cmd, "list"))
 		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(cmd, "wait"))
+		return cmd_wait(argc - 1, argv + 1);
+	if (!strcmp(cmd, "force"))
+		return cmd_force(argc - 1, argv + 1);
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
 	return usage_error("unknown command '%s'", cmd);

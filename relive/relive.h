@@ -82,7 +82,10 @@ pid_t pick_thread(pid_t pid);
 /* codewrite.c: carrying out the agent's plan of code writes */
 int codewrite_apply(struct agent *a, char *err, size_t errlen);
 
-/* transition.c */
+/* transition.c: 0 done, 1 timed out (still in progress), < 0 failed */
+int transition_drive(struct agent *a, double timeout, char *err,
+		     size_t errlen);
+int transition_cleanup(struct agent *a, char *err, size_t errlen);
 int transition_enable(struct agent *a, const char *name, double timeout,
 		      char *err, size_t errlen);
 int transition_disable(struct agent *a, const char *name, double timeout,

@@ -1,37 +1,396 @@
 /*
- * relive/transition.c - driving a patch from one state to the other
- * (kernel: kernel/livepatch/transition.c).
+ * relive/transition.c - the controller's half of the consistency model
+ * (kernel: kernel/livepatch/transition.c, klp_try_complete_transition).
  *
- * NOTE: this version switches every thread at once: the agent points the
- * slots at the new versions in one step.  The per-thread consistency model
- * (each thread switched after a reliable unwind of its stack shows none of
- * the functions being replaced) is designed in (see docs/architecture.md)
- * but not driven from here yet.
+ * The agent starts a transition by pointing the patch's functions at the
+ * dispatcher; from then on each thread runs the versions of its own world.
+ * This file switches threads, one at a time: it holds a thread for an
+ * instant, reads its state word, and unwinds its stack; if the unwind is
+ * reliable and shows none of the versions the thread would leave, it writes
+ * the thread's new state word and lets it go.  Threads that cannot switch
+ * now are retried on a schedule, and reported (kernel: "is sleeping on
+ * function ...") in the listing.  When every thread is in the target world
+ * the agent completes the transition.
+ *
+ * Nothing here is needed for safety between two passes: a controller that
+ * dies, or gives up at its timeout, leaves a valid state (each thread wholly
+ * in one world) that a later command continues, reverses or forces.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "relive.h"
+#include "unwind.h"
+
+struct pending {
+	pid_t tid;
+	char function[112];
+	const char *reason;
+	char why[160];
+};
+
+struct drive {
+	struct agent *a;
+	struct unwinder *u;
+	struct relive_ctl_range *ranges;
+	size_t nranges;
+	pid_t *done;             /* threads switched in this run */
+	size_t ndone, capdone;
+	struct pending *pend;
+	size_t npend, cappend;
+	size_t nthreads;
+};
+
+struct stack_check {
+	const struct drive *d;
+	uint32_t world;
+	unsigned frame;
+	const char *hit;
+	bool top;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int frame_cb(uint64_t pc, void *arg)
+{
+	struct stack_check *sc = arg;
+	size_t i;
+
+	/* A return address may be one past the end of its caller. */
+	if (sc->frame++ > 0)
+		pc--;
+	for (i = 0; i < sc->d->nranges; i++) {
+		const struct relive_ctl_range *r = &sc->d->ranges[i];
+
+		if (r->world == sc->world && pc >= r->lo && pc < r->hi) {
+			sc->hit = r->name;
+			sc->top = sc->frame == 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static bool is_done(const struct drive *d, pid_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < d->ndone; i++)
+		if (d->done[i] == tid)
+			return true;
+	return false;
+}
+
+static int mark_done(struct drive *d, pid_t tid)
+{
+	if (d->ndone == d->capdone) {
+		size_t cap = d->capdone ? 2 * d->capdone : 64;
+		pid_t *n = realloc(d->done, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		d->done = n;
+		d->capdone = cap;
+	}
+	d->done[d->ndone++] = tid;
+	return 0;
+}
+
+static void add_pending(struct drive *d, pid_t tid, const char *function,
+			const char *reason, const char *why)
+{
+	struct pending *p;
+
+	if (d->npend == d->cappend) {
+		size_t cap = d->cappend ? 2 * d->cappend : 16;
+		struct pending *n = realloc(d->pend, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		d->pend = n;
+		d->cappend = cap;
+	}
+	p = &d->pend[d->npend++];
+	p->tid = tid;
+	snprintf(p->function, sizeof(p->function), "%s", function ? function : "");
+	p->reason = reason;
+	snprintf(p->why, sizeof(p->why), "%s", why ? why : "");
+}
+
+/* Tries to switch one thread.  Returns 0 (switched or gone), 1 (pending),
+ * or a negative errno. */
+static int try_switch(struct drive *d, pid_t tid)
+{
+	const struct relive_ctl *c = &d->a->c;
+	struct stack_check sc = { .d = d };
+	struct stopped st;
+	char err[256], why[256] = "";
+	uint32_t v, target;
+	uint64_t addr;
+	bool in_after;
+	int rc;
+
+	if (pt_stop(tid, &st, err, sizeof(err)))
+		return 0; /* exited: forgotten */
+	addr = st.regs.fs_base + c->tls_offset;
+	if (proc_read(d->a->pid, addr, &v, sizeof(v))) {
+		pt_release(&st);
+		add_pending(d, tid, NULL, "unreliable stack",
+			    "cannot read its state");
+		return 1;
+	}
+	in_after = v == c->trans_gen;
+	if (in_after == (bool)c->trans_after_is_target) {
+		pt_release(&st);
+		return mark_done(d, tid);
+	}
+	sc.world = in_after ? 1 : 0;
+	rc = unwind_thread(d->u, tid, &st.regs, frame_cb, &sc, why,
+			   sizeof(why));
+	if (rc == 0) {
+		target = c->trans_after_is_target ? c->trans_gen : 0;
+		rc = proc_write(d->a->pid, addr, &target, sizeof(target));
+		pt_release(&st);
+		if (rc) {
+			add_pending(d, tid, NULL, "unreliable stack",
+				    "cannot write its state");
+			return 1;
+		}
+		vlog("thread %d switched", tid);
+		return mark_done(d, tid);
+	}
+	pt_release(&st);
+	if (rc == 1)
+		add_pending(d, tid, sc.hit, sc.top ? "running" : "on stack",
+			    NULL);
+	else
+		add_pending(d, tid, NULL, "unreliable stack", why);
+	return 1;
+}
+
+static void json_str(char *buf, size_t len, size_t *off, const char *s)
+{
+	if (*off < len)
+		*off += snprintf(buf + *off, len - *off, "\"");
+	for (; *s && *off + 8 < len; s++) {
+		if (*s == '"' || *s == '\\')
+			*off += snprintf(buf + *off, len - *off, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			*off += snprintf(buf + *off, len - *off, " ");
+		else
+			buf[(*off)++] = *s;
+	}
+	if (*off < len)
+		*off += snprintf(buf + *off, len - *off, "\"");
+}
+
+/* Publishes the pending threads for `relive list`. */
+static void publish_pending(struct drive *d)
+{
+	char buf[sizeof(((struct relive_ctl *)0)->pending)];
+	size_t off = 0, i;
+
+	off += snprintf(buf + off, sizeof(buf) - off, "[");
+	for (i = 0; i < d->npend && off + 400 < sizeof(buf); i++) {
+		const struct pending *p = &d->pend[i];
+
+		off += snprintf(buf + off, sizeof(buf) - off,
+				"%s{\"tid\":%d,\"function\":", i ? "," : "",
+				p->tid);
+		if (p->function[0])
+			json_str(buf, sizeof(buf), &off, p->function);
+		else
+			off += snprintf(buf + off, sizeof(buf) - off, "null");
+		off += snprintf(buf + off, sizeof(buf) - off, ",\"reason\":");
+		json_str(buf, sizeof(buf), &off, p->reason);
+		if (p->why[0]) {
+			off += snprintf(buf + off, sizeof(buf) - off,
+					",\"detail\":");
+			json_str(buf, sizeof(buf), &off, p->why);
+		}
+		off += snprintf(buf + off, sizeof(buf) - off, "}");
+	}
+	snprintf(buf + off, sizeof(buf) - off, "]");
+	proc_write(d->a->pid,
+		   d->a->ctl + offsetof(struct relive_ctl, pending), buf,
+		   strlen(buf) + 1);
+}
+
+static int load_ranges(struct drive *d)
+{
+	const struct relive_ctl *c = &d->a->c;
+
+	free(d->ranges);
+	d->ranges = NULL;
+	d->nranges = c->nranges;
+	if (!d->nranges)
+		return 0;
+	d->ranges = calloc(d->nranges, sizeof(*d->ranges));
+	if (!d->ranges)
+		return -ENOMEM;
+	return proc_read(d->a->pid, c->ranges, d->ranges,
+			 d->nranges * sizeof(*d->ranges));
+}
+
+/*
+ * One pass over the threads (kernel: klp_try_complete_transition).
+ * Returns 0 when the transition completed (or none is in progress), 1 when
+ * threads are still pending, a negative errno on failure.
+ */
+static int pass(struct drive *d, char *err, size_t errlen)
+{
+	pid_t *tids;
+	size_t n, i;
+	int rc;
+
+	if (agent_read_ctl(d->a))
+		return -ESRCH;
+	if (!d->a->c.trans_active)
+		return 0;
+	rc = load_ranges(d);
+	if (rc)
+		return rc;
+	d->npend = 0;
+	if (proc_tasks(d->a->pid, &tids, &n))
+		return -ESRCH;
+	d->nthreads = n;
+	for (i = 0; i < n; i++) {
+		if (is_done(d, tids[i]))
+			continue;
+		rc = try_switch(d, tids[i]);
+		if (rc < 0) {
+			free(tids);
+			return rc;
+		}
+	}
+	free(tids);
+	if (d->npend) {
+		publish_pending(d);
+		return 1;
+	}
+	/* No thread left behind: one born meanwhile started in the target
+	 * world, one we have not seen yet is checked by another pass. */
+	if (proc_tasks(d->a->pid, &tids, &n))
+		return -ESRCH;
+	for (i = 0; i < n; i++)
+		if (!is_done(d, tids[i])) {
+			free(tids);
+			return 1;
+		}
+	free(tids);
+	publish_pending(d);
+	rc = agent_request(d->a, RELIVE_OP_COMPLETE, NULL, err, errlen);
+	return rc == -EALREADY ? 0 : rc;
+}
+
+static void progress(const struct drive *d, bool final)
+{
+	const struct relive_ctl *c = &d->a->c;
+	size_t sw = d->nthreads >= d->npend ? d->nthreads - d->npend : 0;
+
+	fprintf(stderr, "relive: transition of '%s' to %s: %zu/%zu threads "
+		"switched%s", c->trans_patch,
+		c->trans_target ? "patched" : "unpatched", sw, d->nthreads,
+		final ? "\n" : "\r");
+}
+
+/*
+ * Drives the transition in progress until it completes (0), the timeout
+ * passes (EXIT_TIMEOUT-worthy: returns 1), or something fails (< 0).
+ */
+int transition_drive(struct agent *a, double timeout, char *err,
+		     size_t errlen)
+{
+	struct drive d = { .a = a };
+	double deadline = now() + timeout, last = now();
+	bool shown = false;
+	useconds_t backoff = 1000;
+	int rc;
+
+	rc = unwind_open(a->pid, &d.u, err, errlen);
+	if (rc)
+		return rc;
+	for (;;) {
+		rc = pass(&d, err, errlen);
+		if (rc <= 0)
+			break;
+		if (now() - last > 0.5) {
+			progress(&d, false);
+			last = now();
+			shown = true;
+		}
+		if (now() >= deadline) {
+			progress(&d, true);
+			size_t i;
+
+			for (i = 0; i < d.npend && i < 8; i++)
+				fprintf(stderr, "relive: thread %d is blocking: "
+					"%s%s%s%s\n", d.pend[i].tid,
+					d.pend[i].reason,
+					d.pend[i].function[0] ? " in " : "",
+					d.pend[i].function,
+					d.pend[i].why[0] ? d.pend[i].why : "");
+			snprintf(err, errlen, "the transition did not finish "
+				 "within %g seconds; it stays in progress "
+				 "(relive list shows why); continue it with "
+				 "relive wait, reverse it, or force it",
+				 timeout);
+			rc = 1;
+			break;
+		}
+		usleep(backoff);
+		if (backoff < 100000)
+			backoff *= 2;
+		unwind_refresh(d.u);
+	}
+	if (shown && rc == 0)
+		fprintf(stderr, "\n");
+	unwind_close(d.u);
+	free(d.ranges);
+	free(d.done);
+	free(d.pend);
+	return rc;
+}
 
 int transition_enable(struct agent *a, const char *name, double timeout,
 		      char *err, size_t errlen)
 {
-	(void)timeout;
-	return agent_request(a, RELIVE_OP_ENABLE, name, err, errlen);
+	int rc = agent_request(a, RELIVE_OP_ENABLE, name, err, errlen);
+
+	if (rc)
+		return rc;
+	return transition_drive(a, timeout, err, errlen);
+}
+
+/* After a transition: take away the entry jumps no version uses. */
+int transition_cleanup(struct agent *a, char *err, size_t errlen)
+{
+	int rc = agent_request(a, RELIVE_OP_UNUSED_SITES, NULL, err, errlen);
+
+	if (rc)
+		return rc;
+	return codewrite_apply(a, err, errlen);
 }
 
 int transition_disable(struct agent *a, const char *name, double timeout,
 		       char *err, size_t errlen)
 {
-	int rc;
+	int rc = agent_request(a, RELIVE_OP_DISABLE, name, err, errlen);
 
-	(void)timeout;
-	rc = agent_request(a, RELIVE_OP_DISABLE, name, err, errlen);
 	if (rc)
 		return rc;
-	/* Take away the entry jumps no version uses any more. */
-	rc = agent_request(a, RELIVE_OP_UNUSED_SITES, NULL, err, errlen);
+	rc = transition_drive(a, timeout, err, errlen);
 	if (rc)
 		return rc;
-	return codewrite_apply(a, err, errlen);
+	return transition_cleanup(a, err, errlen);
 }

@@ -35,6 +35,9 @@ PATCHES = BUILD / "tests" / "patches"
 ANSWER_TIMEOUT = float(os.environ.get("RELIVE_TEST_ANSWER_TIMEOUT", "30"))
 RELIVE_TIMEOUT = float(os.environ.get("RELIVE_TEST_RELIVE_TIMEOUT", "120"))
 
+# relive and `relive run` use the agent of this build.
+RELIVE_ENV = dict(os.environ, RELIVE_AGENT=str(AGENT))
+
 # Exit statuses of relive (the command line's contract).
 OK, FAILED, USAGE, TIMEOUT = 0, 1, 2, 3
 
@@ -72,7 +75,9 @@ def relive(*args, timeout=RELIVE_TIMEOUT, user=None, env=None):
     """Runs build/relive with args; returns (rc, stdout, stderr).
 
     user: run relive as that user (setpriv; the tests must run as root).
+    env: the environment (default: ours, with RELIVE_AGENT set).
     """
+    env = RELIVE_ENV if env is None else {"RELIVE_AGENT": str(AGENT), **env}
     cmd = [str(RELIVE), *map(str, args)]
     if user is not None:
         cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup",
@@ -283,7 +288,8 @@ def spawn():
         argv = [*wrapper, target_path(name), *args]
         if ask_pid is None:
             ask_pid = bool(wrapper)
-        t = Target(argv, name, ask_pid=ask_pid, env=env)
+        t = Target(argv, name, ask_pid=ask_pid,
+                   env=RELIVE_ENV if env is None else env)
         started.append(t)
         t.handshake()
         return t

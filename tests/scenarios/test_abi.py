@@ -126,9 +126,12 @@ def test_jump_back_into_prologue_refused_or_handled(spawn):
 def test_recursion_patched_while_running(spawn):
     """A thread is deep in rec_sum (6 frames) while abi_rec is applied.  The
     call in flight completes with the original code (its frames are
-    original); later calls run the new version.  Under the per-thread
-    consistency model relive waits for the thread to leave rec_sum, so it
-    runs in the background while the thread is released."""
+    original); later calls run the new version.
+
+    relive runs in the background: switching all threads at once, it is
+    done while the thread still sleeps at the bottom; under the per-thread
+    consistency model it waits until the thread, released, leaves
+    rec_sum."""
     t = spawn("abi")
     assert t.ask("recwait 6") == "waiting"
     result = {}
@@ -140,6 +143,7 @@ def test_recursion_patched_while_running(spawn):
     bg = threading.Thread(target=run)
     bg.start()
     try:
+        bg.join(timeout=10)     # done by now, unless it waits for the thread
         assert t.ask("recgo") == "21"
     finally:
         bg.join()

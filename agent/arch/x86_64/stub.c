@@ -8,8 +8,8 @@
  * indirect jump.  During a transition the slot holds the dispatcher below,
  * which picks the version for the calling thread:
  *
- *     movzbl %fs:TLS, %r11d        the thread's state byte
- *     cmp    switched(%rip), %r11b
+ *     mov    %fs:TLS, %r11d        the thread's state word
+ *     cmp    switched(%rip), %r11d
  *     jne    1f
  *     jmp    *after(%rip)          switched thread: the new world
  *  1: jmp    *before(%rip)         unswitched thread: the old world
@@ -43,20 +43,19 @@ void arch_emit_stub(uint8_t *b, uint64_t at, const struct relive_stub_data *d,
 	*p++ = 0xff; *p++ = 0x25;
 	put_rel32(p, at + 6, slot); p += 4;
 	*p++ = 0xcc; *p++ = 0xcc;
-	/* 8: movzbl %fs:tls, %r11d */
-	*p++ = 0x64; *p++ = 0x44; *p++ = 0x0f; *p++ = 0xb6; *p++ = 0x1c;
-	*p++ = 0x25;
+	/* 8: mov %fs:tls, %r11d */
+	*p++ = 0x64; *p++ = 0x44; *p++ = 0x8b; *p++ = 0x1c; *p++ = 0x25;
 	memcpy(p, &tls, 4); p += 4;
-	/* 18: cmp switched(%rip), %r11b */
-	*p++ = 0x44; *p++ = 0x3a; *p++ = 0x1d;
-	put_rel32(p, at + 25, switched); p += 4;
-	/* 25: jne 33 */
+	/* 17: cmp switched(%rip), %r11d */
+	*p++ = 0x44; *p++ = 0x3b; *p++ = 0x1d;
+	put_rel32(p, at + 24, switched); p += 4;
+	/* 24: jne 32 */
 	*p++ = 0x75; *p++ = 0x06;
-	/* 27: jmp *after(%rip) */
+	/* 26: jmp *after(%rip) */
 	*p++ = 0xff; *p++ = 0x25;
-	put_rel32(p, at + 33, after); p += 4;
-	/* 33: jmp *before(%rip) */
+	put_rel32(p, at + 32, after); p += 4;
+	/* 32: jmp *before(%rip) */
 	*p++ = 0xff; *p++ = 0x25;
-	put_rel32(p, at + 39, before); p += 4;
+	put_rel32(p, at + 38, before); p += 4;
 	(void)p;
 }

@@ -1,0 +1,491 @@
+/*
+ * relive/unwind.c - a reliable unwind of one stopped thread of another
+ * process, with elfutils libdwfl.
+ *
+ * Why this exists: relive switches a thread to a patched function only when
+ * none of the functions being replaced is on its stack, exactly like the
+ * kernel's livepatch consistency model.  The kernel decides that with
+ * arch_stack_walk_reliable(), whose rule is "any doubt is a no": a frame the
+ * unwinder had to guess, a walk that did not reach the end of the stack, an
+ * unreadable stack - all make the stack unreliable and the task is simply
+ * tried again later.  A stack that is wrongly called complete would let a
+ * thread return into code that was just replaced; a stack wrongly called
+ * unreliable only delays the transition.  So this file is strict:
+ *
+ *  - every frame's PC (the return address minus one, except for the
+ *    interrupted frame and a frame interrupted by a signal) must lie in a
+ *    mapped object and be covered by that object's CFI (.eh_frame, or
+ *    .debug_frame).  That is checked here for every frame, with the same
+ *    lookup libdwfl uses to unwind it, because elfutils falls back to a
+ *    frame-pointer heuristic (ebl_unwind) when there is no CFI, silently;
+ *  - the walk must end because the outermost frame's CFI marks the return
+ *    address undefined (glibc's _start and clone/clone3 do).  libdwfl also
+ *    ends a walk "successfully" when the return address cannot be computed
+ *    (an unreadable stack word) or is 0; both are unreliable here;
+ *  - the stack pointer must grow from each frame to its caller (except when
+ *    coming out of a signal frame, which may switch stacks), and the walk
+ *    is bounded, so a corrupt stack cannot loop.
+ *
+ * libdwfl is used with relive's own Dwfl_Thread_Callbacks, never with
+ * dwfl_linux_proc_attach (which PTRACE_ATTACHes, i.e. sends SIGSTOP): the
+ * caller already holds the thread in a ptrace stop and hands over the
+ * registers it read.  Memory is read with process_vm_readv, a page at a
+ * time, cached for the duration of one walk.  dwfl_attach_state can be
+ * called only once per Dwfl, so the callbacks expose exactly one thread,
+ * the one unwind_thread() is walking, taken from the unwinder.
+ *
+ * The vDSO is reported by dwfl_linux_proc_report itself ("[vdso: PID]", at
+ * AT_SYSINFO_EHDR) and read from /proc/PID/mem, so frames in it unwind with
+ * its own CFI.  Objects whose file was deleted or replaced since they were
+ * mapped ("... (deleted)") are read from the target's memory the same way.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <dwarf.h>
+#include <elf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <libelf.h>
+
+#include "unwind.h"
+
+#define MAX_FRAMES 1024
+#define PAGE_SIZE_ 4096u
+#define NCACHE 4
+
+/* DWARF register numbers, x86-64 psABI. */
+#define DWARF_RSP 7
+#define DWARF_RIP 16
+#define DWARF_NREGS 17
+
+/* What frame_cb tells dwfl_getthread_frames. */
+#define WALK_STOPPED 1    /* the caller's callback asked to stop */
+#define WALK_UNRELIABLE 2 /* why is filled */
+
+struct page {
+	uint64_t addr; /* page address; valid when valid */
+	bool valid;
+	unsigned char data[PAGE_SIZE_];
+};
+
+struct unwinder {
+	pid_t pid;
+	Dwfl *dwfl;
+	/* Tells dwfl_attach_state the architecture without opening a file. */
+	Elf64_Ehdr ehdr;
+	Elf *arch;
+
+	/* The walk in progress. */
+	pid_t tid;
+	const struct user_regs_struct *regs;
+	int (*cb)(uint64_t pc, void *arg);
+	void *cb_arg;
+	char *why;
+	size_t whylen;
+	unsigned nframes;
+	uint64_t last_pc;
+	uint64_t last_sp;
+	bool prev_signal;       /* the last frame is a signal trampoline */
+	bool last_ra_undefined; /* the last frame is the outermost one */
+	char memerr[128];       /* the last failed memory read */
+
+	struct page cache[NCACHE];
+	unsigned victim;
+};
+
+/* ---- libdwfl callbacks ------------------------------------------------ */
+
+static char *debuginfo_path;
+
+static const Dwfl_Callbacks dwfl_callbacks = {
+	.find_elf = dwfl_linux_proc_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.debuginfo_path = &debuginfo_path,
+};
+
+/* The only thread there is: the one being unwound now. */
+static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
+{
+	struct unwinder *u = arg;
+
+	(void)dwfl;
+	if (*thread_argp != NULL || u->tid <= 0)
+		return 0;
+	*thread_argp = u;
+	return u->tid;
+}
+
+static bool get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp)
+{
+	struct unwinder *u = arg;
+
+	(void)dwfl;
+	if (tid <= 0 || tid != u->tid)
+		return false;
+	*thread_argp = u;
+	return true;
+}
+
+static bool read_direct(struct unwinder *u, uint64_t addr, void *buf,
+			size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr,
+				.iov_len = len };
+	ssize_t n = process_vm_readv(u->pid, &local, 1, &remote, 1, 0);
+
+	if (n == (ssize_t)len)
+		return true;
+	snprintf(u->memerr, sizeof(u->memerr),
+		 "cannot read target memory at 0x%llx: %s",
+		 (unsigned long long)addr,
+		 n < 0 ? strerror(errno) : "short read");
+	return false;
+}
+
+static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result,
+			void *arg)
+{
+	struct unwinder *u = arg;
+	uint64_t base = addr & ~(uint64_t)(PAGE_SIZE_ - 1);
+	unsigned off = (unsigned)(addr - base);
+	struct page *p;
+
+	(void)dwfl;
+	if (off > PAGE_SIZE_ - sizeof(*result))
+		return read_direct(u, addr, result, sizeof(*result));
+	for (unsigned i = 0; i < NCACHE; i++) {
+		p = &u->cache[i];
+		if (p->valid && p->addr == base) {
+			memcpy(result, p->data + off, sizeof(*result));
+			return true;
+		}
+	}
+	p = &u->cache[u->victim];
+	u->victim = (u->victim + 1) % NCACHE;
+	p->valid = false;
+	if (!read_direct(u, base, p->data, PAGE_SIZE_))
+		return false;
+	p->addr = base;
+	p->valid = true;
+	memcpy(result, p->data + off, sizeof(*result));
+	return true;
+}
+
+static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
+{
+	struct unwinder *u = thread_arg;
+	const struct user_regs_struct *r = u->regs;
+	/* DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then rip. */
+	Dwarf_Word regs[DWARF_NREGS] = {
+		r->rax, r->rdx, r->rcx, r->rbx, r->rsi, r->rdi, r->rbp, r->rsp,
+		r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15,
+		r->rip,
+	};
+
+	if (!dwfl_thread_state_registers(thread, 0, DWARF_NREGS, regs))
+		return false;
+	dwfl_thread_state_register_pc(thread, r->rip);
+	return true;
+}
+
+/* The caller attached and will detach; nothing to undo here. */
+static void detach(Dwfl *dwfl, void *arg)
+{
+	(void)dwfl;
+	(void)arg;
+}
+
+static void thread_detach(Dwfl_Thread *thread, void *thread_arg)
+{
+	(void)thread;
+	(void)thread_arg;
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+	.next_thread = next_thread,
+	.get_thread = get_thread,
+	.memory_read = memory_read,
+	.set_initial_registers = set_initial_registers,
+	.detach = detach,
+	.thread_detach = thread_detach,
+};
+
+/* ---- the walk --------------------------------------------------------- */
+
+static int unreliable(struct unwinder *u, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int unreliable(struct unwinder *u, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (u->why && u->whylen) {
+		va_start(ap, fmt);
+		vsnprintf(u->why, u->whylen, fmt, ap);
+		va_end(ap);
+	}
+	return WALK_UNRELIABLE;
+}
+
+static const char *module_name(Dwfl_Module *mod)
+{
+	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL,
+					    NULL, NULL);
+
+	return name ? name : "?";
+}
+
+/*
+ * The CFI row libdwfl will unwind this frame with: .eh_frame first, then
+ * .debug_frame, looked up at the same address (__libdwfl_frame_unwind).
+ * NULL if there is none: libdwfl would guess with frame pointers.
+ */
+static Dwarf_Frame *cfi_frame(Dwfl_Module *mod, Dwarf_Addr addr)
+{
+	Dwarf_Frame *frame = NULL;
+	Dwarf_Addr bias;
+	Dwarf_CFI *cfi = dwfl_module_eh_cfi(mod, &bias);
+
+	if (cfi && dwarf_cfi_addrframe(cfi, addr - bias, &frame) == 0)
+		return frame;
+	cfi = dwfl_module_dwarf_cfi(mod, &bias);
+	if (cfi && dwarf_cfi_addrframe(cfi, addr - bias, &frame) == 0)
+		return frame;
+	return NULL;
+}
+
+static int frame_cb(Dwfl_Frame *state, void *arg)
+{
+	struct unwinder *u = arg;
+	bool initial = u->nframes == 0;
+	Dwarf_Addr pc, addr;
+	Dwarf_Word sp;
+
+	if (!dwfl_frame_pc(state, &pc, NULL))
+		return unreliable(u, "unwinding failed after 0x%llx: %s",
+				  (unsigned long long)u->last_pc,
+				  dwfl_errmsg(-1));
+	if (u->last_ra_undefined)
+		return unreliable(u, "unwinding went on past the outermost "
+				  "frame at 0x%llx",
+				  (unsigned long long)u->last_pc);
+	if (u->nframes >= MAX_FRAMES)
+		return unreliable(u, "more than %d frames at 0x%llx",
+				  MAX_FRAMES, (unsigned long long)pc);
+	if (dwfl_frame_reg(state, DWARF_RSP, &sp) != 0)
+		return unreliable(u, "unwinding failed at 0x%llx: stack "
+				  "pointer unknown", (unsigned long long)pc);
+	if (!initial && !u->prev_signal && sp <= u->last_sp)
+		return unreliable(u, "unwinding failed at 0x%llx: stack "
+				  "pointer 0x%llx does not grow from 0x%llx",
+				  (unsigned long long)pc,
+				  (unsigned long long)sp,
+				  (unsigned long long)u->last_sp);
+
+	/*
+	 * A return address may be just past the end of its function (a call
+	 * to a noreturn function): look up the call, as libdwfl does.  The
+	 * interrupted PC and a PC interrupted by a signal are exact.
+	 */
+	addr = (initial || u->prev_signal) ? pc : pc - 1;
+	Dwfl_Module *mod = dwfl_addrmodule(u->dwfl, addr);
+	if (!mod)
+		return unreliable(u, "no unwind information for 0x%llx: not in "
+				  "any mapped object", (unsigned long long)pc);
+	Dwarf_Frame *frame = cfi_frame(mod, addr);
+	if (!frame)
+		return unreliable(u, "no unwind information for 0x%llx in %s",
+				  (unsigned long long)pc, module_name(mod));
+
+	bool signal = false;
+	int ra = dwarf_frame_info(frame, NULL, NULL, &signal);
+	Dwarf_Op ops_mem[3], *ops;
+	size_t nops;
+	bool ra_undefined = ra >= 0 &&
+		dwarf_frame_register(frame, ra, ops_mem, &ops, &nops) == 0 &&
+		nops == 0 && ops == ops_mem;
+	free(frame);
+	if (ra < 0)
+		return unreliable(u, "bad unwind information for 0x%llx in %s: "
+				  "%s", (unsigned long long)pc,
+				  module_name(mod), dwarf_errmsg(-1));
+
+	u->nframes++;
+	u->last_pc = pc;
+	u->last_sp = sp;
+	u->prev_signal = signal;
+	u->last_ra_undefined = ra_undefined;
+
+	if (u->cb && u->cb(pc, u->cb_arg) != 0)
+		return WALK_STOPPED;
+	return DWARF_CB_OK;
+}
+
+int unwind_thread(struct unwinder *u, pid_t tid,
+		  const struct user_regs_struct *regs,
+		  int (*cb)(uint64_t pc, void *arg), void *arg, char *why,
+		  size_t whylen)
+{
+	int r;
+
+	if (why && whylen)
+		why[0] = '\0';
+	if (!u || !regs || tid <= 0) {
+		if (why && whylen)
+			snprintf(why, whylen, "invalid arguments");
+		return -EINVAL;
+	}
+	u->tid = tid;
+	u->regs = regs;
+	u->cb = cb;
+	u->cb_arg = arg;
+	u->why = why;
+	u->whylen = why ? whylen : 0;
+	u->nframes = 0;
+	u->last_pc = regs->rip;
+	u->last_sp = 0;
+	u->prev_signal = false;
+	u->last_ra_undefined = false;
+	u->memerr[0] = '\0';
+	for (unsigned i = 0; i < NCACHE; i++)
+		u->cache[i].valid = false;
+
+	r = dwfl_getthread_frames(u->dwfl, tid, frame_cb, u);
+
+	u->tid = 0;
+	u->regs = NULL;
+	u->cb = NULL;
+	u->why = NULL;
+	if (r == WALK_STOPPED)
+		return 1;
+	if (r == WALK_UNRELIABLE)
+		return -EAGAIN;
+	if (r == 0) {
+		if (u->nframes && u->last_ra_undefined)
+			return 0;
+		if (why && whylen)
+			snprintf(why, whylen,
+				 "unwinding stopped at 0x%llx, not at the "
+				 "thread's outermost frame%s%s",
+				 (unsigned long long)u->last_pc,
+				 u->memerr[0] ? ": " : "", u->memerr);
+		return -EAGAIN;
+	}
+	if (why && whylen)
+		snprintf(why, whylen, "unwinding failed at 0x%llx: %s",
+			 (unsigned long long)u->last_pc,
+			 u->memerr[0] ? u->memerr : dwfl_errmsg(-1));
+	return -EAGAIN;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static int report(struct unwinder *u, char *err, size_t errlen)
+{
+	int r;
+
+	dwfl_report_begin(u->dwfl);
+	r = dwfl_linux_proc_report(u->dwfl, u->pid);
+	if (dwfl_report_end(u->dwfl, NULL, NULL) != 0 && r == 0)
+		r = -1;
+	if (r == 0)
+		return 0;
+	if (r > 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "cannot read the memory map of "
+				 "%d: %s", (int)u->pid, strerror(r));
+		return -r;
+	}
+	if (err && errlen)
+		snprintf(err, errlen, "cannot read the memory map of %d: %s",
+			 (int)u->pid, dwfl_errmsg(-1));
+	return -EIO;
+}
+
+int unwind_open(pid_t pid, struct unwinder **up, char *err, size_t errlen)
+{
+	struct unwinder *u;
+	int r;
+
+	*up = NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	u->pid = pid;
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		snprintf(err, errlen, "libelf: %s", elf_errmsg(-1));
+		free(u);
+		return -EIO;
+	}
+	u->dwfl = dwfl_begin(&dwfl_callbacks);
+	if (!u->dwfl) {
+		snprintf(err, errlen, "libdwfl: %s", dwfl_errmsg(-1));
+		free(u);
+		return -ENOMEM;
+	}
+	r = report(u, err, errlen);
+	if (r < 0)
+		goto fail;
+
+	/*
+	 * With a NULL Elf, dwfl_attach_state borrows the Ebl of the first
+	 * module it can open, which unwind_refresh could free later.  An ELF
+	 * header in memory names the architecture for good.
+	 */
+	memcpy(u->ehdr.e_ident, ELFMAG, SELFMAG);
+	u->ehdr.e_ident[EI_CLASS] = ELFCLASS64;
+	u->ehdr.e_ident[EI_DATA] = ELFDATA2LSB;
+	u->ehdr.e_ident[EI_VERSION] = EV_CURRENT;
+	u->ehdr.e_ident[EI_OSABI] = ELFOSABI_SYSV;
+	u->ehdr.e_type = ET_CORE;
+	u->ehdr.e_machine = EM_X86_64;
+	u->ehdr.e_version = EV_CURRENT;
+	u->ehdr.e_ehsize = sizeof(u->ehdr);
+	u->arch = elf_memory((char *)&u->ehdr, sizeof(u->ehdr));
+	if (!u->arch) {
+		snprintf(err, errlen, "libelf: %s", elf_errmsg(-1));
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (!dwfl_attach_state(u->dwfl, u->arch, pid, &thread_callbacks, u)) {
+		snprintf(err, errlen, "libdwfl: cannot unwind %d: %s",
+			 (int)pid, dwfl_errmsg(-1));
+		r = -EIO;
+		goto fail;
+	}
+	*up = u;
+	return 0;
+
+fail:
+	unwind_close(u);
+	return r;
+}
+
+int unwind_refresh(struct unwinder *u)
+{
+	if (!u)
+		return -EINVAL;
+	return report(u, NULL, 0);
+}
+
+void unwind_close(struct unwinder *u)
+{
+	if (!u)
+		return;
+	if (u->dwfl)
+		dwfl_end(u->dwfl);
+	if (u->arch)
+		elf_end(u->arch);
+	free(u);
+}
