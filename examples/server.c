@@ -21,6 +21,9 @@
  * with -flive-patching=inline-clone, so that replacing that one function
  * changes the behaviour everywhere it is used.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4 */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -529,7 +529,7 @@ static int cmd_run(int argc, char **argv)
 {
 	const char *agent = agent_default_path();
 	const char *old = getenv("LD_PRELOAD");
-	char real[PATH_MAX], *pre;
+	char real[PATH_MAX], shim[PATH_MAX + 32], *pre, *slash;
 	int i = 1;
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
@@ -542,9 +542,20 @@ static int cmd_run(int argc, char **argv)
 		die_msg("agent %s: %s", agent, strerror(errno));
 		return EXIT_REFUSED;
 	}
-	if (asprintf(&pre, "%s%s%s", real, old && *old ? ":" : "",
+	/* The shim next to the agent loads it privately (agent/preload.c). */
+	snprintf(shim, sizeof(shim), "%s", real);
+	slash = strrchr(shim, '/');
+	snprintf(slash + 1, sizeof(shim) - (slash + 1 - shim),
+		 "librelive-preload.so");
+	if (access(shim, R_OK)) {
+		die_msg("%s: %s", shim, strerror(errno));
+		return EXIT_REFUSED;
+	}
+	if (asprintf(&pre, "%s%s%s", shim, old && *old ? ":" : "",
 		     old ? old : "") < 0)
 		return EXIT_REFUSED;
+	setenv("RELIVE_PRELOAD_AGENT", real, 1);
+	setenv("RELIVE_PRELOAD_ORIG", old ? old : "", 1);
 	setenv("LD_PRELOAD", pre, 1);
 	execvp(argv[i], argv + i);
 	die_msg("cannot run %s: %s", argv[i], strerror(errno));
@@ -555,6 +566,8 @@ int main(int argc, char **argv)
 {
 	const char *cmd;
 
+	/* Never wait on the network while a thread of the target is held. */
+	unsetenv("DEBUGINFOD_URLS");
 	if (argc < 2)
 		return usage_error("which command?");
 	cmd = argv[1];

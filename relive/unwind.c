@@ -38,6 +38,12 @@
  * AT_SYSINFO_EHDR) and read from /proc/PID/mem, so frames in it unwind with
  * its own CFI.  Objects whose file was deleted or replaced since they were
  * mapped ("... (deleted)") are read from the target's memory the same way.
+ * Other files are opened through /proc/PID/root, as the target sees them
+ * (a container, a chroot), never as whatever has that name here.
+ *
+ * Cost: unwind_open reads /proc/PID/maps and auxv, no object yet; each
+ * object's ELF and .eh_frame are opened on the first frame that needs them
+ * and kept until unwind_close, so later walks do no file I/O at all.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -46,6 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -105,8 +113,53 @@ struct unwinder {
 
 static char *debuginfo_path;
 
+/*
+ * The file of a mapping, as the target sees it: through /proc/PID/root, so
+ * a target in another mount namespace or chroot is not unwound with the
+ * CFI of whatever file has that name here.  Deleted files and the vDSO are
+ * read from the target's memory by dwfl_linux_proc_find_elf.
+ */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name,
+		    Dwarf_Addr base, char **file_name, Elf **elfp)
+{
+	struct unwinder *u = *userdata;
+	const char *sp = strrchr(name, ' ');
+	char path[4200];
+	struct stat st;
+	int fd;
+
+	if (!u || name[0] != '/' || (sp && strcmp(sp, " (deleted)") == 0))
+		return dwfl_linux_proc_find_elf(mod, userdata, name, base,
+						file_name, elfp);
+	if ((size_t)snprintf(path, sizeof(path), "/proc/%d/root%s",
+			     (int)u->pid, name) >= sizeof(path))
+		return -1;
+	/* Only regular files: a device could block on open or read. */
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	*file_name = strdup(path);
+	if (!*file_name) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int set_userdata(Dwfl_Module *mod, void **userdata, const char *name,
+			Dwarf_Addr start, void *arg)
+{
+	(void)mod;
+	(void)name;
+	(void)start;
+	*userdata = arg;
+	return DWARF_CB_OK;
+}
+
 static const Dwfl_Callbacks dwfl_callbacks = {
-	.find_elf = dwfl_linux_proc_find_elf,
+	.find_elf = find_elf,
 	.find_debuginfo = dwfl_standard_find_debuginfo,
 	.debuginfo_path = &debuginfo_path,
 };
@@ -245,6 +298,23 @@ static const char *module_name(Dwfl_Module *mod)
 }
 
 /*
+ * The module mapped at addr.  dwfl_addrmodule alone is not enough: in
+ * elfutils 0.188 it can answer with the module below an address that lies
+ * past that module's end (seen with a library mapped after the report), and
+ * libdwfl would then unwind with the wrong object's CFI.
+ */
+static Dwfl_Module *module_at(Dwfl *dwfl, Dwarf_Addr addr)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(dwfl, addr);
+	Dwarf_Addr lo, hi;
+
+	if (!mod || !dwfl_module_info(mod, NULL, &lo, &hi, NULL, NULL, NULL,
+				      NULL) || addr < lo || addr >= hi)
+		return NULL;
+	return mod;
+}
+
+/*
  * The CFI row libdwfl will unwind this frame with: .eh_frame first, then
  * .debug_frame, looked up at the same address (__libdwfl_frame_unwind).
  * NULL if there is none: libdwfl would guess with frame pointers.
@@ -297,7 +367,7 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 	 * interrupted PC and a PC interrupted by a signal are exact.
 	 */
 	addr = (initial || u->prev_signal) ? pc : pc - 1;
-	Dwfl_Module *mod = dwfl_addrmodule(u->dwfl, addr);
+	Dwfl_Module *mod = module_at(u->dwfl, addr);
 	if (!mod)
 		return unreliable(u, "no unwind information for 0x%llx: not in "
 				  "any mapped object", (unsigned long long)pc);
@@ -397,8 +467,11 @@ static int report(struct unwinder *u, char *err, size_t errlen)
 	r = dwfl_linux_proc_report(u->dwfl, u->pid);
 	if (dwfl_report_end(u->dwfl, NULL, NULL) != 0 && r == 0)
 		r = -1;
-	if (r == 0)
+	if (r == 0) {
+		/* Before any module's file is looked for (lazily). */
+		dwfl_getmodules(u->dwfl, set_userdata, u, 0);
 		return 0;
+	}
 	if (r > 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "cannot read the memory map of "

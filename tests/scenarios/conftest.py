@@ -10,8 +10,17 @@ line on stdin, one answer line on stdout, "ready" once started.  Nothing
 here sleeps to wait for a state: answers are read with a deadline, and
 states are polled with a deadline (wait_until).
 
+Run (python3-pytest is installed for /usr/bin/python3 only):
+
+    meson setup build && ninja -C build
+    /usr/bin/python3 -m pytest tests/scenarios
+
 Paths come from the meson build directory: build/ at the top of the tree,
-or $RELIVE_BUILD.
+or $RELIVE_BUILD.  relive and `relive run` get RELIVE_AGENT set to the
+build's agent.  Knobs: RELIVE_HAMMER_CYCLES (default 200),
+RELIVE_TEST_ANSWER_TIMEOUT (seconds per answer, 30), RELIVE_TEST_RELIVE_TIMEOUT
+(seconds per relive command, 120).  The permission test runs relive as
+"nobody" through setpriv when the suite runs as root.
 """
 import json
 import os

@@ -155,14 +155,11 @@ def test_recursion_patched_while_running(spawn):
     assert t.ask("rec 6") == "21"
 
 
-@pytest.mark.xfail(reason="per-thread consistency model not implemented yet: "
-                          "relive switches all threads at once "
-                          "(docs/architecture.md, 'The consistency model')",
-                   strict=False)
 def test_transition_waits_for_sleeping_thread_then_reverses(spawn):
     """Kernel model: a thread asleep inside rec_sum cannot switch, so the
     transition does not finish (exit 3), the listing names the thread and
-    the function, and disabling the patch reverses the transition."""
+    the function, and disabling the patch reverses the transition (only the
+    threads already switched switch back)."""
     t = spawn("abi")
     assert t.ask("recwait 6") == "waiting"
     try:

@@ -17,6 +17,9 @@
  *                disturbed them), then " last=NAME:RET:ERRNO" if any
  *     pid, quit (as in target.h)
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
+#endif
 #include "target.h"
 
 #include <errno.h>

@@ -3,6 +3,9 @@
  * function to patch, and exported functions whose names an agent might also
  * use, to prove that loading the agent changes no symbol binding.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr, RTLD_DEFAULT */
+#endif
 #include "calc.h"
 #include "target.h"
 

@@ -2,6 +2,9 @@
  * tests/targets/target.c - the line protocol of the test targets; see
  * target.h.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr, RTLD_DEFAULT */
+#endif
 #include "target.h"
 
 #include <dirent.h>
