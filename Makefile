@@ -20,7 +20,7 @@ $(BUILD)/build.ninja: | deps
 	meson setup $(BUILD) $(MESON_OPTS)
 
 demo: all
-	./scripts/demo.sh $(BUILD)
+	RELIVE_BUILD=$(BUILD) ./scripts/demo.sh
 
 test: all
 	./scripts/test.sh $(BUILD)
