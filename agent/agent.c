@@ -97,6 +97,7 @@ __attribute__((constructor)) static void agent_init(void)
 	agent_logging = getenv("RELIVE_AGENT_LOG") != NULL;
 	relive_agent_ctl.tls_offset = thread_pointer_offset();
 	transition_init();
+	objects_init();
 	core_snapshot();
 	agent_log("agent %s loaded", RELIVE_VERSION);
 }
@@ -108,17 +109,27 @@ __attribute__((constructor)) static void agent_init(void)
 AGENT_EXPORT long relive_agent_request(void)
 {
 	struct relive_ctl *c = &relive_agent_ctl;
+	struct relive_patch *opened = NULL, *gone = NULL;
 	char arg[sizeof(c->arg)];
-	int rc;
+	int rc = 0;
 
-	pthread_mutex_lock(&agent_lock);
-	c->busy = 1;
 	memcpy(arg, c->arg, sizeof(arg));
 	arg[sizeof(arg) - 1] = '\0';
 	c->msg[0] = '\0';
+	/* Lock order: the dynamic loader's lock, then agent_lock (the loader
+	 * calls objects.c's hook with its lock held).  So whatever calls into
+	 * the loader (dlopen, dlsym, dlclose) runs outside agent_lock. */
+	if (c->op == RELIVE_OP_LOAD)
+		opened = core_open(arg, &rc);
+	pthread_mutex_lock(&agent_lock);
+	c->busy = 1;
 	switch (c->op) {
 	case RELIVE_OP_LOAD:
-		rc = core_load(arg);
+		if (opened) {
+			rc = core_load(opened);
+			if (rc)
+				gone = opened;
+		}
 		break;
 	case RELIVE_OP_WRITTEN:
 		ops_plan_done();
@@ -131,10 +142,10 @@ AGENT_EXPORT long relive_agent_request(void)
 		rc = core_disable(arg);
 		break;
 	case RELIVE_OP_REMOVE:
-		rc = core_remove(arg);
+		rc = core_remove(arg, &gone);
 		break;
 	case RELIVE_OP_ABORT:
-		rc = core_abort(arg);
+		rc = core_abort(arg, &gone);
 		break;
 	case RELIVE_OP_UNUSED_SITES:
 		rc = ops_plan_restores();
@@ -155,5 +166,6 @@ AGENT_EXPORT long relive_agent_request(void)
 	core_snapshot();
 	c->busy = 0;
 	pthread_mutex_unlock(&agent_lock);
+	core_discard(gone);
 	return rc;
 }

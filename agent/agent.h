@@ -33,6 +33,7 @@ struct relive_func {
 	struct relive_object *obj;
 	struct relive_ops *ops;    /* NULL while the object is not loaded */
 	bool on_stack;             /* pushed on ops->stack */
+	uintptr_t new_lo, new_hi;  /* code of new_func (kernel: new_size) */
 };
 
 /* One object of one patch (kernel: struct klp_object). */
@@ -46,6 +47,7 @@ struct relive_object {
 	bool patched;
 	bool pre_patch_ran;        /* kernel: callbacks.post_unpatch_enabled */
 	bool post_patch_ran;       /* pre_unpatch may run */
+	char refused[256];         /* why a late object was left unpatched */
 	char build_id[64];
 	uintptr_t bias;
 };
@@ -58,6 +60,8 @@ struct relive_patch {
 	struct relive_patch_info *info;
 	struct relive_object *objs;
 	size_t nobjs;
+	struct klp_reloc *relocs;   /* KLP_SYMBOL/KLP_ORIGINAL references */
+	size_t nrelocs;
 	struct relive_object *nop_objs; /* atomic replace, while in transition */
 	size_t n_nop_objs;
 	bool enabled;
@@ -85,6 +89,7 @@ struct relive_ops {
 	uint8_t *stub;              /* code: jmp *slot, then the dispatcher */
 	struct relive_stub_data *data;
 	bool redirected;            /* the entry jump is in place */
+	bool pinned;                /* never restored (the loader hook) */
 	struct relive_func **stack; /* func_stack, bottom to top */
 	size_t nstack, capstack;
 	struct relive_ops *next;
@@ -99,16 +104,29 @@ void agent_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* core.c: patches and objects */
-int core_load(const char *path);
+struct relive_patch *core_open(const char *path, int *rc);
+void core_discard(struct relive_patch *p);
+int core_load(struct relive_patch *p);
 int core_enable(const char *name);
 int core_disable(const char *name);
-int core_remove(const char *name);
-int core_abort(const char *name);
+int core_remove(const char *name, struct relive_patch **gone);
+int core_abort(const char *name, struct relive_patch **gone);
 int core_force(const char *name);
 int core_complete(void);
 void core_free_nops(struct relive_patch *p);
 void core_snapshot(void);
 struct relive_patch *core_find(const char *name);
+
+/* objects.c: objects that come and go, relocations of KLP_SYMBOL */
+bool code_segment_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
+int klp_relocs_read(struct relive_patch *p);
+int klp_relocs_apply_all(struct relive_patch *p);
+void klp_relocs_free(struct relive_patch *p);
+int objects_plan_hook(void);
+void objects_init(void);
+int resolve_object(struct relive_object *o, const char *path);
+bool find_loaded_object(const char *name, char *path, size_t pathlen,
+			uintptr_t *bias);
 
 /* transition.c */
 #define RELIVE_STATE_INIT 1u
@@ -117,6 +135,7 @@ int transition_start(struct relive_patch *p, bool patching);
 void transition_reverse(void);
 void transition_complete(bool forced);
 struct relive_patch *transition_patch(void);
+void transition_forget_ops(struct relive_ops *ops);
 bool transition_patching(void);
 
 /* patch.c: ops and the func_stack */
@@ -129,6 +148,9 @@ int ops_reserve(struct relive_ops *ops);
 int ops_plan_redirects_for(struct relive_patch *p);
 int ops_plan_restores(void);
 void ops_plan_done(void);
+struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target);
+int ops_plan_redirect(struct relive_ops *ops);
+void ops_forget(struct relive_ops *ops);
 void ops_plan_reset(void);
 
 /* codemem.c: memory for stubs and copies near the code they serve */

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <link.h>
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
-static bool find_loaded_object(const char *name, char *path, size_t pathlen,
+bool find_loaded_object(const char *name, char *path, size_t pathlen,
 			       uintptr_t *bias)
 {
 	struct find_obj fo = { .name = name, .first = true };
@@ -118,6 +119,7 @@ static void patch_free(struct relive_patch *p)
 	if (!p)
 		return;
 	core_free_nops(p);
+	klp_relocs_free(p);
 	for (i = 0; i < p->nobjs; i++)
 		free(p->objs[i].funcs);
 	free(p->objs);
@@ -140,7 +142,7 @@ static const char *patch_name_of(const char *path, char *buf, size_t len)
 
 /* Resolves one object's functions and builds their ops.  The object must
  * be loaded.  Returns 0 or a negative errno with the message set. */
-static int resolve_object(struct relive_object *o, const char *path)
+int resolve_object(struct relive_object *o, const char *path)
 {
 	struct elfsym_file *f;
 	char err[512];
@@ -253,47 +255,106 @@ static int build_patch(struct relive_patch *p)
 	return 0;
 }
 
-int core_load(const char *path)
+/* The code of a new version (kernel: func->new_size): its symbol when the
+ * patch exports it, else (a static function) the patch's whole executable
+ * segment, which is conservative: a thread anywhere in the patch counts. */
+static void new_func_range(struct relive_func *f)
 {
-	struct relive_patch *p, **tail;
-	char name[256], objpath[4096];
-	size_t i;
-	int rc;
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
 
-	ops_plan_reset();
-	patch_name_of(path, name, sizeof(name));
-	if (core_find(name)) {
-		agent_msg("patch '%s' is already applied to this process",
-			  name);
-		return -EEXIST;
+	if (dladdr1(f->new_func, &info, (void **)&sym, RTLD_DL_SYMENT) &&
+	    sym && info.dli_saddr == f->new_func && sym->st_size) {
+		f->new_lo = (uintptr_t)f->new_func;
+		f->new_hi = f->new_lo + sym->st_size;
+		return;
 	}
+	if (!code_segment_of((uintptr_t)f->new_func, &f->new_lo, &f->new_hi)) {
+		f->new_lo = (uintptr_t)f->new_func;
+		f->new_hi = f->new_lo + 1;
+	}
+}
+
+/*
+ * First half of loading, without agent_lock: everything that calls into
+ * the dynamic loader (dlopen, dlsym, dladdr take its lock, and the loader
+ * calls the agent's hook with its lock held, so the agent never calls it
+ * while holding its own).  Returns the patch, or NULL with *rc set.
+ */
+struct relive_patch *core_open(const char *path, int *rc)
+{
+	struct relive_patch *p;
+	char name[256];
+	size_t i, j;
+
+	patch_name_of(path, name, sizeof(name));
 	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
+	if (!p) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	snprintf(p->file, sizeof(p->file), "%s", path);
 	p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!p->handle) {
 		agent_msg("cannot load %s: %s", path, dlerror());
 		free(p);
-		return -ENOEXEC;
+		*rc = -ENOEXEC;
+		return NULL;
 	}
 	p->info = dlsym(p->handle, "relive_patch_info");
 	if (!p->info || p->info->magic != RELIVE_PATCH_MAGIC) {
 		agent_msg("%s is not a relive patch (no RELIVE_PATCH())", path);
-		rc = -ENOEXEC;
+		*rc = -ENOEXEC;
 		goto fail;
 	}
 	if (p->info->abi != RELIVE_ABI_VERSION) {
 		agent_msg("%s was built for patch ABI %u, this agent speaks %u; "
 			  "rebuild it with this relive's header", path,
 			  p->info->abi, RELIVE_ABI_VERSION);
-		rc = -ENOEXEC;
+		*rc = -ENOEXEC;
 		goto fail;
 	}
-	rc = build_patch(p);
-	if (rc)
+	*rc = build_patch(p);
+	if (*rc)
 		goto fail;
+	for (i = 0; i < p->nobjs; i++)
+		for (j = 0; j < p->objs[i].nfuncs; j++)
+			new_func_range(&p->objs[i].funcs[j]);
+	*rc = klp_relocs_read(p);
+	if (*rc)
+		goto fail;
+	return p;
+fail:
+	core_discard(p);
+	return NULL;
+}
+
+/* Frees a patch that is not (or no longer) listed.  Without agent_lock. */
+void core_discard(struct relive_patch *p)
+{
+	if (!p)
+		return;
+	if (p->handle)
+		dlclose(p->handle);
+	patch_free(p);
+}
+
+/* Second half of loading, under agent_lock.  On failure the caller
+ * discards p. */
+int core_load(struct relive_patch *p)
+{
+	struct relive_patch **tail;
+	char objpath[4096];
+	size_t i;
+	int rc;
+
+	ops_plan_reset();
+	if (core_find(p->name)) {
+		agent_msg("patch '%s' is already applied to this process",
+			  p->name);
+		return -EEXIST;
+	}
 	for (i = 0; i < p->nobjs; i++) {
 		struct relive_object *o = &p->objs[i];
 
@@ -305,22 +366,25 @@ int core_load(const char *path)
 		if (rc)
 			goto fail;
 	}
+	rc = klp_relocs_apply_all(p);
+	if (rc)
+		goto fail;
 	rc = state_check_compatible(p);
 	if (rc)
 		goto fail;
 	p->info->api = &agent_api;
 	rc = ops_plan_redirects_for(p);
+	if (!rc)
+		rc = objects_plan_hook();
 	if (rc)
 		goto fail;
 	for (tail = &agent_patches; *tail; tail = &(*tail)->next)
 		;
 	*tail = p;
-	agent_log("'%s': loaded from %s", p->name, path);
+	agent_log("'%s': loaded from %s", p->name, p->file);
 	return 0;
 fail:
 	ops_plan_reset();
-	dlclose(p->handle);
-	patch_free(p);
 	return rc;
 }
 
@@ -568,7 +632,7 @@ static void unlink_patch(struct relive_patch *p)
 		}
 }
 
-int core_remove(const char *name)
+int core_remove(const char *name, struct relive_patch **gone)
 {
 	struct relive_patch *p = core_find(name);
 
@@ -592,22 +656,20 @@ int core_remove(const char *name)
 		return -EPERM;
 	}
 	unlink_patch(p);
-	dlclose(p->handle);
-	patch_free(p);
+	*gone = p;
 	agent_log("'%s': removed", name);
 	return 0;
 }
 
 /* Undoes a load whose code writes failed: the patch was never enabled. */
-int core_abort(const char *name)
+int core_abort(const char *name, struct relive_patch **gone)
 {
 	struct relive_patch *p = core_find(name);
 
 	if (!p || p->enabled || p == transition_patch())
 		return 0;
 	unlink_patch(p);
-	dlclose(p->handle);
-	patch_free(p);
+	*gone = p;
 	return 0;
 }
 
@@ -710,9 +772,15 @@ void core_snapshot(void)
 				sb_str(&b, o->kobj->build_id);
 			else
 				sb_add(&b, "null");
-			sb_add(&b, ",\"loaded\":%s,\"patched\":%s,\"funcs\":[",
+			sb_add(&b, ",\"loaded\":%s,\"patched\":%s,",
 			       o->loaded ? "true" : "false",
 			       o->patched ? "true" : "false");
+			if (o->refused[0]) {
+				sb_add(&b, "\"error\":");
+				sb_str(&b, o->refused);
+				sb_add(&b, ",");
+			}
+			sb_add(&b, "\"funcs\":[");
 			for (j = 0; j < o->nfuncs; j++) {
 				sb_add(&b, "%s{\"name\":", j ? "," : "");
 				sb_str(&b, o->funcs[j].old_name);

@@ -257,7 +257,7 @@ int ops_plan_restores(void)
 		struct relive_ops *o;
 
 		for (o = ops_table[b]; o; o = o->next) {
-			if (!o->redirected || o->nstack)
+			if (!o->redirected || o->nstack || o->pinned)
 				continue;
 			rc = plan_add(o, false);
 			if (rc)
@@ -279,4 +279,76 @@ void ops_plan_done(void)
 			o->redirected = plan[i].redirect;
 	}
 	ops_plan_reset();
+}
+
+/*
+ * An ops for a hook of the agent's own (objects.c): the site is a 1-byte
+ * `ret` followed by padding, the slot always holds target, and the
+ * "original copy" is that `ret`.
+ */
+struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
+{
+	uint8_t cell[OPS_CELL];
+	struct relive_ops *o = calloc(1, sizeof(*o));
+	uint8_t *code;
+	void *data;
+	size_t h;
+
+	if (!o || !(o->name = strdup("the dynamic loader's notification")) ||
+	    codemem_alloc(site, &code, OPS_CELL, &data,
+			  sizeof(struct relive_stub_data))) {
+		if (o)
+			free(o->name);
+		free(o);
+		return NULL;
+	}
+	o->func_addr = site;
+	o->size = 1;
+	o->pinned = true;
+	o->stub = code;
+	o->data = data;
+	o->site.func_addr = site;
+	o->site.site_addr = site;
+	o->site.displaced = RELIVE_ARCH_JUMP_LEN;
+	memcpy(o->site.saved, (const void *)site, RELIVE_ARCH_JUMP_LEN);
+	o->site.n_insns = 1;
+	o->site.copy[0] = 0xc3;
+	o->site.copy_len = 1;
+	o->site.copy_addr = (uintptr_t)code + RELIVE_STUB_SIZE;
+	o->data->slot = o->data->before = o->data->after = target;
+	memset(cell, 0xcc, sizeof(cell));
+	arch_emit_stub(cell, (uintptr_t)code, o->data,
+		       relive_agent_ctl.tls_offset);
+	cell[RELIVE_STUB_SIZE] = 0xc3;
+	if (codemem_write(code, cell, RELIVE_STUB_SIZE + 1)) {
+		free(o->name);
+		free(o);
+		return NULL;
+	}
+	h = ops_hash(site);
+	o->next = ops_table[h];
+	ops_table[h] = o;
+	return o;
+}
+
+int ops_plan_redirect(struct relive_ops *o)
+{
+	return plan_add(o, true);
+}
+
+/* The function's object was unloaded: its address may be reused. */
+void ops_forget(struct relive_ops *o)
+{
+	struct relive_ops **pp;
+
+	for (pp = &ops_table[ops_hash(o->func_addr)]; *pp; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	/* Its stub and copy stay mapped: a thread could still be leaving
+	 * them.  The memory is not reused. */
+	free(o->stack);
+	free(o->name);
+	free(o);
 }

@@ -21,7 +21,6 @@
  * "switched".
  */
 #include <errno.h>
-#include <dlfcn.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,11 +58,13 @@ static int find_tls_image(struct dl_phdr_info *info, size_t size, void *arg)
 		    me < info->dlpi_addr + ph->p_vaddr + ph->p_memsz)
 			mine = true;
 	}
-	if (!mine || !tls || !info->dlpi_tls_data)
+	if (!mine)
 		return 0;
-	*(uint32_t **)arg = (uint32_t *)(info->dlpi_addr + tls->p_vaddr +
-					 ((uintptr_t)&relive_thread_state -
-					  (uintptr_t)info->dlpi_tls_data));
+	/* The state word is the agent's only thread-local variable, so it
+	 * is the whole TLS image. */
+	if (tls && tls->p_filesz == sizeof(relive_thread_state))
+		*(uint32_t **)arg = (uint32_t *)(info->dlpi_addr +
+						 tls->p_vaddr);
 	return 1;
 }
 
@@ -88,53 +89,6 @@ static const char *objname(const struct relive_object *o)
 }
 
 /* --- the code ranges a stack is checked against --------------------------- */
-
-struct range_find {
-	uintptr_t addr, lo, hi;
-};
-
-static int exec_segment_of(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	struct range_find *rf = arg;
-	int i;
-
-	for (i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-
-		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
-		    rf->addr >= lo && rf->addr < lo + ph->p_memsz) {
-			rf->lo = lo;
-			rf->hi = lo + ph->p_memsz;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* The code of a new version: its symbol when the patch exports it, else
- * (a static function) the patch's whole executable segment, which is
- * conservative: a thread anywhere in the patch's code counts. */
-static void new_func_range(void *fn, uintptr_t *lo, uintptr_t *hi)
-{
-	Dl_info info;
-	const ElfW(Sym) *sym = NULL;
-	struct range_find rf = { .addr = (uintptr_t)fn };
-
-	if (dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
-	    info.dli_saddr == fn && sym->st_size) {
-		*lo = (uintptr_t)fn;
-		*hi = *lo + sym->st_size;
-		return;
-	}
-	if (dl_iterate_phdr(exec_segment_of, &rf)) {
-		*lo = rf.lo;
-		*hi = rf.hi;
-		return;
-	}
-	*lo = (uintptr_t)fn;
-	*hi = *lo + 1;
-}
 
 static int add_range(uintptr_t lo, uintptr_t hi, int world, const char *name)
 {
@@ -184,7 +138,13 @@ static int add_version(struct relive_ops *o, uint64_t target, int world)
 				       world, o->name);
 		return rc;
 	}
-	new_func_range((void *)(uintptr_t)target, &lo, &hi);
+	lo = target;
+	hi = target + 1;
+	for (size_t i = 0; i < o->nstack; i++)
+		if ((uintptr_t)o->stack[i]->new_func == target) {
+			lo = o->stack[i]->new_lo;
+			hi = o->stack[i]->new_hi;
+		}
 	return add_range(lo, hi, world, o->name);
 }
 
@@ -324,6 +284,27 @@ int transition_start(struct relive_patch *p, bool patching)
 	agent_log("'%s': starting %s transition", p->name,
 		  patching ? "patching" : "unpatching");
 	return 0;
+}
+
+/* An ops of the transition whose object is being unloaded. */
+void transition_forget_ops(struct relive_ops *o)
+{
+	bool found = false;
+	size_t i;
+
+	for (i = 0; i < trans.nops && !found; i++)
+		if (trans.ops[i] == o) {
+			trans.ops[i] = trans.ops[--trans.nops];
+			found = true;
+		}
+	if (!found || !relive_agent_ctl.trans_active)
+		return;
+	nranges = 0;
+	for (i = 0; i < trans.nops; i++) {
+		add_version(trans.ops[i], trans.ops[i]->data->before, 0);
+		add_version(trans.ops[i], trans.ops[i]->data->after, 1);
+	}
+	publish();
 }
 
 struct relive_patch *transition_patch(void)

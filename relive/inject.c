@@ -18,6 +18,7 @@
 
 #include "elfsym.h"
 #include "relive.h"
+#include "unwind.h"
 
 #define AGENT_FILE "librelive-agent.so"
 
@@ -230,35 +231,185 @@ static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 	return rc;
 }
 
-/* Stops a thread fit to be borrowed: one not in a system call whose
- * restart depends on the kernel's restart block (nanosleep, poll), so
- * returning through rt_sigreturn cannot change what it sees. */
+/*
+ * Choosing a thread to borrow.  The borrowed thread runs the dynamic
+ * loader (dlopen) and the agent, which allocate memory and take the
+ * loader's and the agent's locks.  A thread stopped while it holds one of
+ * those locks - inside malloc, inside the loader, inside the agent itself -
+ * would deadlock on it, so a candidate's stack is unwound first and the
+ * thread is only borrowed when no frame lies in such code.  A thread in a
+ * system call whose restart depends on the kernel's restart block
+ * (nanosleep, poll) is avoided too when another one will do, so returning
+ * through rt_sigreturn never changes what it sees.
+ */
+struct deny {
+	uint64_t lo, hi;
+};
+
+struct borrow_ctx {
+	struct deny *d;
+	size_t n, cap;
+	bool hit;
+};
+
+static void deny_add(struct borrow_ctx *b, uint64_t lo, uint64_t hi)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 32;
+		struct deny *nd = realloc(b->d, cap * sizeof(*nd));
+
+		if (!nd)
+			return;
+		b->d = nd;
+		b->cap = cap;
+	}
+	b->d[b->n].lo = lo;
+	b->d[b->n++].hi = hi;
+}
+
+static void deny_ranges(pid_t pid, struct borrow_ctx *b)
+{
+	static const char *const libc_locked[] = {
+		"malloc", "free", "calloc", "realloc", "reallocarray",
+		"memalign", "posix_memalign", "aligned_alloc", "valloc",
+		"pvalloc", "malloc_trim", "malloc_info", "malloc_stats",
+		"mallinfo", "mallinfo2", "_int_malloc", "_int_free",
+		"_int_realloc", "_int_memalign", "malloc_consolidate",
+		"sysmalloc", "arena_get2", "tcache_init", "dl_iterate_phdr",
+		"fork", "_Fork", "__libc_fork", "pthread_create", "dlopen",
+		"dlclose", "dlsym", "dlvsym", "dladdr", "dladdr1", "dlinfo",
+		"dlmopen", "dlerror", "__libc_dlopen_mode", "exit",
+		"__run_exit_handlers", "__cxa_finalize",
+	};
+	struct proc_map *maps;
+	size_t n, i, k;
+
+	if (proc_maps(pid, &maps, &n))
+		return;
+	for (i = 0; i < n; i++) {
+		const char *bn = base_name(maps[i].path);
+
+		if (maps[i].perms[2] != 'x')
+			continue;
+		if (!strncmp(bn, "ld-linux", 8) || !strcmp(bn, AGENT_FILE))
+			deny_add(b, maps[i].lo, maps[i].hi);
+	}
+	free(maps);
+	{
+		char path[4096];
+		uint64_t bias;
+		struct elfsym_file *f;
+		char e[256];
+
+		if (proc_find_object(pid, "libc.so.6", path, sizeof(path),
+				     &bias) ||
+		    elfsym_open(path, &f, e, sizeof(e)))
+			return;
+		for (k = 0; k < sizeof(libc_locked) / sizeof(*libc_locked); k++) {
+			struct elfsym_sym sym;
+			unsigned cnt = 0, pos;
+
+			if (elfsym_lookup(f, libc_locked[k], 0, &sym, &cnt) == 0) {
+				deny_add(b, bias + sym.value,
+					 bias + sym.value + sym.size);
+				continue;
+			}
+			for (pos = 1; pos <= cnt; pos++)
+				if (!elfsym_lookup(f, libc_locked[k], pos, &sym,
+						   NULL))
+					deny_add(b, bias + sym.value,
+						 bias + sym.value + sym.size);
+		}
+		elfsym_close(f);
+	}
+}
+
+static int deny_cb(uint64_t pc, void *arg)
+{
+	struct borrow_ctx *b = arg;
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (pc >= b->d[i].lo && pc <= b->d[i].hi) {
+			b->hit = true;
+			return 1;
+		}
+	return 0;
+}
+
 static int borrow(pid_t pid, struct stopped *st, char *err, size_t errlen)
 {
-	pid_t *tids, first = pick_thread(pid);
-	size_t n, i;
-	int rc;
+	struct borrow_ctx b = { 0 };
+	struct unwinder *u = NULL;
+	pid_t first = pick_thread(pid), fallback = 0;
+	int round, rc = -EAGAIN;
+	char why[256];
 
-	rc = pt_stop(first, st, err, errlen);
-	if (rc || !pt_in_restartblock(st))
-		return rc;
-	pt_release(st);
-	if (proc_tasks(pid, &tids, &n))
+	deny_ranges(pid, &b);
+	if (unwind_open(pid, &u, err, errlen)) {
+		free(b.d);
 		return -ESRCH;
-	for (i = 0; i < n; i++) {
-		if (tids[i] == first)
-			continue;
-		if (pt_stop(tids[i], st, err, errlen))
-			continue;
-		if (!pt_in_restartblock(st)) {
-			free(tids);
-			return 0;
-		}
-		pt_release(st);
 	}
-	free(tids);
-	/* Every thread sleeps in such a call: re-issuing it is still right. */
-	return pt_stop(first, st, err, errlen);
+	for (round = 0; round < 400 && rc; round++) {
+		pid_t *tids;
+		size_t n, i;
+
+		if (proc_tasks(pid, &tids, &n)) {
+			rc = -ESRCH;
+			break;
+		}
+		/* the main thread first */
+		for (i = 0; i < n; i++)
+			if (tids[i] == first) {
+				tids[i] = tids[0];
+				tids[0] = first;
+			}
+		for (i = 0; i < n && rc; i++) {
+			int r;
+
+			if (pt_stop(tids[i], st, err, errlen))
+				continue;
+			b.hit = false;
+			r = unwind_thread(u, tids[i], &st->regs, deny_cb, &b,
+					  why, sizeof(why));
+			if (r == 0 && !b.hit) {
+				if (!pt_in_restartblock(st)) {
+					rc = 0;
+					break;
+				}
+				if (!fallback)
+					fallback = tids[i];
+			}
+			pt_release(st);
+		}
+		free(tids);
+		if (rc && fallback) {
+			/* Every safe thread sleeps in a restart-block call:
+			 * re-issuing it on return is still right. */
+			if (!pt_stop(fallback, st, err, errlen)) {
+				b.hit = false;
+				if (unwind_thread(u, fallback, &st->regs, deny_cb,
+						  &b, why, sizeof(why)) == 0 &&
+				    !b.hit)
+					rc = 0;
+				else
+					pt_release(st);
+			}
+			fallback = 0;
+		}
+		if (rc && rc != -ESRCH)
+			usleep(round < 20 ? 1000 : 10000);
+		unwind_refresh(u);
+	}
+	unwind_close(u);
+	free(b.d);
+	if (rc == -EAGAIN)
+		snprintf(err, errlen, "no thread of process %d could be "
+			 "borrowed safely: every one was inside the memory "
+			 "allocator, the dynamic loader or code without "
+			 "unwind information; nothing was changed, try again",
+			 pid);
+	return rc;
 }
 
 int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)

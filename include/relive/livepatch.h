@@ -154,6 +154,19 @@ struct relive_patch_info {
 	__asm__("relive.klp.sym." objname "." #sym "." #sympos)              \
 		__attribute__((weak))
 
+/*
+ * The original, unpatched code of a function the patch replaces (or any
+ * function of a target object), callable from the patch:
+ *
+ *     extern int orig_compute(int) KLP_ORIGINAL("main", compute, 0);
+ *
+ * Calling compute by its own name from the new version would run the
+ * patched version again; orig_compute runs the code as it was.
+ */
+#define KLP_ORIGINAL(objname, sym, sympos)                                     \
+	__asm__("relive.klp.orig." objname "." #sym "." #sympos)             \
+		__attribute__((weak))
+
 /* Exported for the agent, bound locally inside the patch (never interposed). */
 extern struct relive_patch_info relive_patch_info
 	__attribute__((visibility("protected")));

@@ -1,0 +1,710 @@
+/*
+ * agent/objects.c - objects that come and go (kernel: klp_module_coming,
+ * klp_module_going, and the .klp.rela relocations that klp-convert makes).
+ *
+ * A patch may name a library the process has not loaded yet.  The dynamic
+ * loader tells debuggers about every change of its list of objects by
+ * calling _dl_debug_state() (r_debug.r_brk), after mapping new objects and
+ * before relocating them or running any of their constructors.  The agent
+ * redirects that empty function to objects_hook() once, like any patched
+ * function (the write is planned with the first patch and carried out by
+ * the controller while every thread is held), and from then on patches each
+ * new object itself, before any code of it can run: no transition is
+ * needed, no thread can have its code on the stack.
+ *
+ * An object going away is noticed through its own destructors: when it is
+ * patched, the agent registers a handler with __cxa_atexit() for the
+ * object's __dso_handle, which the object's finalizer runs when it is
+ * dlclose()d, before it is unmapped.  The handler unpatches its functions,
+ * runs the callbacks and clears every reference of every patch into it, so
+ * that loading it again patches it again cleanly.
+ *
+ * References from a patch to symbols of a target object that are not
+ * exported (KLP_SYMBOL) are weak undefined symbols with unique names: the
+ * loader resolves them to 0, and this file fills their GOT slots from the
+ * object's full symbol table when the object is present, and clears them
+ * when it goes.  KLP_ORIGINAL names the original code of a function the
+ * patch replaces: its relocated copy.
+ *
+ * Lock order: the dynamic loader's lock, then agent_lock.  objects_hook()
+ * and the going handler run with the loader's lock held and take
+ * agent_lock; nothing in the agent calls into the loader with agent_lock
+ * held.
+ */
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "elfsym.h"
+
+#define SYM_PREFIX "relive.klp.sym."
+#define ORIG_PREFIX "relive.klp.orig."
+
+struct klp_reloc {
+	uintptr_t where;       /* the slot in the patch */
+	uint32_t type;
+	int64_t addend;
+	char *obj;             /* "main" or the object's name */
+	char *sym;
+	unsigned long sympos;
+	bool original;         /* KLP_ORIGINAL: the original code's copy */
+	bool applied;
+};
+
+/* --- code segments -------------------------------------------------------- */
+
+struct seg_find {
+	uintptr_t addr, lo, hi;
+};
+
+static int seg_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct seg_find *sf = arg;
+	int i;
+
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
+		    sf->addr >= lo && sf->addr < lo + ph->p_memsz) {
+			sf->lo = lo;
+			sf->hi = lo + ph->p_memsz;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+bool code_segment_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
+{
+	struct seg_find sf = { .addr = addr };
+
+	if (!dl_iterate_phdr(seg_cb, &sf))
+		return false;
+	*lo = sf.lo;
+	*hi = sf.hi;
+	return true;
+}
+
+/* --- reading the references of a patch ------------------------------------ */
+
+/* "OBJ.SYM.POS" after the prefix: SYM is a C identifier, POS digits, OBJ
+ * the rest (it may contain dots: "libplug.so"). */
+static int parse_ref(const char *s, struct klp_reloc *r)
+{
+	const char *lastdot = strrchr(s, '.'), *symdot;
+	char *end;
+
+	if (!lastdot || lastdot == s)
+		return -1;
+	r->sympos = strtoul(lastdot + 1, &end, 10);
+	if (*end || end == lastdot + 1)
+		return -1;
+	for (symdot = lastdot - 1; symdot > s && *symdot != '.'; symdot--)
+		;
+	if (symdot <= s)
+		return -1;
+	r->obj = strndup(s, symdot - s);
+	r->sym = strndup(symdot + 1, lastdot - symdot - 1);
+	return r->obj && r->sym ? 0 : -1;
+}
+
+void klp_relocs_free(struct relive_patch *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nrelocs; i++) {
+		free(p->relocs[i].obj);
+		free(p->relocs[i].sym);
+	}
+	free(p->relocs);
+	p->relocs = NULL;
+	p->nrelocs = 0;
+}
+
+static int add_reloc(struct relive_patch *p, const struct klp_reloc *r)
+{
+	struct klp_reloc *n = realloc(p->relocs,
+				      (p->nrelocs + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	p->relocs = n;
+	p->relocs[p->nrelocs++] = *r;
+	return 0;
+}
+
+/* Reads the patch file's dynamic relocations against KLP_SYMBOL and
+ * KLP_ORIGINAL names.  Without agent_lock (it asks the loader for the
+ * patch's load address). */
+int klp_relocs_read(struct relive_patch *p)
+{
+	struct link_map *lm = NULL;
+	Elf_Scn *scn = NULL;
+	Elf *e;
+	int fd, rc = 0;
+
+	if (dlinfo(p->handle, RTLD_DI_LINKMAP, &lm) || !lm)
+		return 0;
+	elf_version(EV_CURRENT);
+	fd = open(p->file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		agent_msg("cannot read %s", p->file);
+		return -errno;
+	}
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	while (e && !rc && (scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh, symsh;
+		Elf_Scn *symscn;
+		Elf_Data *rd, *sd;
+		size_t i, n;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA)
+			continue;
+		symscn = elf_getscn(e, sh.sh_link);
+		if (!symscn || !gelf_getshdr(symscn, &symsh) ||
+		    symsh.sh_type != SHT_DYNSYM)
+			continue;
+		rd = elf_getdata(scn, NULL);
+		sd = elf_getdata(symscn, NULL);
+		if (!rd || !sd || !sh.sh_entsize)
+			continue;
+		n = sh.sh_size / sh.sh_entsize;
+		for (i = 0; i < n && !rc; i++) {
+			struct klp_reloc r = { 0 };
+			GElf_Rela rela;
+			GElf_Sym sym;
+			const char *name;
+
+			if (!gelf_getrela(rd, i, &rela) ||
+			    !GELF_R_SYM(rela.r_info) ||
+			    !gelf_getsym(sd, GELF_R_SYM(rela.r_info), &sym))
+				continue;
+			name = elf_strptr(e, symsh.sh_link, sym.st_name);
+			if (!name)
+				continue;
+			if (!strncmp(name, SYM_PREFIX, strlen(SYM_PREFIX))) {
+				name += strlen(SYM_PREFIX);
+			} else if (!strncmp(name, ORIG_PREFIX,
+					    strlen(ORIG_PREFIX))) {
+				name += strlen(ORIG_PREFIX);
+				r.original = true;
+			} else {
+				continue;
+			}
+			r.where = lm->l_addr + rela.r_offset;
+			r.type = GELF_R_TYPE(rela.r_info);
+			r.addend = rela.r_addend;
+			switch (r.type) {
+			case R_X86_64_GLOB_DAT:
+			case R_X86_64_JUMP_SLOT:
+			case R_X86_64_64:
+				break;
+			case R_X86_64_DTPMOD64:
+			case R_X86_64_DTPOFF64:
+				if (!r.original)
+					break;
+				/* fall through */
+			default:
+				agent_msg("%s: reference to '%s' uses relocation "
+					  "type %u, which relive cannot resolve "
+					  "(build the patch with -fPIC)",
+					  p->file, name, r.type);
+				rc = -ENOTSUP;
+				continue;
+			}
+			if (parse_ref(name, &r)) {
+				agent_msg("%s: malformed reference '%s'; use "
+					  "KLP_SYMBOL(\"obj\", sym, pos)",
+					  p->file, name);
+				free(r.obj);
+				free(r.sym);
+				rc = -EINVAL;
+				continue;
+			}
+			rc = add_reloc(p, &r);
+		}
+	}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return rc;
+}
+
+/* --- writing references -------------------------------------------------- */
+
+/* The protection of the page at addr, from /proc/self/maps, or -1. */
+static int page_prot(uintptr_t addr)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int prot = -1;
+
+	if (!f)
+		return -1;
+	while (prot < 0 && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perms[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+		    addr >= lo && addr < hi)
+			prot = (perms[0] == 'r' ? PROT_READ : 0) |
+			       (perms[1] == 'w' ? PROT_WRITE : 0) |
+			       (perms[2] == 'x' ? PROT_EXEC : 0);
+	}
+	fclose(f);
+	return prot;
+}
+
+/* An aligned 8-byte store into the patch's GOT (read-only after
+ * relocation), seen whole by patch code running on other threads; the
+ * page's protection is put back as it was. */
+static int write_slot(uintptr_t where, uint64_t value)
+{
+	uintptr_t page = where & ~(uintptr_t)4095;
+	int prot = page_prot(where);
+
+	if ((where & 7) == 0 && prot >= 0 && !(prot & PROT_EXEC) &&
+	    !mprotect((void *)page, 4096, prot | PROT_WRITE)) {
+		__atomic_store_n((uint64_t *)where, value, __ATOMIC_RELEASE);
+		if (!(prot & PROT_WRITE))
+			mprotect((void *)page, 4096, prot);
+		return 0;
+	}
+	return codemem_write((void *)where, &value, sizeof(value));
+}
+
+struct modid_find {
+	uintptr_t bias;
+	const char *path;
+	size_t modid;
+};
+
+static int modid_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct modid_find *mf = arg;
+
+	if (info->dlpi_addr != mf->bias)
+		return 0;
+	mf->modid = info->dlpi_tls_modid;
+	return 1;
+}
+
+static bool same_object(const char *ref, const char *name)
+{
+	return !strcmp(ref, name ? name : "main") ||
+	       (!name && !strcmp(ref, "main"));
+}
+
+/* Resolves and writes the references of p into the object named objname,
+ * loaded from path at bias.  Returns 0 or an error with the message set. */
+static int apply_object(struct relive_patch *p, const char *objname,
+			const char *path, uintptr_t bias)
+{
+	struct elfsym_file *f = NULL;
+	char err[512];
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < p->nrelocs && !rc; i++) {
+		struct klp_reloc *r = &p->relocs[i];
+		struct elfsym_sym sym;
+		unsigned count = 0;
+		uint64_t v;
+
+		if (!same_object(r->obj, objname))
+			continue;
+		if (!f && (rc = elfsym_open(path, &f, err, sizeof(err)))) {
+			agent_msg("patch '%s': %s", p->name, err);
+			break;
+		}
+		rc = elfsym_lookup(f, r->sym, r->sympos, &sym, &count);
+		if (rc) {
+			elfsym_strerror(rc, r->sym, r->sympos, count, r->obj,
+					err, sizeof(err));
+			agent_msg("patch '%s': %s", p->name, err);
+			break;
+		}
+		if (r->original) {
+			char what[300];
+			struct relive_ops *o;
+
+			if (sym.type != STT_FUNC) {
+				agent_msg("patch '%s': KLP_ORIGINAL(%s) in %s is "
+					  "not a function", p->name, r->sym,
+					  r->obj);
+				rc = -EINVAL;
+				break;
+			}
+			snprintf(what, sizeof(what), "'%s' in %s", r->sym,
+				 r->obj);
+			o = ops_get(bias + sym.value, sym.size, what);
+			if (!o) {
+				rc = -EINVAL;
+				break;
+			}
+			v = o->site.copy_addr;
+		} else if (r->type == R_X86_64_DTPMOD64) {
+			struct modid_find mf = { .bias = bias };
+
+			dl_iterate_phdr(modid_cb, &mf);
+			v = mf.modid;
+		} else if (r->type == R_X86_64_DTPOFF64) {
+			v = sym.value + r->addend;
+		} else if (sym.type == STT_TLS) {
+			agent_msg("patch '%s': '%s' in %s is a thread-local "
+				  "variable; declare it __thread", p->name,
+				  r->sym, r->obj);
+			rc = -EINVAL;
+			break;
+		} else {
+			v = bias + sym.value +
+			    (r->type == R_X86_64_64 ? r->addend : 0);
+		}
+		rc = write_slot(r->where, v);
+		if (rc) {
+			agent_msg("patch '%s': cannot write its reference to %s",
+				  p->name, r->sym);
+			break;
+		}
+		r->applied = true;
+	}
+	if (f)
+		elfsym_close(f);
+	return rc;
+}
+
+/* Clears the references of p into objname (kernel: "clear relocation
+ * targets on a module removal"). */
+static void clear_object(struct relive_patch *p, const char *objname)
+{
+	size_t i;
+
+	for (i = 0; i < p->nrelocs; i++) {
+		struct klp_reloc *r = &p->relocs[i];
+
+		if (r->applied && same_object(r->obj, objname)) {
+			write_slot(r->where, 0);
+			r->applied = false;
+		}
+	}
+}
+
+/* At load: the references into every object that is present now. */
+int klp_relocs_apply_all(struct relive_patch *p)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < p->nrelocs; i++) {
+		struct klp_reloc *r = &p->relocs[i];
+		const char *name = strcmp(r->obj, "main") ? r->obj : NULL;
+		char path[4096];
+		uintptr_t bias;
+
+		if (r->applied)
+			continue;
+		if (!find_loaded_object(name, path, sizeof(path), &bias))
+			continue;
+		/* does every reference into that object */
+		rc = apply_object(p, name, path, bias);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* --- the loader's notifications ------------------------------------------ */
+
+static struct relive_ops *hook_ops;
+static bool hook_planned;
+
+/* Libraries the agent watches for dlclose: one __cxa_atexit registration
+ * per load of a library. */
+struct watched {
+	char *name;            /* object name as the patches spell it */
+	uintptr_t bias;
+	bool gone;
+	struct watched *next;
+};
+static struct watched *watched;
+
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+
+static void object_going(void *arg);
+
+static void unpatch_object(struct relive_object *o)
+{
+	struct klp_callbacks *cb = o->kobj ? &o->kobj->callbacks : NULL;
+	size_t j;
+
+	if (o->post_patch_ran && cb && cb->pre_unpatch)
+		cb->pre_unpatch(o->kobj);
+	for (j = 0; j < o->nfuncs; j++) {
+		struct relive_func *f = &o->funcs[j];
+
+		if (f->on_stack)
+			ops_remove(f->ops, f);
+		if (f->ops) {
+			transition_forget_ops(f->ops);
+			ops_forget(f->ops);
+		}
+		f->ops = NULL;
+	}
+	if (o->pre_patch_ran && cb && cb->post_unpatch)
+		cb->post_unpatch(o->kobj);
+	o->pre_patch_ran = o->post_patch_ran = false;
+	o->patched = false;
+	o->loaded = false;
+	o->refused[0] = '\0';
+}
+
+/* kernel: klp_module_going().  The object at bias is being unloaded. */
+static void going(const char *name, uintptr_t bias)
+{
+	struct relive_patch *p;
+	size_t i;
+
+	for (p = agent_patches; p; p = p->next) {
+		for (i = 0; i < p->nobjs + p->n_nop_objs; i++) {
+			struct relive_object *o = i < p->nobjs ?
+				&p->objs[i] : &p->nop_objs[i - p->nobjs];
+
+			if (o->loaded && o->bias == bias && o->name &&
+			    !strcmp(o->name, name)) {
+				agent_log("'%s': object '%s' going", p->name,
+					  name);
+				unpatch_object(o);
+			}
+		}
+		clear_object(p, name);
+	}
+}
+
+static void object_going(void *arg)
+{
+	struct watched *w = arg;
+
+	pthread_mutex_lock(&agent_lock);
+	if (!w->gone) {
+		going(w->name, w->bias);
+		w->gone = true;
+	}
+	core_snapshot();
+	pthread_mutex_unlock(&agent_lock);
+}
+
+/* Arranges for object_going() to run when the object at bias, loaded from
+ * path, is unloaded: from its own finalizer, before it is unmapped. */
+static void watch(const char *name, const char *path, uintptr_t bias)
+{
+	struct elfsym_file *f;
+	struct elfsym_sym sym;
+	struct watched *w;
+	char err[256];
+
+	for (w = watched; w; w = w->next)
+		if (w->bias == bias && !w->gone && !strcmp(w->name, name))
+			return;
+	if (elfsym_open(path, &f, err, sizeof(err)))
+		return;
+	if (elfsym_lookup(f, "__dso_handle", 0, &sym, NULL)) {
+		elfsym_close(f);
+		agent_log("object '%s' has no __dso_handle symbol: its "
+			  "unloading is noticed after it is unmapped", name);
+		return;
+	}
+	elfsym_close(f);
+	w = calloc(1, sizeof(*w));
+	if (!w || !(w->name = strdup(name))) {
+		free(w);
+		return;
+	}
+	w->bias = bias;
+	w->next = watched;
+	watched = w;
+	__cxa_atexit(object_going, w, (void *)(bias + sym.value));
+}
+
+/* kernel: klp_module_coming().  Patches object o of p, just mapped and
+ * not yet relocated or initialised. */
+static void coming(struct relive_patch *p, struct relive_object *o,
+		   const char *path)
+{
+	struct klp_callbacks *cb = o->kobj ? &o->kobj->callbacks : NULL;
+	struct relive_patch *q;
+	size_t j;
+	int rc;
+
+	o->loaded = true;
+	o->refused[0] = '\0';
+	rc = resolve_object(o, path);
+	for (j = 0; !rc && j < o->nfuncs; j++)
+		rc = ops_reserve(o->funcs[j].ops);
+	if (rc) {
+		snprintf(o->refused, sizeof(o->refused), "%s",
+			 relive_agent_ctl.msg);
+		agent_log("'%s': object '%s' left unpatched: %s", p->name,
+			  o->name, o->refused);
+		return;
+	}
+	/* The references into it, of this patch and of every other one; a
+	 * patch whose references cannot be resolved leaves it unpatched. */
+	for (q = agent_patches; q; q = q->next)
+		if (apply_object(q, o->name, path, o->bias)) {
+			agent_log("'%s': %s", q->name, relive_agent_ctl.msg);
+			if (q == p) {
+				snprintf(o->refused, sizeof(o->refused), "%s",
+					 relive_agent_ctl.msg);
+				clear_object(p, o->name);
+				return;
+			}
+		}
+	watch(o->name, path, o->bias);
+	if (cb && cb->pre_patch && (rc = cb->pre_patch(o->kobj))) {
+		snprintf(o->refused, sizeof(o->refused),
+			 "pre_patch callback failed (%d)", rc);
+		agent_log("'%s': object '%s' left unpatched: %s", p->name,
+			  o->name, o->refused);
+		return;
+	}
+	o->pre_patch_ran = true;
+	for (j = 0; j < o->nfuncs; j++) {
+		struct relive_ops *ops = o->funcs[j].ops;
+
+		if (!ops->redirected) {
+			uint8_t jump[RELIVE_ARCH_JUMP_LEN];
+
+			/* No thread can run this code yet: write directly. */
+			if (relive_arch_encode_jump(ops->site.site_addr,
+						    (uintptr_t)ops->stub, jump) ||
+			    codemem_write((void *)ops->site.site_addr, jump,
+					  sizeof(jump))) {
+				snprintf(o->refused, sizeof(o->refused),
+					 "cannot write the entry of %s",
+					 ops->name);
+				return;
+			}
+			ops->redirected = true;
+		}
+		ops_push(ops, &o->funcs[j]);
+		ops_set_slot(ops, ops_top_target(ops));
+	}
+	o->patched = true;
+	agent_log("'%s': object '%s' patched as it loads", p->name, o->name);
+	/* post_patch now, or when the patch's transition completes */
+	if (transition_patch() != p && cb && cb->post_patch) {
+		cb->post_patch(o->kobj);
+		o->post_patch_ran = true;
+	} else if (transition_patch() != p) {
+		o->post_patch_ran = true;
+	}
+}
+
+/* Objects that went away without their finalizer telling us (no
+ * __dso_handle to watch): noticed at the loader's next notification. */
+static void vanished(void)
+{
+	struct relive_patch *p;
+	char path[4096];
+	uintptr_t bias;
+	size_t i;
+
+	for (p = agent_patches; p; p = p->next)
+		for (i = 0; i < p->nobjs; i++) {
+			struct relive_object *o = &p->objs[i];
+
+			if (o->loaded && o->name &&
+			    (!find_loaded_object(o->name, path, sizeof(path),
+						 &bias) || bias != o->bias))
+				going(o->name, o->bias);
+		}
+}
+
+static void objects_hook(void)
+{
+	struct relive_patch *p;
+	char path[4096];
+	size_t i;
+
+	if (_r_debug.r_state != RT_CONSISTENT)
+		return;
+	pthread_mutex_lock(&agent_lock);
+	vanished();
+	for (p = agent_patches; p; p = p->next) {
+		bool active = p->enabled && (transition_patch() != p ||
+					     transition_patching());
+
+		if (!active)
+			continue;
+		for (i = 0; i < p->nobjs; i++) {
+			struct relive_object *o = &p->objs[i];
+
+			if (o->loaded || !o->name)
+				continue;
+			if (find_loaded_object(o->name, path, sizeof(path),
+					       &o->bias))
+				coming(p, o, path);
+		}
+	}
+	core_snapshot();
+	pthread_mutex_unlock(&agent_lock);
+}
+
+/*
+ * The redirection of _dl_debug_state: a 1-byte `ret` (or endbr64; ret)
+ * followed by alignment padding, so the 5-byte jump covers only the ret
+ * and padding no thread can be executing.
+ */
+int objects_plan_hook(void)
+{
+	/* bytes of nop and int3 padding */
+	static const uint8_t padding[] = { 0x90, 0x66, 0x2e, 0x0f, 0x1f, 0x84,
+					   0x00, 0x40, 0x44, 0x80, 0xcc };
+	uintptr_t brk = _r_debug.r_brk, site = brk;
+	const uint8_t *b = (const uint8_t *)brk;
+	unsigned i;
+
+	if (hook_planned || !brk)
+		return 0;
+	if (b[0] == 0xf3 && b[1] == 0x0f && b[2] == 0x1e && b[3] == 0xfa)
+		site += 4;
+	b = (const uint8_t *)site;
+	if (b[0] != 0xc3 || ((site + RELIVE_ARCH_JUMP_LEN - 1) | 15) !=
+				    (site | 15)) {
+		agent_log("the dynamic loader's notification function has an "
+			  "unexpected shape: late-loaded objects are not "
+			  "patched");
+		hook_planned = true;
+		return 0;
+	}
+	for (i = 1; i < RELIVE_ARCH_JUMP_LEN; i++)
+		if (!memchr(padding, b[i], sizeof(padding))) {
+			agent_log("no room after the dynamic loader's "
+				  "notification function: late-loaded objects "
+				  "are not patched");
+			hook_planned = true;
+			return 0;
+		}
+	hook_ops = ops_get_hook(site, (uintptr_t)objects_hook);
+	if (!hook_ops)
+		return -ENOMEM;
+	hook_planned = true;
+	return ops_plan_redirect(hook_ops);
+}
+
+void objects_init(void)
+{
+	elf_version(EV_CURRENT);
+}

@@ -1,0 +1,581 @@
+#!/usr/bin/env python3
+"""bench/bench.py - relive's benchmarks (make bench, scripts/bench.sh).
+
+    bench.py BUILD_DIR [--quick] [--docs] [--only NAMES]
+
+Runs every benchmark against the programs of BUILD_DIR (bench/, examples/
+and relive itself), prints one table of every figure with its unit, its
+spread and its target, and writes BUILD_DIR/bench.json (the same figures
+and the raw samples), BUILD_DIR/bench.md (the table in Markdown) and
+BUILD_DIR/bench.png (patch time and pause against threads and functions).
+--docs also copies the table and the plot into docs/performance.md and
+docs/performance.png.  --quick runs fewer repetitions (for a smoke test).
+
+Every timing is the median of repeated runs, shown with its min and max;
+every ratio is measured side by side in one process (the variants
+alternate, round after round) and is the median of the per-round ratios.
+Figures that miss their target are reported as missed: nothing is retried
+until it passes.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def spread(xs):
+    return {"min": min(xs), "max": max(xs), "n": len(xs)} if xs else {}
+
+
+class Proc:
+    """A target speaking a line protocol on stdin/stdout; the first line
+    it prints is "ready PID" (or, for the server, "listening on ...")."""
+
+    def __init__(self, argv, first="ready", env=None):
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, env=env)
+        self.buf = b""
+        line = self.readline(30)
+        if not line.startswith(first):
+            raise RuntimeError("%s: unexpected first line %r" % (argv[0], line))
+        self.first = line
+        self.pid = self.p.pid
+
+    def readline(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        fd = self.p.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("%s: no answer in %gs" % (self.argv[0], timeout))
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise RuntimeError("%s exited" % self.argv[0])
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def cmd(self, line, timeout=120):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+        ans = self.readline(timeout)
+        if ans.startswith("error"):
+            raise RuntimeError("%s: %s -> %s" % (self.argv[0], line, ans))
+        return ans
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        for f in (self.p.stdin, self.p.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class Bench:
+    def __init__(self, build, quick):
+        self.build = os.path.abspath(build)
+        self.quick = quick
+        self.relive_bin = os.path.join(self.build, "relive")
+        self.rows = []
+        self.raw = {}
+        self.problems = []
+
+    def path(self, *p):
+        return os.path.join(self.build, *p)
+
+    def relive(self, *args, timeout=180):
+        t0 = time.monotonic()
+        r = subprocess.run([self.relive_bin] + [str(a) for a in args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+        return r.returncode, time.monotonic() - t0, r.stdout.decode(errors="replace")
+
+    def must(self, want, *args, **kw):
+        rc, wall, out = self.relive(*args, **kw)
+        if rc != want:
+            raise RuntimeError("relive %s: exit %d, expected %d:\n%s" %
+                               (" ".join(map(str, args)), rc, want, out))
+        return wall
+
+    def row(self, fig, name, value, unit, target=None, ok=None, sp=None,
+            note=""):
+        """target: (op, limit) with op '<=' or '>=', or None."""
+        if target is not None and ok is None:
+            op, lim = target
+            ok = value <= lim if op == "<=" else value >= lim
+        r = {"figure": fig, "name": name, "value": value, "unit": unit,
+             "target": "%s %s" % target if target else "",
+             "ok": ok, "spread": sp or {}, "note": note}
+        self.rows.append(r)
+        self.show(r)
+        return r
+
+    @staticmethod
+    def fmt(v):
+        if isinstance(v, str):
+            return v
+        if v != v:
+            return "nan"
+        a = abs(v)
+        if a >= 100 or v == int(v):
+            return "%.0f" % v
+        if a >= 10:
+            return "%.1f" % v
+        if a >= 1:
+            return "%.2f" % v
+        return "%.3f" % v
+
+    def spread_str(self, sp):
+        if "min" in sp:
+            return "[%s..%s] n=%d" % (self.fmt(sp["min"]), self.fmt(sp["max"]), sp["n"])
+        return ""
+
+    def show(self, r):
+        ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
+        print("  %-3s %-52s %10s %-6s %-24s %-10s %s" % (
+            r["figure"], r["name"], self.fmt(r["value"]), r["unit"],
+            self.spread_str(r["spread"]), r["target"], ok), flush=True)
+
+    # ------------------------------------------------------------------
+    # 1 and 2: the cost of a call, steady state and during a transition.
+
+    @staticmethod
+    def parse_run(ans):
+        out = {}
+        for tok in ans.split():
+            k, v = tok.split("=", 1)
+            if k == "r":
+                out["ratios"] = [float(x) for x in v.split("/")]
+            else:
+                med, lo, hi, ret = v.split(",")
+                out[k] = {"ns": float(med), "min": float(lo),
+                          "max": float(hi), "ret": int(ret)}
+        return out
+
+    def ratio_row(self, fig, name, run, target):
+        rs = run["ratios"]
+        return self.row(fig, name, median(rs), "ratio", target,
+                        sp=spread(rs))
+
+    def fig_calls(self):
+        reps, n = (5, 2000000) if self.quick else (11, 10000000)
+        k_so, fgh_so = self.path("bench", "calls_k.so"), self.path("bench", "calls_fgh.so")
+        t = Proc([self.path("bench", "calls")])
+        try:
+            self.must(0, "patch", "-p", t.pid, k_so)
+            t.cmd("load " + os.path.realpath(k_so))
+            # 2: hold the transition of calls_fgh open: P parked in the old
+            # bench_g, U inside the old bench_h; S and main are in system
+            # calls outside the patch, so relive switches them.
+            t.cmd("park")
+            t.cmd("uenter")
+            rc, wall, out = self.relive("patch", "-p", t.pid, fgh_so,
+                                        "--timeout", "1")
+            if rc != 3:
+                raise RuntimeError("calls_fgh: expected exit 3 (transition "
+                                   "held open), got %d:\n%s" % (rc, out))
+            lst = json.loads(self.relive("list", "-p", t.pid, "--json")[2])
+            s = self.parse_run(t.cmd("run S fk %d %d" % (reps, n), 600))
+            u = self.parse_run(t.cmd("run U fk %d %d" % (reps, n), 600))
+            self.raw["transition"] = {"switched": s, "unswitched": u,
+                                      "list": lst}
+            if (s["f"]["ret"], u["f"]["ret"], s["k"]["ret"]) != (2, 1, 2):
+                self.problems.append(
+                    "during the transition the switched thread ran %s "
+                    "bench_f and the unswitched one %s (expected new, old)"
+                    % ("new" if s["f"]["ret"] == 2 else "old",
+                       "new" if u["f"]["ret"] == 2 else "old"))
+            t.cmd("release")
+            self.must(0, "wait", "-p", t.pid, "--timeout", "30")
+            t.cmd("load " + os.path.realpath(fgh_so))
+            # 1: steady state, side by side in one thread: the patched
+            # bench_f (entry jump, stub, slot) against a direct call to its
+            # new version, and the never-patched bench_u.
+            m = self.parse_run(t.cmd("run main fFu %d %d" % (reps, n), 600))
+            self.raw["steady"] = m
+            if (m["f"]["ret"], m["F"]["ret"], m["u"]["ret"]) != (2, 2, 1):
+                self.problems.append("steady state: wrong versions ran: %s" % m)
+        finally:
+            t.close()
+        ns = lambda d: (d["ns"], {"min": d["min"], "max": d["max"], "n": reps})
+        self.ratio_row("1", "steady: patched call / direct call to new", m,
+                       ("<=", 1.05))
+        for key, what in (("f", "steady: patched call (jmp, stub, slot)"),
+                          ("F", "steady: direct call to the new function"),
+                          ("u", "unpatched call (reference)")):
+            v, sp = ns(m[key])
+            self.row("1", what, v, "ns", sp=sp)
+        self.ratio_row("2", "transition: switched thread / steady call", s,
+                       ("<=", 1.5))
+        self.ratio_row("2", "transition: unswitched thread / steady call", u,
+                       ("<=", 1.5))
+        for key, run, what in (("f", s, "transition: call by switched thread"),
+                               ("f", u, "transition: call by unswitched thread"),
+                               ("k", s, "transition: steady call (same thread)")):
+            v, sp = ns(run[key])
+            self.row("2", what, v, "ns", sp=sp)
+
+    # ------------------------------------------------------------------
+    # Pause: the longest time a thread is held still.
+
+    @staticmethod
+    def parse_gaps(ans):
+        m = re.match(r"max=([0-9,]*) hist=([0-9,]*)", ans)
+        gaps = [int(x) / 1000.0 for x in m.group(1).split(",") if x]
+        hist = [int(x) for x in m.group(2).split(",")]
+        return gaps, hist  # us
+
+    def cycle(self, t, so, name, settle):
+        """reset, relive patch, settle, read; then disable and remove.
+        Returns (patch wall seconds, per-thread max gaps in us, hist)."""
+        t.cmd("reset")
+        wall = self.must(0, "patch", "-p", t.pid, so)
+        time.sleep(settle)
+        gaps, hist = self.parse_gaps(t.cmd("read"))
+        self.must(0, "disable", "-p", t.pid, name)
+        self.must(0, "remove", "-p", t.pid, name)
+        return wall, gaps, hist
+
+    def baseline(self, t, interval):
+        t.cmd("reset")
+        time.sleep(interval)
+        return self.parse_gaps(t.cmd("read"))
+
+    def many(self, nspin, nsleep, nblock, preload=False):
+        argv = [self.path("bench", "many"), str(nspin), str(nsleep), str(nblock)]
+        if preload:
+            argv = [self.relive_bin, "run", "--"] + argv
+        return Proc(argv)
+
+    def fig_pause(self):
+        runs = 3 if self.quick else 5
+        so = self.path("bench", "many100.so")
+        for mode, args, settle in (("spin", (64, 0, 0), 0.3),
+                                   ("sleep", (0, 64, 0), 0.05)):
+            t = self.many(*args)
+            res = {"patch": [], "base": [], "first": None}
+            try:
+                first = self.cycle(t, so, "many100", settle)
+                res["first"] = first
+                for _ in range(runs):
+                    wall, gaps, hist = self.cycle(t, so, "many100", settle)
+                    bgaps, bhist = self.baseline(t, wall + settle)
+                    res["patch"].append((wall, gaps, hist))
+                    res["base"].append((wall + settle, bgaps, bhist))
+            finally:
+                t.close()
+            self.raw["pause_" + mode] = res
+            lbl = "64 %s threads, 100 funcs" % ("spinning" if mode == "spin"
+                                                else "1ms-sleep")
+            pm = [median(g) for _, g, _ in res["patch"]]
+            px = [max(g) for _, g, _ in res["patch"]]
+            bm = [median(g) for _, g, _ in res["base"]]
+            bx = [max(g) for _, g, _ in res["base"]]
+            self.row("3", "pause %s: median thread max" % lbl, median(pm),
+                     "us", ("<=", 200), sp=spread(pm))
+            self.row("3", "pause %s: max" % lbl, median(px), "us",
+                     ("<=", 1000), sp=spread(px))
+            self.row("3", "  no patch (baseline): median thread max", median(bm),
+                     "us", sp=spread(bm))
+            self.row("3", "  no patch (baseline): max", median(bx), "us",
+                     sp=spread(bx))
+            self.row("3", "  difference patch - baseline: max", median(px) - median(bx),
+                     "us", note="median over runs")
+            self.row("3", "  first patch (agent injected): max",
+                     max(res["first"][1]), "us")
+
+    # ------------------------------------------------------------------
+    # Time to take effect, and scale.
+
+    def fig_effect(self):
+        runs = 3 if self.quick else 5
+        so = self.path("bench", "many100.so")
+        first, preload, pfirst = [], [], []
+        for pre in (False, True):
+            for _ in range(runs):
+                t = self.many(0, 4, 60, preload=pre)
+                try:
+                    t.cmd("reset")
+                    wall = self.must(0, "patch", "-p", t.pid, so)
+                    time.sleep(0.02)
+                    gaps, _ = self.parse_gaps(t.cmd("read"))
+                finally:
+                    t.close()
+                (preload if pre else first).append(wall * 1e3)
+                if not pre:
+                    pfirst.append(max(gaps))
+        self.raw["effect"] = {"first_ms": first, "preloaded_ms": preload,
+                              "first_pause_us": pfirst}
+        self.row("4", "patch wall, 64 idle threads, 100 funcs, +injection",
+                 median(first), "ms", ("<=", 100), sp=spread(first))
+        self.row("4", "patch wall, same, agent preloaded (relive run)",
+                 median(preload), "ms", ("<=", 100), sp=spread(preload))
+        # Agent already loaded by a patch + disable + remove: the 100
+        # functions point of the function scale below.
+
+    def scale_point(self, nthreads, nfuncs, runs):
+        nsleep = min(4, nthreads)
+        name = "many%d" % nfuncs
+        so = self.path("bench", name + ".so")
+        t = self.many(0, nsleep, nthreads - nsleep)
+        walls, pauses = [], []
+        try:
+            self.cycle(t, so, name, 0.02)  # loads the agent
+            for _ in range(runs):
+                wall, gaps, _ = self.cycle(t, so, name, 0.02)
+                walls.append(wall * 1e3)
+                pauses.append(max(gaps))
+        finally:
+            t.close()
+        return walls, pauses
+
+    def linear_rows(self, fig, what, xs, walls):
+        """Marginal cost per unit on each segment; growth is no worse than
+        linear when the last segment costs at most twice per unit what the
+        one before it does."""
+        meds = [median(w) for w in walls]
+        slopes = [(meds[i + 1] - meds[i]) / (xs[i + 1] - xs[i])
+                  for i in range(len(xs) - 1)]
+        for i, s in enumerate(slopes):
+            self.row(fig, "  cost per %s, %d..%d" % (what, xs[i], xs[i + 1]),
+                     s * 1e3, "us")
+        prev = max(slopes[-2], 1e-9)
+        self.row(fig, "  growth: last/previous per-%s cost" % what,
+                 slopes[-1] / prev, "ratio", ("<=", 2.0))
+
+    def fig_scale(self):
+        runs = 2 if self.quick else 3
+        threads = [1, 16, 256, 1024]
+        funcs = [1, 100, 1000, 10000]
+        tw, tp = [], []
+        for n in threads:
+            w, p = self.scale_point(n, 100, runs)
+            tw.append(w)
+            tp.append(p)
+            self.row("5", "patch wall, %4d threads, 100 funcs" % n, median(w),
+                     "ms", sp=spread(w))
+            self.row("5", "pause max,  %4d threads, 100 funcs" % n, median(p),
+                     "us", sp=spread(p))
+        self.linear_rows("5", "thread", threads, tw)
+        fw, fp = [], []
+        for n in funcs:
+            w, p = self.scale_point(64, n, runs if n < 10000 else 2)
+            fw.append(w)
+            fp.append(p)
+            if n == 100:
+                self.row("4", "patch wall, 64 idle threads, 100 funcs, agent loaded",
+                         median(w), "ms", ("<=", 100), sp=spread(w))
+            self.row("5", "patch wall, 64 threads, %5d funcs" % n, median(w),
+                     "ms", sp=spread(w))
+            self.row("5", "pause max,  64 threads, %5d funcs" % n, median(p),
+                     "us", sp=spread(p))
+        self.linear_rows("5", "function", funcs, fw)
+        self.raw["scale"] = {
+            "threads": [{"n": n, "wall_ms": w, "pause_us": p}
+                        for n, w, p in zip(threads, tw, tp)],
+            "funcs": [{"n": n, "wall_ms": w, "pause_us": p}
+                      for n, w, p in zip(funcs, fw, fp)]}
+
+    # ------------------------------------------------------------------
+    # 6: the example server under a closed-loop load.
+
+    def fig_load(self):
+        secs, at = (5.0, 3.0) if self.quick else (8.0, 5.0)
+        srv = Proc([self.path("examples", "server"), "0"], first="listening")
+        port = srv.first.rsplit(":", 1)[1]
+        try:
+            lg = subprocess.Popen(
+                [self.path("bench", "loadgen"), port, "4", str(secs),
+                 "price 250 10", "total 25.00", "total 22.50"],
+                stdout=subprocess.PIPE)
+            time.sleep(at)
+            p0 = time.monotonic()
+            rc, wall, out = self.relive("patch", "-p", srv.pid,
+                                        self.path("examples", "fix.so"))
+            p1 = time.monotonic()
+            lout = lg.communicate(timeout=secs + 30)[0].decode()
+        finally:
+            srv.close()
+        if rc != 0:
+            raise RuntimeError("relive patch of the server: exit %d:\n%s" % (rc, out))
+        vals = dict(l.split(" ", 1) for l in lout.strip().splitlines())
+        start = int(vals["start"]) / 1e9
+        buckets = [int(x) for x in vals["buckets"].split(",")]
+        fails = int(vals["failures"])
+        answers = dict(a.split("=") for a in re.findall(r"(total \S+=\d+)", vals["answers"]))
+        per_sec = [sum(buckets[i:i + 10]) for i in range(0, len(buckets) - 9, 10)]
+        k0, k1 = int((p0 - start) // 1), int((p1 - start) // 1)
+        before = per_sec[1:k0]            # second 0 is warm-up
+        during = min(per_sec[k0:k1 + 1])
+        b0, b1 = int((p0 - start) // 0.1), int((p1 - start) // 0.1)
+        bbefore = buckets[10:b0]
+        bworst = min(buckets[b0:b1 + 1])
+        self.raw["load"] = {"per_second": per_sec, "buckets": buckets,
+                            "patch_at_s": [p0 - start, p1 - start],
+                            "failures": fails, "answers": answers,
+                            "patch_wall_s": wall}
+        pct = 100.0 * during / median(before)
+        self.row("6", "server: throughput in patch second / median before",
+                 pct, "%", (">=", 95))
+        self.row("6", "server: failed requests", fails, "req", ("<=", 0))
+        self.row("6", "server: throughput before (median second)",
+                 median(before), "req/s", sp=spread(before))
+        self.row("6", "server: worst 100ms bucket in patch / median",
+                 100.0 * bworst / median(bbefore), "%")
+        self.row("6", "server: relive patch wall (first injection)", wall * 1e3, "ms")
+        if int(answers.get("total 22.50", 0)) == 0:
+            self.problems.append("the server never gave the patched answer")
+
+    # ------------------------------------------------------------------
+
+    def machine(self):
+        model = ""
+        with open("/proc/cpuinfo") as f:
+            for l in f:
+                if l.startswith("model name"):
+                    model = l.split(":", 1)[1].strip()
+                    break
+        return {"nproc": os.cpu_count(), "cpu": model,
+                "kernel": platform.release(),
+                "relive": subprocess.run([self.relive_bin, "--version"],
+                                         stdout=subprocess.PIPE).stdout.decode().strip()}
+
+    def markdown(self):
+        out = ["| # | figure | value | unit | spread [min..max] | target | ok |",
+               "|---|---|---:|---|---|---|---|"]
+        for r in self.rows:
+            ok = "" if r["ok"] is None else ("yes" if r["ok"] else "**no**")
+            out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                r["figure"], r["name"].strip(), self.fmt(r["value"]), r["unit"],
+                self.spread_str(r["spread"]), r["target"], ok))
+        return "\n".join(out) + "\n"
+
+    def plot(self, png):
+        sc = self.raw.get("scale")
+        if not sc or not shutil.which("gnuplot"):
+            return False
+        dat = self.path("bench-plot.dat")
+        with open(dat, "w") as f:
+            for key in ("threads", "funcs"):
+                f.write("# %s wall_ms wall_min wall_max pause_ms pause_min pause_max\n" % key)
+                for p in sc[key]:
+                    w, q = p["wall_ms"], [x / 1e3 for x in p["pause_us"]]
+                    f.write("%d %g %g %g %g %g %g\n" % (
+                        p["n"], median(w), min(w), max(w),
+                        median(q), min(q), max(q)))
+                f.write("\n\n")
+        m = self.machine()
+        gp = """
+set terminal pngcairo size 1100,480 font ",10"
+set output '%s'
+set multiplot layout 1,2 title "relive: patch wall time and longest thread pause (%d CPUs, %s)"
+set logscale xy
+set grid
+set key top left
+set ylabel "milliseconds"
+set yrange [0.001:*]
+set xlabel "threads in the target (100-function patch)"
+set xrange [0.7:1500]
+plot '%s' index 0 using 1:2:3:4 with yerrorlines lw 2 title "relive patch wall time", \\
+     '' index 0 using 1:5:6:7 with yerrorlines lw 2 title "longest pause of a thread"
+set xlabel "functions in the patch (64 threads)"
+set xrange [0.7:15000]
+plot '%s' index 1 using 1:2:3:4 with yerrorlines lw 2 title "relive patch wall time", \\
+     '' index 1 using 1:5:6:7 with yerrorlines lw 2 title "longest pause of a thread"
+unset multiplot
+""" % (png, m["nproc"], m["cpu"], dat, dat)
+        gpf = self.path("bench-plot.gp")
+        with open(gpf, "w") as f:
+            f.write(gp)
+        return subprocess.run(["gnuplot", gpf]).returncode == 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--docs", action="store_true")
+    ap.add_argument("--only", default="calls,pause,effect,scale,load")
+    a = ap.parse_args()
+    b = Bench(a.build, a.quick)
+    for f in ("relive", "bench/calls", "bench/many", "bench/loadgen",
+              "examples/server", "bench/many10000.so"):
+        if not os.path.exists(b.path(f)):
+            sys.exit("bench: %s is missing: is subdir('bench') in meson.build "
+                     "and the build up to date?" % b.path(f))
+    t0 = time.monotonic()
+    m = b.machine()
+    print("relive benchmarks: %s, %d CPUs (%s), Linux %s" %
+          (m["relive"], m["nproc"], m["cpu"], m["kernel"]), flush=True)
+    print("  %-3s %-52s %10s %-6s %-24s %-10s %s" %
+          ("#", "figure", "value", "unit", "spread [min..max]", "target", "ok"))
+    failed = []
+    for name in a.only.split(","):
+        try:
+            getattr(b, "fig_" + name)()
+        except Exception as e:  # report and go on with the next figure
+            failed.append("%s: %s" % (name, e))
+            print("  %s FAILED: %s" % (name, e), flush=True)
+    b.row("7", "relive patch --all (many processes)", "skipped", "",
+          note="not implemented yet")
+    elapsed = time.monotonic() - t0
+    print()
+    print("figure | value | unit | target | ok")
+    for r in b.rows:
+        ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
+        if r["target"] or r["figure"] == "7":
+            print("%s %s | %s | %s | %s | %s" % (r["figure"], r["name"].strip(),
+                                                 b.fmt(r["value"]), r["unit"],
+                                                 r["target"], ok))
+    for p in b.problems + failed:
+        print("PROBLEM: " + p)
+    md = b.markdown()
+    res = {"machine": m, "command": "make bench" + (" (quick)" if a.quick else ""),
+           "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+           "elapsed_s": elapsed, "figures": b.rows, "raw": b.raw,
+           "problems": b.problems + failed}
+    with open(b.path("bench.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(b.path("bench.md"), "w") as f:
+        f.write(md)
+    png = b.path("bench.png")
+    plotted = b.plot(png)
+    print("\nwrote %s, %s%s (%.0f s)" % (b.path("bench.json"), b.path("bench.md"),
+                                         ", " + png if plotted else "", elapsed))
+    if a.docs:
+        doc = os.path.join(ROOT, "docs", "performance.md")
+        text = open(doc).read()
+        head = "<!-- bench:table -->\n"
+        tail = "<!-- /bench:table -->\n"
+        i, j = text.index(head) + len(head), text.index(tail)
+        info = ("Measured %s on %d CPUs (%s), Linux %s, %s, in %.0f s.\n\n" %
+                (res["date"], m["nproc"], m["cpu"], m["kernel"], m["relive"], elapsed))
+        with open(doc, "w") as f:
+            f.write(text[:i] + info + md + text[j:])
+        if plotted:
+            shutil.copy(png, os.path.join(ROOT, "docs", "performance.png"))
+        print("updated docs/performance.md and docs/performance.png")
+    return 1 if failed or b.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""The consistency model (kernel: kernel/livepatch/transition.c): each thread
+runs the old versions until it is switched, and it is switched only when no
+function being replaced is on its stack, so no call chain ever mixes
+versions.  Threads parked or spinning inside a patched function hold the
+transition back (reported in the listing), which can then be waited for,
+reversed or forced; threads asleep in unrelated system calls do not notice
+it; threads busy in unrelated code, born or dying during it, and a
+controller killed at random points never break it.
+
+Targets: cm_park (a thread parked or spinning in a patched function),
+cm_sleepers (threads asleep in epoll_wait, read, nanosleep), cm_chain
+(call chains cm_outer -> cm_inner that report their versions: 11, 22, 33;
+anything else is a mixed chain).  Patches: cm_park_fix, cm_sleep_fix,
+cm_chain_v2, cm_chain_v3r (replace).
+"""
+import os
+import random
+import signal
+import subprocess
+import time
+
+from conftest import (FAILED, OK, RELIVE, RELIVE_ENV, TIMEOUT, apply, disable,
+                      find_patch, listing, patch_names, patch_path, relive,
+                      remove, thread_states, wait_until)
+
+
+def cblog_env(tmp_path):
+    """The environment of a target whose patch callbacks log to a file."""
+    path = tmp_path / "cblog"
+    return dict(RELIVE_ENV, RELIVE_TEST_CBLOG=str(path)), path
+
+
+def cblog_lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def pending_of(lst, tid):
+    """The pending entry of thread tid in the listing's transition."""
+    for p in (lst["transition"] or {}).get("pending", []):
+        if p["tid"] == tid:
+            return p
+    return None
+
+
+def assert_blocked_by(lst, patch, target, tid, function):
+    tr = lst["transition"]
+    assert tr is not None, f"no transition in progress: {lst}"
+    assert tr["patch"] == patch and tr["target"] == target, tr
+    p = pending_of(lst, tid)
+    assert p is not None, f"thread {tid} not listed as pending: {tr}"
+    assert p["function"] == function, p
+    assert p["reason"] in ("on stack", "running"), p
+    assert find_patch(lst, patch)["transition"] is True, lst
+
+
+def assert_no_transition(lst):
+    assert lst["transition"] is None, lst
+    for p in lst["patches"]:
+        assert p["transition"] is False, p
+
+
+def parse_stats(line):
+    stats = dict(kv.split("=", 1) for kv in line.split())
+    return {k: int(v) for k, v in stats.items()}
+
+
+def chain_stats(t):
+    return parse_stats(t.ask("stats"))
+
+
+# --------------------------------------------------------------------------
+# (a) a thread parked inside the old version of a patched function
+
+
+def test_parked_thread_holds_transition_until_released(spawn):
+    """The worker sits in cm_f (old) after calling cm_g, blocked on a pipe.
+    The patch cannot complete: relive exits 3 and the listing names the
+    worker and cm_f.  Released, the worker finishes its old call chain with
+    the old cm_g (111: never 112); `relive wait` then completes, and every
+    thread runs version 2 (222)."""
+    t = spawn("cm_park")
+    assert t.ask("f") == "111"
+    tid = int(t.ask("park").split()[1])
+
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("cm_park_fix"),
+                          "--timeout", "2")
+    assert rc == TIMEOUT, f"exit {rc}\n{out}\n{err}"
+    lst = listing(t.pid)
+    assert_blocked_by(lst, "cm_park_fix", "patched", tid, "cm_f")
+    assert find_patch(lst, "cm_park_fix")["enabled"] is True
+    # Still blocked after another try.
+    rc, _, err = relive("wait", "-p", t.pid, "--timeout", "1")
+    assert rc == TIMEOUT, err
+    assert_blocked_by(listing(t.pid), "cm_park_fix", "patched", tid, "cm_f")
+    # The main thread has nothing patched on its stack: it was switched.
+    assert t.ask("f") == "222"
+
+    # The parked chain ends in the old world: old cm_f, old cm_g twice.
+    assert t.ask("release") == "111"
+    rc, _, err = relive("wait", "-p", t.pid, "--timeout", "20")
+    assert rc == OK, err
+    assert_no_transition(listing(t.pid))
+    assert t.ask("f") == "222"
+    assert t.ask("wf") == "222"
+    rc, out, _ = relive("wait", "-p", t.pid, "--timeout", "5")
+    assert rc == OK  # nothing in progress: a message, exit 0
+
+    disable(t.pid, "cm_park_fix")
+    remove(t.pid, "cm_park_fix")
+    assert t.ask("f") == "111" and t.ask("wf") == "111"
+
+
+def test_parked_thread_holds_unpatching_transition(spawn):
+    """The same in the other direction: the worker parks in cm_f version 2,
+    so disabling waits for it; released, its chain ends in version 2
+    (222), and the unpatching then completes."""
+    t = spawn("cm_park")
+    apply(t.pid, "cm_park_fix")
+    tid = int(t.ask("park").split()[1])
+    rc, _, err = relive("disable", "-p", t.pid, "cm_park_fix",
+                        "--timeout", "2")
+    assert rc == TIMEOUT, err
+    assert_blocked_by(listing(t.pid), "cm_park_fix", "unpatched", tid,
+                      "cm_f")
+    assert t.ask("f") == "111"
+    assert t.ask("release") == "222"
+    rc, _, err = relive("wait", "-p", t.pid, "--timeout", "20")
+    assert rc == OK, err
+    lst = listing(t.pid)
+    assert_no_transition(lst)
+    assert find_patch(lst, "cm_park_fix")["enabled"] is False
+    assert t.ask("wf") == "111"
+    remove(t.pid, "cm_park_fix")
+    assert patch_names(listing(t.pid)) == []
+
+
+# --------------------------------------------------------------------------
+# (b) a thread spinning forever inside a patched function
+
+
+def start_spinning_and_patch(t):
+    tid = int(t.ask("spin").split()[1])
+    assert t.ask("value 5") == "6"
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("cm_park_fix"),
+                          "--timeout", "2")
+    assert rc == TIMEOUT, f"exit {rc}\n{out}\n{err}"
+    assert_blocked_by(listing(t.pid), "cm_park_fix", "patched", tid,
+                      "cm_spin")
+    return tid
+
+
+def test_spinning_thread_then_disable_reverses(spawn, tmp_path):
+    env, log = cblog_env(tmp_path)
+    t = spawn("cm_park", env=env)
+    start_spinning_and_patch(t)
+    assert cblog_lines(log) == ["pre_patch main cm_park_fix"]
+
+    rc, _, err = relive("disable", "-p", t.pid, "cm_park_fix",
+                        "--timeout", "20")
+    assert rc == OK, err
+    lst = listing(t.pid)
+    assert_no_transition(lst)
+    p = find_patch(lst, "cm_park_fix")
+    assert p["enabled"] is False and p["forced"] is False
+    # Old behaviour everywhere: main thread, worker, spinner.
+    assert t.ask("value 5") == "6"
+    assert t.ask("f") == "111"
+    assert t.ask("wf") == "111"
+    # A reversed patching transition runs only post_unpatch.
+    assert cblog_lines(log) == ["pre_patch main cm_park_fix",
+                                "post_unpatch main cm_park_fix"]
+    remove(t.pid, "cm_park_fix")
+    assert patch_names(listing(t.pid)) == []
+    assert t.ask("unspin") == "1"
+    assert t.ask("value 5") == "6"
+
+
+def test_spinning_thread_then_force(spawn):
+    t = spawn("cm_park")
+    start_spinning_and_patch(t)
+
+    rc, _, err = relive("force", "-p", t.pid, "cm_park_fix")
+    assert rc == OK, err
+    lst = listing(t.pid)
+    assert_no_transition(lst)
+    p = find_patch(lst, "cm_park_fix")
+    assert p["enabled"] is True and p["forced"] is True, p
+    # New calls run the new versions, on every thread.
+    assert t.ask("value 5") == "105"
+    assert t.ask("f") == "222"
+    assert t.ask("wf") == "222"
+
+    # A forced patch's code may still run: it can never be removed.
+    disable(t.pid, "cm_park_fix")
+    assert t.ask("value 5") == "6"
+    rc, _, err = relive("remove", "-p", t.pid, "cm_park_fix")
+    assert rc == FAILED, err
+    lst = listing(t.pid)
+    assert find_patch(lst, "cm_park_fix")["forced"] is True
+    assert str(patch_path("cm_park_fix")) in open(
+        f"/proc/{t.pid}/maps").read()
+    # The spinner still runs the original, which it never left.
+    assert t.ask("unspin") == "1"
+    assert t.alive()
+
+
+# --------------------------------------------------------------------------
+# (c) threads asleep in system calls of unrelated code
+
+
+def in_sleep_syscall(pid, tid):
+    with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+        nr = f.read().split()[0]
+    # nanosleep, clock_nanosleep, or restart_syscall: the kernel resumes an
+    # interrupted nanosleep with restart_syscall, for the remaining time.
+    return nr in ("35", "230", "219")
+
+
+def test_sleeping_threads_see_nothing(spawn):
+    """epoll_wait, read and a 3 s nanosleep, in code no patch touches:
+    patching and unpatching complete, no call returns early, none returns
+    EINTR, and the nanosleep lasts at least what it asked for."""
+    t = spawn("cm_sleepers")
+    assert t.ask("status") == "epoll=0 read=0"
+    for step in ("patch", "unpatch"):
+        tid = int(t.ask("nap 3000").split()[1])
+        wait_until(lambda: in_sleep_syscall(t.pid, tid), "the nap to start")
+        wait_until(lambda: all(s == "S" for s in
+                               thread_states(t.pid).values()),
+                   "every thread asleep")
+        if step == "patch":
+            rc, _, err = relive("patch", "-p", t.pid,
+                                patch_path("cm_sleep_fix"), "--timeout", "20")
+        else:
+            rc, _, err = relive("disable", "-p", t.pid, "cm_sleep_fix",
+                                "--timeout", "20")
+        assert rc == OK, err
+        assert in_sleep_syscall(t.pid, tid), \
+            "the transition outlasted the 3 s nap: nothing was proven"
+        assert_no_transition(listing(t.pid))
+        assert t.ask("value 5") == ("105" if step == "patch" else "6")
+        assert t.ask("status") == "epoll=0 read=0"
+        res = dict(kv.split("=") for kv in t.ask("napres").split())
+        assert res["ret"] == "0" and res["errno"] == "0", res
+        assert int(res["elapsed_ns"]) >= 3_000_000_000, res
+    remove(t.pid, "cm_sleep_fix")
+    assert t.ask("wake") == "epoll=1/0 read=1/0"
+
+
+# --------------------------------------------------------------------------
+# (d) 64 threads calling patched chains through 100 operations
+
+CHAIN_CYCLE = [
+    # (command, patch, value of a chain afterwards)
+    ("patch", "cm_chain_v2", "22"),
+    ("patch", "cm_chain_v3r", "33"),    # replaces cm_chain_v2
+    ("remove", "cm_chain_v2", "33"),     # replaced: no disable needed
+    ("disable", "cm_chain_v3r", "11"),
+    ("remove", "cm_chain_v3r", "11"),
+]
+
+
+def chain_op(t, cmd, name):
+    if cmd == "patch":
+        args = [patch_path(name), "--timeout", "30"]
+    elif cmd == "disable":
+        args = [name, "--timeout", "30"]
+    else:
+        args = [name]
+    rc, _, err = relive(cmd, "-p", t.pid, *args)
+    assert rc == OK, f"relive {cmd} {name}: exit {rc}\n{err}"
+
+
+def footprint(pid):
+    """(number of mappings, RSS in kB) of the process."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = sum(1 for _ in f)
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) for line in f
+                   if line.startswith("VmRSS:"))
+    return maps, rss
+
+
+def test_64_threads_100_operations(spawn):
+    """64 threads run chains in a loop (pausing 1.3 ms every 32 chains, so a
+    transition takes a fraction of a second on a small machine) while
+    patches are applied, replaced, disabled and removed: 100 operations,
+    no mixed chain, no crash, no growth of the mappings or the RSS after
+    the first cycle."""
+    t = spawn("cm_chain", "64")
+    assert t.ask("pace 1300") == "pace 1300"
+    wait_until(lambda: chain_stats(t)["chains"] > 1000, "callers to run")
+    base = None
+    ops = 0
+    for cycle in range(100 // len(CHAIN_CYCLE)):
+        for cmd, name, value in CHAIN_CYCLE:
+            chain_op(t, cmd, name)
+            ops += 1
+            assert t.ask("call") == value, f"cycle {cycle}: after {cmd} {name}"
+            if cycle % 5 == 0 and cmd != "remove":
+                # The callers see it too.
+                key = "v" + value[0]
+                seen = chain_stats(t)[key]
+                wait_until(lambda: chain_stats(t)[key] > seen,
+                           f"cycle {cycle}: callers to run version "
+                           f"{value[0]}")
+        stats = chain_stats(t)
+        assert stats["bad"] == 0, f"cycle {cycle}: {stats}"
+        if cycle == 0:
+            base = footprint(t.pid)
+    assert ops == 100
+    stats = chain_stats(t)
+    assert stats["bad"] == 0, stats
+    assert stats["v1"] > 0 and stats["v2"] > 0 and stats["v3"] > 0, stats
+    assert t.alive()
+    assert int(t.ask("threads")) == 65
+    assert patch_names(listing(t.pid)) == []
+    maps, rss = footprint(t.pid)
+    assert maps <= base[0] + 4, f"mappings grew: {base[0]} -> {maps}"
+    assert rss <= base[1] + 4096, f"RSS grew: {base[1]} kB -> {rss} kB"
+
+
+def test_busy_threads_transitions_complete(spawn):
+    """16 threads running chains without a pause (more runnable threads
+    than CPUs): patching and unpatching still complete, no chain mixed."""
+    t = spawn("cm_chain", "16")
+    wait_until(lambda: chain_stats(t)["chains"] > 1000, "callers to run")
+    for cmd, value in (("patch", "22"), ("disable", "11")):
+        seen = chain_stats(t)["v" + value[0]]
+        chain_op(t, cmd, "cm_chain_v2")
+        assert_no_transition(listing(t.pid))
+        assert t.ask("call") == value
+        wait_until(lambda: chain_stats(t)["v" + value[0]] > seen,
+                   f"callers to run version {value[0]}")
+    remove(t.pid, "cm_chain_v2")
+    stats = chain_stats(t)
+    assert stats["bad"] == 0, stats
+
+
+# --------------------------------------------------------------------------
+# (e) threads born and dying during transitions
+
+
+def test_threads_born_and_dying_during_transitions(spawn):
+    """4 spawners create short-lived threads one after another (each makes
+    20 chain calls and exits) while 4 callers run chains; 12 transitions
+    complete, the new threads run every version, no chain is mixed."""
+    t = spawn("cm_chain", "4", "4")
+    wait_until(lambda: chain_stats(t)["spawned"] > 10, "spawned threads")
+    for cycle in range(4):
+        for cmd, name, value in (("patch", "cm_chain_v2", "22"),
+                                 ("patch", "cm_chain_v3r", "33"),
+                                 ("disable", "cm_chain_v3r", "11")):
+            before = chain_stats(t)
+            chain_op(t, cmd, name)
+            assert t.ask("call") == value
+            # Threads born after the transition run the new world too.
+            wait_until(lambda: chain_stats(t)["spawned"] >
+                       before["spawned"] + 5, "more threads to be born")
+            key = "v" + value[0]
+            seen = chain_stats(t)[key]
+            wait_until(lambda: chain_stats(t)[key] > seen,
+                       f"chains of version {value[0]}")
+        remove(t.pid, "cm_chain_v2")
+        remove(t.pid, "cm_chain_v3r")
+        stats = chain_stats(t)
+        assert stats["bad"] == 0, stats
+    assert t.alive()
+    assert patch_names(listing(t.pid)) == []
+
+
+# --------------------------------------------------------------------------
+# (f) the controller killed at random points
+
+def recover(t, rng):
+    """Completes or reverses what a killed controller left, as the listing
+    says; returns the value a chain must have afterwards."""
+    lst = listing(t.pid)
+    tr = lst["transition"]
+    if tr is not None:
+        choice = rng.choice(["wait", "reverse"])
+        print("  recover", choice)
+        if choice == "wait":
+            rc, _, err = relive("wait", "-p", t.pid, "--timeout", "30")
+        elif tr["target"] == "patched":
+            rc, _, err = relive("disable", "-p", t.pid, tr["patch"],
+                                "--timeout", "30")
+        else:
+            rc, _, err = relive("patch", "-p", t.pid,
+                                patch_path(tr["patch"]), "--timeout", "30")
+        assert rc == OK, f"recovery by {choice} of {tr}: exit {rc}\n{err}"
+        lst = listing(t.pid)
+    assert_no_transition(lst)
+    for p in lst["patches"]:
+        if not p["enabled"]:
+            remove(t.pid, p["name"])
+    lst = listing(t.pid)
+    enabled = [p["name"] for p in lst["patches"] if p["enabled"]]
+    assert enabled in ([], ["cm_chain_v2"], ["cm_chain_v3r"]), lst
+    assert patch_names(lst) == enabled, lst
+    return {"cm_chain_v2": "22", "cm_chain_v3r": "33"}[enabled[0]] \
+        if enabled else "11"
+
+
+def test_controller_killed_at_random_points(spawn):
+    """50 runs: `relive patch` (cm_chain_v2, or the replace patch
+    cm_chain_v3r) or `relive disable`, killed with SIGKILL after a random
+    0-50 ms, then completed or reversed by another command.  The target
+    (8 chain callers and a thread spawner) stays alive and consistent."""
+    rng = random.Random(int(os.environ.get("RELIVE_TEST_SEED", "1234")))
+    t = spawn("cm_chain", "8", "1")
+    assert t.ask("pace 1300") == "pace 1300"
+    wait_until(lambda: chain_stats(t)["chains"] > 100, "callers to run")
+    for run in range(50):
+        lst = listing(t.pid)
+        enabled = [p["name"] for p in lst["patches"] if p["enabled"]]
+        if not enabled or enabled == ["cm_chain_v2"] and rng.random() < .5:
+            name = rng.choice(["cm_chain_v2", "cm_chain_v3r"]) \
+                if not enabled else "cm_chain_v3r"
+            args = ["patch", "-p", t.pid, patch_path(name)]
+        else:
+            args = ["disable", "-p", t.pid, enabled[0]]
+        p = subprocess.Popen([str(RELIVE), *map(str, args)],
+                             env=RELIVE_ENV, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        d = rng.uniform(0, 0.05)
+        time.sleep(d)  # a random point, not a state
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        lst0 = listing(t.pid)
+        print("RUN", run, args[0], args[-1], "%.1fms" % (d*1000), "rc", p.returncode, "after-kill bad", chain_stats(t)["bad"], lst0["transition"] and (lst0["transition"]["patch"], lst0["transition"]["target"]), [(q["name"], q["enabled"]) for q in lst0["patches"]])
+        assert t.alive(), f"run {run}: target died after {args[0]}"
+        value = recover(t, rng)
+        print("  after recover bad", chain_stats(t)["bad"])
+        assert t.alive(), f"run {run}: target died"
+        assert t.ask("call") == value, f"run {run}: after {args[0]}"
+        stats = chain_stats(t)
+        assert stats["bad"] == 0, f"run {run}: {stats}"
+    assert t.alive()
+
+
+# --------------------------------------------------------------------------
+# kernel selftest: many threads busy in unrelated code (getpid hammer)
+
+def test_getpid_hammer_transition_completes(spawn):
+    t = spawn("cm_chain", "0", "0", "32")
+    for cmd, name, value in (("patch", "cm_chain_v2", "22"),
+                             ("disable", "cm_chain_v2", "11")):
+        chain_op(t, cmd, name)
+        assert_no_transition(listing(t.pid))
+        assert t.ask("call") == value
+    remove(t.pid, "cm_chain_v2")
+    assert int(t.ask("threads")) == 33
