@@ -706,5 +706,10 @@ int objects_plan_hook(void)
 
 void objects_init(void)
 {
+	const char *root = getenv("RELIVE_DEBUG_ROOT");
+
 	elf_version(EV_CURRENT);
+	/* Where separate debug files are looked for (/usr/lib/debug). */
+	if (root && *root)
+		elfsym_set_debug_root(root);
 }

@@ -244,15 +244,17 @@ class Bench:
         hist = [int(x) for x in m.group(2).split(",")]
         return gaps, hist  # us
 
-    def cycle(self, t, so, name, settle):
-        """reset, relive patch, settle, read; then disable and remove.
-        Returns (patch wall seconds, per-thread max gaps in us, hist)."""
+    def cycle(self, t, so, name, settle, undo=True):
+        """reset, relive patch, settle, read; then (undo) disable and
+        remove.  Returns (patch wall seconds, per-thread max gaps in us,
+        histogram)."""
         t.cmd("reset")
         wall = self.must(0, "patch", "-p", t.pid, so)
         time.sleep(settle)
         gaps, hist = self.parse_gaps(t.cmd("read"))
-        self.must(0, "disable", "-p", t.pid, name)
-        self.must(0, "remove", "-p", t.pid, name)
+        if undo:
+            self.must(0, "disable", "-p", t.pid, name)
+            self.must(0, "remove", "-p", t.pid, name)
         return wall, gaps, hist
 
     def baseline(self, t, interval):
@@ -267,41 +269,44 @@ class Bench:
         return Proc(argv)
 
     def fig_pause(self):
-        runs = 3 if self.quick else 5
+        """Each run: a fresh process started by relive run (agent loaded,
+        no function patched yet), the patch, then the same interval
+        without patching, in the same process."""
         so = self.path("bench", "many100.so")
-        for mode, args, settle in (("spin", (64, 0, 0), 0.3),
-                                   ("sleep", (0, 64, 0), 0.05)):
-            t = self.many(*args)
-            res = {"patch": [], "base": [], "first": None}
-            try:
-                first = self.cycle(t, so, "many100", settle)
-                res["first"] = first
-                for _ in range(runs):
-                    wall, gaps, hist = self.cycle(t, so, "many100", settle)
+        for mode, args, settle, runs in (("spin", (64, 0, 0), 0.3, 3),
+                                         ("sleep", (0, 64, 0), 0.05, 5)):
+            if self.quick:
+                runs = 1 if mode == "spin" else 2
+            res = {"patch": [], "base": []}
+            for _ in range(runs):
+                t = self.many(*args, preload=True)
+                try:
+                    wall, gaps, hist = self.cycle(t, so, "many100", settle,
+                                                  undo=False)
                     bgaps, bhist = self.baseline(t, wall + settle)
-                    res["patch"].append((wall, gaps, hist))
-                    res["base"].append((wall + settle, bgaps, bhist))
-            finally:
-                t.close()
+                finally:
+                    t.close()
+                res["patch"].append((wall, gaps, hist))
+                res["base"].append((wall + settle, bgaps, bhist))
             self.raw["pause_" + mode] = res
-            lbl = "64 %s threads, 100 funcs" % ("spinning" if mode == "spin"
-                                                else "1ms-sleep")
+            lbl = "64 %s threads" % ("spinning" if mode == "spin" else "1ms-sleep")
             pm = [median(g) for _, g, _ in res["patch"]]
             px = [max(g) for _, g, _ in res["patch"]]
             bm = [median(g) for _, g, _ in res["base"]]
             bx = [max(g) for _, g, _ in res["base"]]
+            walls = [w * 1e3 for w, _, _ in res["patch"]]
             self.row("3", "pause %s: median thread max" % lbl, median(pm),
                      "us", ("<=", 200), sp=spread(pm))
             self.row("3", "pause %s: max" % lbl, median(px), "us",
                      ("<=", 1000), sp=spread(px))
-            self.row("3", "  no patch (baseline): median thread max", median(bm),
-                     "us", sp=spread(bm))
-            self.row("3", "  no patch (baseline): max", median(bx), "us",
+            self.row("3", "  same interval, no patch: median thread max",
+                     median(bm), "us", sp=spread(bm))
+            self.row("3", "  same interval, no patch: max", median(bx), "us",
                      sp=spread(bx))
-            self.row("3", "  difference patch - baseline: max", median(px) - median(bx),
-                     "us", note="median over runs")
-            self.row("3", "  first patch (agent injected): max",
-                     max(res["first"][1]), "us")
+            self.row("3", "  difference (patch - no patch): max",
+                     median(px) - median(bx), "us")
+            self.row("3", "  relive patch wall time meanwhile", median(walls),
+                     "ms", sp=spread(walls))
 
     # ------------------------------------------------------------------
     # Time to take effect, and scale.
@@ -309,43 +314,55 @@ class Bench:
     def fig_effect(self):
         runs = 3 if self.quick else 5
         so = self.path("bench", "many100.so")
-        first, preload, pfirst = [], [], []
-        for pre in (False, True):
+        first, pfirst = [], []
+        for _ in range(runs):
+            t = self.many(0, 4, 60)
+            try:
+                wall, gaps, _ = self.cycle(t, so, "many100", 0.02, undo=False)
+            finally:
+                t.close()
+            first.append(wall * 1e3)
+            pfirst.append(max(gaps))
+        # The agent loaded by a first patch + disable + remove of the same
+        # patch: its stubs and relocated copies exist already.
+        again, pagain = [], []
+        t = self.many(0, 4, 60)
+        try:
+            self.cycle(t, so, "many100", 0.02)
             for _ in range(runs):
-                t = self.many(0, 4, 60, preload=pre)
-                try:
-                    t.cmd("reset")
-                    wall = self.must(0, "patch", "-p", t.pid, so)
-                    time.sleep(0.02)
-                    gaps, _ = self.parse_gaps(t.cmd("read"))
-                finally:
-                    t.close()
-                (preload if pre else first).append(wall * 1e3)
-                if not pre:
-                    pfirst.append(max(gaps))
-        self.raw["effect"] = {"first_ms": first, "preloaded_ms": preload,
-                              "first_pause_us": pfirst}
+                wall, gaps, _ = self.cycle(t, so, "many100", 0.02)
+                again.append(wall * 1e3)
+                pagain.append(max(gaps))
+        finally:
+            t.close()
+        self.raw["effect"] = {"first_ms": first, "first_pause_us": pfirst,
+                              "again_ms": again, "again_pause_us": pagain}
         self.row("4", "patch wall, 64 idle threads, 100 funcs, +injection",
                  median(first), "ms", ("<=", 100), sp=spread(first))
-        self.row("4", "patch wall, same, agent preloaded (relive run)",
-                 median(preload), "ms", ("<=", 100), sp=spread(preload))
-        # Agent already loaded by a patch + disable + remove: the 100
-        # functions point of the function scale below.
+        self.row("4", "  pause max meanwhile", median(pfirst), "us",
+                 sp=spread(pfirst))
+        self.row("4", "patch wall, same, after patch+disable+remove",
+                 median(again), "ms", ("<=", 100), sp=spread(again))
+        self.row("4", "  pause max meanwhile", median(pagain), "us",
+                 sp=spread(pagain))
+        # Agent preloaded by relive run: the 64 threads, 100 functions
+        # point of the function scale below.
 
     def scale_point(self, nthreads, nfuncs, runs):
+        """Fresh processes started by relive run: the first time these
+        functions are patched, agent already loaded."""
         nsleep = min(4, nthreads)
         name = "many%d" % nfuncs
         so = self.path("bench", name + ".so")
-        t = self.many(0, nsleep, nthreads - nsleep)
         walls, pauses = [], []
-        try:
-            self.cycle(t, so, name, 0.02)  # loads the agent
-            for _ in range(runs):
-                wall, gaps, _ = self.cycle(t, so, name, 0.02)
-                walls.append(wall * 1e3)
-                pauses.append(max(gaps))
-        finally:
-            t.close()
+        for _ in range(runs):
+            t = self.many(0, nsleep, nthreads - nsleep, preload=True)
+            try:
+                wall, gaps, _ = self.cycle(t, so, name, 0.02, undo=False)
+            finally:
+                t.close()
+            walls.append(wall * 1e3)
+            pauses.append(max(gaps))
         return walls, pauses
 
     def linear_rows(self, fig, what, xs, walls):
@@ -378,11 +395,11 @@ class Bench:
         self.linear_rows("5", "thread", threads, tw)
         fw, fp = [], []
         for n in funcs:
-            w, p = self.scale_point(64, n, runs if n < 10000 else 2)
+            w, p = self.scale_point(64, n, runs)
             fw.append(w)
             fp.append(p)
             if n == 100:
-                self.row("4", "patch wall, 64 idle threads, 100 funcs, agent loaded",
+                self.row("4", "patch wall, 64 idle threads, 100 funcs, relive run",
                          median(w), "ms", ("<=", 100), sp=spread(w))
             self.row("5", "patch wall, 64 threads, %5d funcs" % n, median(w),
                      "ms", sp=spread(w))

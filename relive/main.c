@@ -568,6 +568,8 @@ int main(int argc, char **argv)
 
 	/* Never wait on the network while a thread of the target is held. */
 	unsetenv("DEBUGINFOD_URLS");
+	if (getenv("RELIVE_DEBUG_ROOT") && *getenv("RELIVE_DEBUG_ROOT"))
+		elfsym_set_debug_root(getenv("RELIVE_DEBUG_ROOT"));
 	if (argc < 2)
 		return usage_error("which command?");
 	cmd = argv[1];

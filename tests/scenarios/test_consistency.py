@@ -19,6 +19,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import (FAILED, OK, RELIVE, RELIVE_ENV, TIMEOUT, apply, disable,
                       find_patch, listing, patch_names, patch_path, relive,
                       remove, thread_states, wait_until)
@@ -379,7 +381,6 @@ def recover(t, rng):
     tr = lst["transition"]
     if tr is not None:
         choice = rng.choice(["wait", "reverse"])
-        print("  recover", choice)
         if choice == "wait":
             rc, _, err = relive("wait", "-p", t.pid, "--timeout", "30")
         elif tr["target"] == "patched":
@@ -424,20 +425,58 @@ def test_controller_killed_at_random_points(spawn):
                              env=RELIVE_ENV, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        d = rng.uniform(0, 0.05)
-        time.sleep(d)  # a random point, not a state
+        time.sleep(rng.uniform(0, 0.05))  # a random point, not a state
         p.send_signal(signal.SIGKILL)
         p.wait()
-        lst0 = listing(t.pid)
-        print("RUN", run, args[0], args[-1], "%.1fms" % (d*1000), "rc", p.returncode, "after-kill bad", chain_stats(t)["bad"], lst0["transition"] and (lst0["transition"]["patch"], lst0["transition"]["target"]), [(q["name"], q["enabled"]) for q in lst0["patches"]])
         assert t.alive(), f"run {run}: target died after {args[0]}"
         value = recover(t, rng)
-        print("  after recover bad", chain_stats(t)["bad"])
         assert t.alive(), f"run {run}: target died"
         assert t.ask("call") == value, f"run {run}: after {args[0]}"
         stats = chain_stats(t)
         assert stats["bad"] == 0, f"run {run}: {stats}"
     assert t.alive()
+
+
+@pytest.mark.parametrize("cmd", ["patch", "disable"])
+@pytest.mark.parametrize("when", [1, 2])
+def test_controller_killed_at_a_code_write(spawn, cmd, when):
+    """The controller is killed (strace injects SIGKILL) on entering its
+    WHEN-th write of code (/proc/PID/mem) in `relive patch` (entry jumps)
+    or in `relive disable` (their removal afterwards), so the agent never
+    hears what was written.  What follows must still be right: after
+    recovery, patching makes every chain version 2 and disabling version 1,
+    and no chain is ever mixed."""
+    t = spawn("cm_chain", "2")
+    # Load the agent first, so the code writes counted are the patch's.
+    apply(t.pid, "cm_chain_v2")
+    if cmd == "patch":
+        disable(t.pid, "cm_chain_v2")
+        remove(t.pid, "cm_chain_v2")
+        args = [patch_path("cm_chain_v2")]
+    else:
+        args = ["cm_chain_v2"]
+    strace = ["strace", "-qq", "-o", "/dev/null", "-e", "trace=pwrite64",
+              "-e", f"inject=pwrite64:signal=KILL:when={when}"]
+    p = subprocess.run([*strace, str(RELIVE), cmd, "-p", str(t.pid), *args],
+                       env=RELIVE_ENV, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == -signal.SIGKILL, \
+        f"relive {cmd} was not killed at a code write: {p.returncode}\n" \
+        f"{p.stderr}"
+    assert t.alive()
+    value = recover(t, random.Random(when))
+    assert t.ask("call") == value
+    for _ in range(2):
+        if not patch_names(listing(t.pid)):
+            apply(t.pid, "cm_chain_v2")
+        assert t.ask("call") == "22"
+        seen = chain_stats(t)["v2"]
+        wait_until(lambda: chain_stats(t)["v2"] > seen, "version 2 chains")
+        disable(t.pid, "cm_chain_v2")
+        remove(t.pid, "cm_chain_v2")
+        assert t.ask("call") == "11"
+    stats = chain_stats(t)
+    assert stats["bad"] == 0, stats
 
 
 # --------------------------------------------------------------------------
