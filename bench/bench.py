@@ -509,7 +509,7 @@ set logscale xy
 set grid
 set key top left
 set ylabel "milliseconds"
-set yrange [0.001:*]
+set yrange [0.3:*]
 set xlabel "threads in the target (100-function patch)"
 set xrange [0.7:1500]
 plot '%s' index 0 using 1:2:3:4 with yerrorlines lw 2 title "relive patch wall time", \\
