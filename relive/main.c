@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <elf.h>
+#include <dirent.h>
+#include <sys/wait.h>
 
 #include "elfsym.h"
 #include "patchfile.h"
@@ -55,6 +57,7 @@ static const char usage_text[] =
 	"\n"
 	"Commands:\n"
 	"  patch -p PID FILE.so [--timeout S]   load and enable a patch\n"
+	"  patch --all FILE.so [--timeout S]    ... in every process that maps its objects\n"
 	"  disable -p PID NAME [--timeout S]    disable an enabled patch\n"
 	"  remove -p PID NAME                   unload a disabled patch\n"
 	"  list -p PID [--json]                 show the patches of a process\n"
@@ -76,6 +79,7 @@ static const struct {
 } command_help[] = {
 	{ "patch",
 	  "usage: relive patch -p PID FILE.so [--timeout SECONDS]\n"
+	  "       relive patch --all FILE.so [--timeout SECONDS]\n"
 	  "\n"
 	  "Loads the patch FILE.so into process PID (loading relive's agent\n"
 	  "first if needed) and enables it.  Every check that can fail is made\n"
@@ -84,7 +88,12 @@ static const struct {
 	  "has old_sympos).  Then each thread is switched to the new code once\n"
 	  "none of the replaced functions is on its stack; --timeout bounds that\n"
 	  "wait (default 60 seconds; exit 3 leaves the transition in progress\n"
-	  "for relive wait, disable or force).\n" },
+	  "for relive wait, disable or force).\n"
+	  "\n"
+	  "--all patches every process that maps one of the patch's objects\n"
+	  "(matched by build-id when the patch pins one, by name otherwise; the\n"
+	  "executable only by build-id), prints one line per process and a\n"
+	  "summary; exit 1 if any process failed.\n" },
 	{ "disable",
 	  "usage: relive disable -p PID NAME [--timeout SECONDS]\n"
 	  "\n"
@@ -147,6 +156,7 @@ static int command_usage(const char *cmd)
 }
 
 struct opts {
+	bool all;
 	pid_t pid;
 	double timeout;
 	bool json;
@@ -176,6 +186,7 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o,
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "all", no_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -210,6 +221,12 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o,
 		case 'h':
 			o->help = true;
 			return 0;
+		case 'a':
+			if (strcmp(cmd, "patch"))
+				return usage_error("%s: unknown option --all",
+						   cmd);
+			o->all = true;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -221,7 +238,9 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o,
 					   argv[optind - 1]);
 		}
 	}
-	if (!o->pid)
+	if (o->all && o->pid)
+		return usage_error("%s: give either -p PID or --all", cmd);
+	if (!o->pid && !o->all)
 		return usage_error("%s: which process? give -p PID", cmd);
 	if (want_arg) {
 		if (optind >= argc)
@@ -316,41 +335,200 @@ static void undo_load(struct agent *a, const char *name)
 		codewrite_apply(a, msg, sizeof(msg));
 }
 
-/* Finishes a command that started or reversed a transition. */
+/* Finishes a command that started or reversed a transition: drives it,
+ * then takes away unused entry jumps.  Returns an exit status. */
 static int finish(struct agent *a, const char *what, const char *name,
-		  pid_t pid, double timeout)
+		  pid_t pid, double timeout, char *err, size_t errlen)
 {
-	char err[4096];
-	int rc = transition_drive(a, timeout, err, sizeof(err));
+	int rc = transition_drive(a, timeout, err, errlen);
 
-	if (rc == 1) {
-		die_msg("%s", err);
+	if (rc == 1)
 		return EXIT_TIMEOUT;
-	}
 	if (!rc)
-		rc = transition_cleanup(a, err, sizeof(err));
-	if (rc) {
-		die_msg("%s", err);
+		rc = transition_cleanup(a, err, errlen);
+	if (rc)
 		return EXIT_REFUSED;
-	}
 	if (what)
 		printf("relive: patch '%s' %s in process %d\n", name, what,
 		       pid);
 	return EXIT_DONE;
 }
 
+/* finish() for a single command: says why on failure. */
+static int finish_cmd(struct agent *a, const char *what, const char *name,
+		      pid_t pid, double timeout)
+{
+	char err[4096];
+	int rc = finish(a, what, name, pid, timeout, err, sizeof(err));
+
+	if (rc != EXIT_DONE)
+		die_msg("%s", err);
+	return rc;
+}
+
+/* Not an exit status: patch_one() found the patch applied already. */
+#define EXIT_ALREADY 10
+
+/* Applies the patch file (already read into pf) to one process.  Returns
+ * an exit status (or EXIT_ALREADY); err says why when it is not
+ * EXIT_DONE. */
+static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
+		     double timeout, char *err, size_t errlen)
+{
+	struct agent a;
+	int rc;
+
+	if (proc_check(pid, err, errlen))
+		return EXIT_REFUSED;
+	rc = agent_find(pid, &a, err, errlen);
+	if (rc)
+		return EXIT_REFUSED;
+	if (a.loaded && a.c.trans_active && !a.c.trans_target &&
+	    !strcmp(a.c.trans_patch, pf->name)) {
+		/* Being disabled: enabling it again reverses (kernel). */
+		if (agent_request(&a, RELIVE_OP_ENABLE, pf->name, err, errlen))
+			return EXIT_REFUSED;
+		return finish(&a, NULL, pf->name, pid, timeout, err, errlen);
+	}
+	if (precheck(pid, pf, err, errlen))
+		return EXIT_REFUSED;
+	if (!a.loaded) {
+		vlog("loading the agent into process %d", pid);
+		if (agent_inject(pid, &a, err, errlen))
+			return EXIT_REFUSED;
+	}
+	vlog("loading %s", real);
+	rc = agent_request(&a, RELIVE_OP_LOAD, real, err, errlen);
+	if (rc)
+		return rc == -EEXIST ? EXIT_ALREADY : EXIT_REFUSED;
+	rc = codewrite_apply(&a, err, errlen);
+	if (!rc)
+		rc = agent_request(&a, RELIVE_OP_ENABLE, pf->name, err, errlen);
+	if (rc) {
+		undo_load(&a, pf->name);
+		return EXIT_REFUSED;
+	}
+	return finish(&a, NULL, pf->name, pid, timeout, err, errlen);
+}
+
+/* Does process pid map one of the patch's objects?  By build-id when the
+ * patch pins one, by name otherwise; the executable only by build-id. */
+static bool wants(pid_t pid, const struct patchfile *pf)
+{
+	size_t i;
+
+	for (i = 0; i < pf->nobjs; i++) {
+		const struct pf_object *o = &pf->objs[i];
+		struct elfsym_file *f;
+		char path[4096], e[256];
+		uint64_t bias;
+		bool match;
+
+		if (!o->name && !o->build_id)
+			continue;
+		if (proc_find_object(pid, o->name, path, sizeof(path), &bias))
+			continue;
+		if (!o->build_id)
+			return true;
+		if (elfsym_open(path, &f, e, sizeof(e)))
+			continue;
+		match = !strcasecmp(elfsym_build_id(f), o->build_id);
+		elfsym_close(f);
+		if (match)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * `relive patch --all`: every process of the machine that maps one of the
+ * patch's objects, a few at a time in parallel (one child per process, at
+ * most two per CPU), one line per process and a summary.
+ */
+static int patch_all(const char *real, struct patchfile *pf, double timeout)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int width = ncpu > 0 ? 2 * ncpu : 2, running = 0;
+	int patched = 0, skipped = 0, failed = 0;
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	pid_t self = getpid();
+
+	if (!d) {
+		die_msg("cannot read /proc: %s", strerror(errno));
+		return EXIT_REFUSED;
+	}
+	fflush(stdout);
+	for (;;) {
+		pid_t pid = 0, child;
+		int status;
+
+		while (running < width && (de = readdir(d))) {
+			char *end;
+			long v = strtol(de->d_name, &end, 10);
+
+			if (*end || v <= 0 || v == self)
+				continue;
+			if (!wants((pid_t)v, pf)) {
+				skipped++;
+				continue;
+			}
+			pid = (pid_t)v;
+			child = fork();
+			if (child == 0) {
+				char err[4096];
+				int rc = patch_one(pid, real, pf, timeout, err,
+						   sizeof(err));
+
+				if (rc == EXIT_DONE)
+					printf("%d: patched\n", pid);
+				else if (rc == EXIT_ALREADY)
+					printf("%d: skipped: %s\n", pid, err);
+				else
+					printf("%d: %s: %s\n", pid,
+					       rc == EXIT_TIMEOUT ? "in transition" :
+								    "failed",
+					       err);
+				fflush(stdout);
+				_exit(rc);
+			}
+			if (child < 0) {
+				printf("%d: failed: fork: %s\n", pid,
+				       strerror(errno));
+				failed++;
+				continue;
+			}
+			running++;
+		}
+		if (!running)
+			break;
+		if (wait(&status) < 0)
+			break;
+		running--;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_DONE)
+			patched++;
+		else if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_ALREADY)
+			skipped++;
+		else
+			failed++;
+	}
+	closedir(d);
+	printf("relive: patch '%s': %d patched, %d skipped, %d failed\n",
+	       pf->name, patched, skipped, failed);
+	return failed ? EXIT_REFUSED : EXIT_DONE;
+}
+
 static int cmd_patch(int argc, char **argv)
 {
 	struct patchfile pf;
 	struct opts o;
-	struct agent a;
 	char err[4096], real[PATH_MAX];
 	int rc;
 
 	rc = parse("patch", argc, argv, &o, true, true, false);
 	if (rc || o.help)
 		return o.help ? command_usage("patch") : rc;
-	if (proc_check(o.pid, err, sizeof(err)))
+	if (!o.all && proc_check(o.pid, err, sizeof(err)))
 		goto refused;
 	if (!realpath(o.arg, real)) {
 		snprintf(err, sizeof(err), "%s: %s", o.arg, strerror(errno));
@@ -358,53 +536,19 @@ static int cmd_patch(int argc, char **argv)
 	}
 	if (patchfile_read(real, &pf, err, sizeof(err)))
 		goto refused;
-	rc = agent_find(o.pid, &a, err, sizeof(err));
-	if (rc) {
-		patchfile_free(&pf);
-		goto refused;
-	}
-	if (a.loaded && a.c.trans_active && !a.c.trans_target &&
-	    !strcmp(a.c.trans_patch, pf.name)) {
-		/* Being disabled: enabling it again reverses (kernel). */
-		rc = agent_request(&a, RELIVE_OP_ENABLE, pf.name, err,
-				   sizeof(err));
-		if (rc) {
-			patchfile_free(&pf);
-			goto refused;
-		}
-		rc = finish(&a, "enabled", pf.name, o.pid, o.timeout);
+	if (o.all) {
+		rc = patch_all(real, &pf, o.timeout);
 		patchfile_free(&pf);
 		return rc;
 	}
-	rc = precheck(o.pid, &pf, err, sizeof(err));
-	if (rc) {
-		patchfile_free(&pf);
-		goto refused;
-	}
-	if (!a.loaded) {
-		vlog("loading the agent into process %d", o.pid);
-		rc = agent_inject(o.pid, &a, err, sizeof(err));
-		if (rc) {
-			patchfile_free(&pf);
-			goto refused;
-		}
-	}
-	vlog("loading %s", real);
-	rc = agent_request(&a, RELIVE_OP_LOAD, real, err, sizeof(err));
-	if (rc) {
-		patchfile_free(&pf);
-		goto refused;
-	}
-	rc = codewrite_apply(&a, err, sizeof(err));
-	if (!rc)
-		rc = agent_request(&a, RELIVE_OP_ENABLE, pf.name, err,
-				   sizeof(err));
-	if (rc) {
-		undo_load(&a, pf.name);
-		patchfile_free(&pf);
-		goto refused;
-	}
-	rc = finish(&a, "enabled", pf.name, o.pid, o.timeout);
+	rc = patch_one(o.pid, real, &pf, o.timeout, err, sizeof(err));
+	if (rc == EXIT_ALREADY)
+		rc = EXIT_REFUSED;
+	if (rc == EXIT_DONE)
+		printf("relive: patch '%s' enabled in process %d\n", pf.name,
+		       o.pid);
+	else
+		die_msg("%s", err);
 	patchfile_free(&pf);
 	return rc;
 refused:
@@ -442,7 +586,7 @@ static int cmd_disable(int argc, char **argv)
 		die_msg("%s", err);
 		return EXIT_REFUSED;
 	}
-	return finish(&a, "disabled", o.arg, o.pid, o.timeout);
+	return finish_cmd(&a, "disabled", o.arg, o.pid, o.timeout);
 }
 
 static int cmd_wait(int argc, char **argv)
@@ -470,8 +614,8 @@ static int cmd_wait(int argc, char **argv)
 		       o.pid);
 		return EXIT_DONE;
 	}
-	return finish(&a, a.c.trans_target ? "enabled" : "disabled",
-		      a.c.trans_patch, o.pid, o.timeout);
+	return finish_cmd(&a, a.c.trans_target ? "enabled" : "disabled",
+			  a.c.trans_patch, o.pid, o.timeout);
 }
 
 static int cmd_force(int argc, char **argv)

@@ -483,11 +483,11 @@ def test_controller_killed_at_a_code_write(spawn, cmd, when):
 # kernel selftest: many threads busy in unrelated code (getpid hammer)
 
 def test_getpid_hammer_transition_completes(spawn):
-    t = spawn("cm_chain", "0", "0", "32")
+    t = spawn("cm_chain", "0", "0", "16")
     for cmd, name, value in (("patch", "cm_chain_v2", "22"),
                              ("disable", "cm_chain_v2", "11")):
         chain_op(t, cmd, name)
         assert_no_transition(listing(t.pid))
         assert t.ask("call") == value
     remove(t.pid, "cm_chain_v2")
-    assert int(t.ask("threads")) == 33
+    assert int(t.ask("threads")) == 17
