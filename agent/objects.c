@@ -676,6 +676,8 @@ int objects_plan_hook(void)
 	const uint8_t *b = (const uint8_t *)brk;
 	unsigned i;
 
+	if (hook_ops)
+		return ops_plan_redirect(hook_ops); /* an earlier run was cut */
 	if (hook_planned || !brk)
 		return 0;
 	if (b[0] == 0xf3 && b[1] == 0x0f && b[2] == 0x1e && b[3] == 0xfa)

@@ -221,6 +221,20 @@ static int plan_add(struct relive_ops *o, bool redirect)
 	return 0;
 }
 
+/* Whether the entry jump is in place, read from the code itself: a
+ * controller killed between its writes and its report must not leave the
+ * agent believing otherwise. */
+static void ops_sync(struct relive_ops *o)
+{
+	uint8_t jump[RELIVE_ARCH_JUMP_LEN];
+
+	if (relive_arch_encode_jump(o->site.site_addr, (uintptr_t)o->stub,
+				    jump))
+		return;
+	o->redirected = !memcmp((const void *)o->site.site_addr, jump,
+				sizeof(jump));
+}
+
 /* Plans the entry jumps of the patch's functions that are not redirected
  * yet, and reserves room on their func_stacks so enabling cannot fail. */
 int ops_plan_redirects_for(struct relive_patch *p)
@@ -237,6 +251,7 @@ int ops_plan_redirects_for(struct relive_patch *p)
 			rc = ops_reserve(o);
 			if (rc)
 				return rc;
+			ops_sync(o);
 			if (!o->redirected) {
 				rc = plan_add(o, true);
 				if (rc)
@@ -257,7 +272,10 @@ int ops_plan_restores(void)
 		struct relive_ops *o;
 
 		for (o = ops_table[b]; o; o = o->next) {
-			if (!o->redirected || o->nstack || o->pinned)
+			if (o->pinned)
+				continue;
+			ops_sync(o);
+			if (!o->redirected || o->nstack)
 				continue;
 			rc = plan_add(o, false);
 			if (rc)
@@ -331,9 +349,11 @@ struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
 	return o;
 }
 
+/* Plans o's entry jump unless it is in place already. */
 int ops_plan_redirect(struct relive_ops *o)
 {
-	return plan_add(o, true);
+	ops_sync(o);
+	return o->redirected ? 0 : plan_add(o, true);
 }
 
 /* The function's object was unloaded: its address may be reused. */

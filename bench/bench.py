@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import resource
 import select
 import shutil
 import statistics
@@ -98,16 +99,23 @@ class Bench:
         self.rows = []
         self.raw = {}
         self.problems = []
+        self.warnings = []
 
     def path(self, *p):
         return os.path.join(self.build, *p)
 
     def relive(self, *args, timeout=180):
+        """Runs relive; returns (exit status, wall seconds, output).  The
+        CPU seconds it used (user + system) are left in self.last_cpu."""
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         r = subprocess.run([self.relive_bin] + [str(a) for a in args],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=timeout)
-        return r.returncode, time.monotonic() - t0, r.stdout.decode(errors="replace")
+        wall = time.monotonic() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        return r.returncode, wall, r.stdout.decode(errors="replace")
 
     def must(self, want, *args, **kw):
         rc, wall, out = self.relive(*args, **kw)
@@ -240,13 +248,13 @@ class Bench:
     @staticmethod
     def parse_gaps(ans):
         m = re.match(r"max=([0-9,]*) hist=([0-9,]*)", ans)
-        gaps = [int(x) / 1000.0 for x in m.group(1).split(",") if x]
+        gaps = [int(x) / 1e6 for x in m.group(1).split(",") if x]
         hist = [int(x) for x in m.group(2).split(",")]
-        return gaps, hist  # us
+        return gaps, hist  # ms
 
     def cycle(self, t, so, name, settle, undo=True):
         """reset, relive patch, settle, read; then (undo) disable and
-        remove.  Returns (patch wall seconds, per-thread max gaps in us,
+        remove.  Returns (patch wall seconds, per-thread max gaps in ms,
         histogram)."""
         t.cmd("reset")
         wall = self.must(0, "patch", "-p", t.pid, so)
@@ -296,15 +304,15 @@ class Bench:
             bx = [max(g) for _, g, _ in res["base"]]
             walls = [w * 1e3 for w, _, _ in res["patch"]]
             self.row("3", "pause %s: median thread max" % lbl, median(pm),
-                     "us", ("<=", 200), sp=spread(pm))
-            self.row("3", "pause %s: max" % lbl, median(px), "us",
-                     ("<=", 1000), sp=spread(px))
+                     "ms", ("<=", 0.2), sp=spread(pm))
+            self.row("3", "pause %s: max" % lbl, median(px), "ms",
+                     ("<=", 1), sp=spread(px))
             self.row("3", "  same interval, no patch: median thread max",
-                     median(bm), "us", sp=spread(bm))
-            self.row("3", "  same interval, no patch: max", median(bx), "us",
+                     median(bm), "ms", sp=spread(bm))
+            self.row("3", "  same interval, no patch: max", median(bx), "ms",
                      sp=spread(bx))
             self.row("3", "  difference (patch - no patch): max",
-                     median(px) - median(bx), "us")
+                     median(px) - median(bx), "ms")
             self.row("3", "  relive patch wall time meanwhile", median(walls),
                      "ms", sp=spread(walls))
 
@@ -335,15 +343,15 @@ class Bench:
                 pagain.append(max(gaps))
         finally:
             t.close()
-        self.raw["effect"] = {"first_ms": first, "first_pause_us": pfirst,
-                              "again_ms": again, "again_pause_us": pagain}
+        self.raw["effect"] = {"first_ms": first, "first_pause_ms": pfirst,
+                              "again_ms": again, "again_pause_ms": pagain}
         self.row("4", "patch wall, 64 idle threads, 100 funcs, +injection",
                  median(first), "ms", ("<=", 100), sp=spread(first))
-        self.row("4", "  pause max meanwhile", median(pfirst), "us",
+        self.row("4", "  pause max meanwhile", median(pfirst), "ms",
                  sp=spread(pfirst))
         self.row("4", "patch wall, same, after patch+disable+remove",
                  median(again), "ms", ("<=", 100), sp=spread(again))
-        self.row("4", "  pause max meanwhile", median(pagain), "us",
+        self.row("4", "  pause max meanwhile", median(pagain), "ms",
                  sp=spread(pagain))
         # Agent preloaded by relive run: the 64 threads, 100 functions
         # point of the function scale below.
@@ -366,18 +374,20 @@ class Bench:
         return walls, pauses
 
     def linear_rows(self, fig, what, xs, walls):
-        """Marginal cost per unit on each segment; growth is no worse than
-        linear when the last segment costs at most twice per unit what the
-        one before it does."""
+        """Marginal cost per unit on each segment.  Growth is no worse than
+        linear when the last segment costs per unit at most twice the
+        average per-unit cost from the smallest point to the one before
+        the last (robust to noise at the small points)."""
         meds = [median(w) for w in walls]
         slopes = [(meds[i + 1] - meds[i]) / (xs[i + 1] - xs[i])
                   for i in range(len(xs) - 1)]
         for i, s in enumerate(slopes):
             self.row(fig, "  cost per %s, %d..%d" % (what, xs[i], xs[i + 1]),
                      s * 1e3, "us")
-        prev = max(slopes[-2], 1e-9)
-        self.row(fig, "  growth: last/previous per-%s cost" % what,
-                 slopes[-1] / prev, "ratio", ("<=", 2.0))
+        before = max((meds[-2] - meds[0]) / (xs[-2] - xs[0]), 1e-9)
+        self.row(fig, "  growth: per-%s cost %d..%d / %d..%d" %
+                 (what, xs[-2], xs[-1], xs[0], xs[-2]),
+                 slopes[-1] / before, "ratio", ("<=", 2.0))
 
     def fig_scale(self):
         runs = 2 if self.quick else 3
@@ -391,7 +401,7 @@ class Bench:
             self.row("5", "patch wall, %4d threads, 100 funcs" % n, median(w),
                      "ms", sp=spread(w))
             self.row("5", "pause max,  %4d threads, 100 funcs" % n, median(p),
-                     "us", sp=spread(p))
+                     "ms", sp=spread(p))
         self.linear_rows("5", "thread", threads, tw)
         fw, fp = [], []
         for n in funcs:
@@ -404,12 +414,12 @@ class Bench:
             self.row("5", "patch wall, 64 threads, %5d funcs" % n, median(w),
                      "ms", sp=spread(w))
             self.row("5", "pause max,  64 threads, %5d funcs" % n, median(p),
-                     "us", sp=spread(p))
+                     "ms", sp=spread(p))
         self.linear_rows("5", "function", funcs, fw)
         self.raw["scale"] = {
-            "threads": [{"n": n, "wall_ms": w, "pause_us": p}
+            "threads": [{"n": n, "wall_ms": w, "pause_ms": p}
                         for n, w, p in zip(threads, tw, tp)],
-            "funcs": [{"n": n, "wall_ms": w, "pause_us": p}
+            "funcs": [{"n": n, "wall_ms": w, "pause_ms": p}
                       for n, w, p in zip(funcs, fw, fp)]}
 
     # ------------------------------------------------------------------
@@ -429,6 +439,7 @@ class Bench:
             rc, wall, out = self.relive("patch", "-p", srv.pid,
                                         self.path("examples", "fix.so"))
             p1 = time.monotonic()
+            cpu = self.last_cpu
             lout = lg.communicate(timeout=secs + 30)[0].decode()
         finally:
             srv.close()
@@ -459,6 +470,7 @@ class Bench:
         self.row("6", "server: worst 100ms bucket in patch / median",
                  100.0 * bworst / median(bbefore), "%")
         self.row("6", "server: relive patch wall (first injection)", wall * 1e3, "ms")
+        self.row("6", "server: CPU time used by relive meanwhile", cpu * 1e3, "ms")
         if int(answers.get("total 22.50", 0)) == 0:
             self.problems.append("the server never gave the patched answer")
 
@@ -471,10 +483,24 @@ class Bench:
                 if l.startswith("model name"):
                     model = l.split(":", 1)[1].strip()
                     break
-        return {"nproc": os.cpu_count(), "cpu": model,
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+        return {"nproc": os.cpu_count(), "cpu": model, "loadavg": load,
                 "kernel": platform.release(),
                 "relive": subprocess.run([self.relive_bin, "--version"],
                                          stdout=subprocess.PIPE).stdout.decode().strip()}
+
+    @staticmethod
+    def busy(seconds=1.0):
+        """The fraction of CPU time not idle over the next seconds."""
+        def sample():
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return sum(v), v[3] + v[4]
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+        return 1.0 - (i1 - i0) / max(t1 - t0, 1)
 
     def markdown(self):
         out = ["| # | figure | value | unit | spread [min..max] | target | ok |",
@@ -495,7 +521,7 @@ class Bench:
             for key in ("threads", "funcs"):
                 f.write("# %s wall_ms wall_min wall_max pause_ms pause_min pause_max\n" % key)
                 for p in sc[key]:
-                    w, q = p["wall_ms"], [x / 1e3 for x in p["pause_us"]]
+                    w, q = p["wall_ms"], p["pause_ms"]
                     f.write("%d %g %g %g %g %g %g\n" % (
                         p["n"], median(w), min(w), max(w),
                         median(q), min(q), max(q)))
@@ -541,11 +567,18 @@ def main():
                      "and the build up to date?" % b.path(f))
     t0 = time.monotonic()
     m = b.machine()
-    print("relive benchmarks: %s, %d CPUs (%s), Linux %s" %
-          (m["relive"], m["nproc"], m["cpu"], m["kernel"]), flush=True)
+    print("relive benchmarks: %s, %d CPUs (%s), Linux %s, load average %s" %
+          (m["relive"], m["nproc"], m["cpu"], m["kernel"], m["loadavg"]),
+          flush=True)
     print("  %-3s %-52s %10s %-6s %-24s %-10s %s" %
           ("#", "figure", "value", "unit", "spread [min..max]", "target", "ok"))
     failed = []
+    m["busy_before"] = b.busy()
+    if m["busy_before"] > 0.1:
+        b.warnings.append("the machine was busy before the run (%.0f%% of its "
+                          "%d CPUs in use): other processes' load is in the "
+                          "figures" % (100 * m["busy_before"], m["nproc"]))
+        print("  WARNING: " + b.warnings[-1], flush=True)
     for name in a.only.split(","):
         try:
             getattr(b, "fig_" + name)()
@@ -555,6 +588,12 @@ def main():
     b.row("7", "relive patch --all (many processes)", "skipped", "",
           note="not implemented yet")
     elapsed = time.monotonic() - t0
+    m["loadavg_end"] = b.machine()["loadavg"]
+    m["busy_after"] = b.busy()
+    if m["busy_after"] > 0.1:
+        b.warnings.append("the machine was busy right after the run (%.0f%% "
+                          "of its CPUs in use): other processes may have run "
+                          "during it" % (100 * m["busy_after"]))
     print()
     print("figure | value | unit | target | ok")
     for r in b.rows:
@@ -563,13 +602,15 @@ def main():
             print("%s %s | %s | %s | %s | %s" % (r["figure"], r["name"].strip(),
                                                  b.fmt(r["value"]), r["unit"],
                                                  r["target"], ok))
+    for w in b.warnings:
+        print("WARNING: " + w)
     for p in b.problems + failed:
         print("PROBLEM: " + p)
     md = b.markdown()
-    res = {"machine": m, "command": "make bench" + (" (quick)" if a.quick else ""),
+    res = {"machine": m, "command": "scripts/bench.sh " + " ".join(sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
            "elapsed_s": elapsed, "figures": b.rows, "raw": b.raw,
-           "problems": b.problems + failed}
+           "problems": b.problems + failed, "warnings": b.warnings}
     with open(b.path("bench.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(b.path("bench.md"), "w") as f:
@@ -584,8 +625,13 @@ def main():
         head = "<!-- bench:table -->\n"
         tail = "<!-- /bench:table -->\n"
         i, j = text.index(head) + len(head), text.index(tail)
-        info = ("Measured %s on %d CPUs (%s), Linux %s, %s, in %.0f s.\n\n" %
-                (res["date"], m["nproc"], m["cpu"], m["kernel"], m["relive"], elapsed))
+        info = ("Measured %s by `%s` on %d CPUs (%s), Linux %s, %s, in "
+                "%.0f s; CPUs %.0f%% busy just before, %.0f%% just after.\n\n" %
+                (res["date"], res["command"], m["nproc"], m["cpu"], m["kernel"],
+                 m["relive"], elapsed, 100 * m["busy_before"],
+                 100 * m["busy_after"]))
+        for w in b.warnings:
+            info += "**Warning:** %s.\n\n" % w
         with open(doc, "w") as f:
             f.write(text[:i] + info + md + text[j:])
         if plotted:

@@ -327,6 +327,7 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 	struct stopped *l = NULL;
 	size_t cnt = 0, cap = 0;
 	bool again = true;
+	int rc;
 
 	while (again) {
 		pid_t *tids;
@@ -354,13 +355,19 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 				}
 				l = nl;
 			}
-			if (pt_stop(tids[i], &l[cnt], e, sizeof(e))) {
-				if (errno == ESRCH || !strstr(e, "cannot"))
-					continue; /* exited meanwhile */
+			rc = pt_stop(tids[i], &l[cnt], e, sizeof(e));
+			if (rc) {
+				/* A thread that exits meanwhile cannot be
+				 * traced any more: it needs no holding. */
+				char st = proc_thread_state(pid, tids[i]);
+
+				if (rc == -ESRCH || !st || st == 'Z' ||
+				    st == 'X')
+					continue;
 				free(tids);
 				pt_release_all(l, cnt);
 				snprintf(err, errlen, "%s", e);
-				return -EPERM;
+				return rc;
 			}
 			cnt++;
 			again = true;

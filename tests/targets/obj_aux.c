@@ -7,10 +7,11 @@
 #include "target.h"
 
 static volatile int aux_state = 7;
+static volatile int four = 4; /* longer than a jump */
 
 PATCHABLE int aux_value(int x)
 {
-	return x + 4;
+	return x + four;
 }
 
 int aux_get(int x)

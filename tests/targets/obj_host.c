@@ -30,6 +30,9 @@
  *     tvget           -> this thread's tv, through tv_get()
  *     tvrep N         -> tls_report(N)        original N
  *     t CMD           -> CMD run by the worker thread (its own tv)
+ *     park            -> "parked" once a new thread sleeps inside
+ *                        main_park() (in a pipe read)
+ *     unpark          -> wakes it and joins it: main_park(1), original 2
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -37,14 +40,19 @@
 #include "target.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile int main_static = 10;
 static volatile int dup_var = 111;
 static __thread int tv;
+/* Volatile loads make every function to patch longer than a jump. */
+static volatile int zero, one = 1;
 
 int aux_dup_var(void);
 
@@ -60,27 +68,47 @@ static PATCHABLE int tv_get(void)
 
 PATCHABLE int compute(int x)
 {
-	return x + 1;
+	return x + one;
 }
 
 PATCHABLE int main_touch(int x)
 {
-	return x;
+	return x + zero;
 }
 
 PATCHABLE int main_probe(int x)
 {
-	return x;
+	return x + zero;
 }
 
 PATCHABLE int dup_report(int x)
 {
-	return x;
+	return x + zero;
 }
 
 PATCHABLE int tls_report(int x)
 {
-	return x;
+	return x + zero;
+}
+
+static int park_pipe[2];
+static sem_t park_entered;
+static pthread_t park_thread;
+static bool parked;
+
+PATCHABLE int main_park(int x)
+{
+	char c;
+
+	sem_post(&park_entered);
+	while (read(park_pipe[0], &c, 1) < 0 && errno == EINTR)
+		;
+	return x + one;
+}
+
+static void *park_main(void *arg)
+{
+	return (void *)(long)main_park((int)(long)arg);
 }
 
 static void *slots[8];
@@ -218,6 +246,28 @@ static void dispatch(const char *line)
 		target_reply("%d", tv_get());
 	} else if (target_arg(line, "tvrep", &n)) {
 		target_reply("%d", tls_report((int)n));
+	} else if (!strcmp(line, "park") && !parked) {
+		if (pipe(park_pipe) ||
+		    pthread_create(&park_thread, NULL, park_main, (void *)1L)) {
+			target_reply("err park");
+			return;
+		}
+		parked = true;
+		while (sem_wait(&park_entered) && errno == EINTR)
+			;
+		target_reply("parked");
+	} else if (!strcmp(line, "unpark") && parked) {
+		void *ret;
+
+		if (write(park_pipe[1], "x", 1) != 1 ||
+		    pthread_join(park_thread, &ret)) {
+			target_reply("err unpark");
+			return;
+		}
+		close(park_pipe[0]);
+		close(park_pipe[1]);
+		parked = false;
+		target_reply("%ld", (long)ret);
 	} else if (!strncmp(line, "t ", 2)) {
 		on_worker(line + 2);
 	} else {
@@ -230,6 +280,7 @@ int main(void)
 	char line[4096];
 	pthread_t t;
 
+	sem_init(&park_entered, 0, 0);
 	if (pthread_create(&t, NULL, worker_main, NULL)) {
 		perror("pthread_create");
 		return 1;

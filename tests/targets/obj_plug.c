@@ -19,6 +19,8 @@
 #include <stdlib.h>
 
 static volatile int counter;
+/* Volatile loads make every function to patch longer than a jump. */
+static volatile int zero, one = 1, two = 2;
 int plug_ctor_seen;
 
 static PATCHABLE int helper(int x)
@@ -28,17 +30,17 @@ static PATCHABLE int helper(int x)
 
 PATCHABLE int plug_value(int x)
 {
-	return x + 1;
+	return x + one;
 }
 
 PATCHABLE int plug_touch(int x)
 {
-	return x;
+	return x + zero;
 }
 
 PATCHABLE int plug_other(int x)
 {
-	return x + 2;
+	return x + two;
 }
 
 int plug_helper(int x)

@@ -9,10 +9,11 @@
 #include "target.h"
 
 static volatile int symb_state = 42;
+static volatile int three = 3; /* longer than a jump */
 
 PATCHABLE int symb_value(int x)
 {
-	return x + 3;
+	return x + three;
 }
 
 int symb_call(int x)
