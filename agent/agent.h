@@ -127,6 +127,8 @@ void objects_init(void);
 int resolve_object(struct relive_object *o, const char *path);
 bool find_loaded_object(const char *name, char *path, size_t pathlen,
 			uintptr_t *bias);
+bool find_other_copy(const char *name, uintptr_t skip, char *path,
+		     size_t pathlen, uintptr_t *bias);
 
 /* transition.c */
 #define RELIVE_STATE_INIT 1u

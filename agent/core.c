@@ -44,6 +44,7 @@ static const char *objname(const struct relive_object *o)
 
 struct find_obj {
 	const char *name;   /* NULL: main executable */
+	uintptr_t skip;     /* a copy at this bias does not count */
 	char path[4096];
 	uintptr_t bias;
 	bool found;
@@ -89,12 +90,25 @@ static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		match = so && !strcmp(so, fo->name);
 		elfsym_close(f);
 	}
-	if (!match)
+	if (!match || (fo->skip && info->dlpi_addr == fo->skip))
 		return 0;
 	snprintf(fo->path, sizeof(fo->path), "%s", info->dlpi_name);
 	fo->bias = info->dlpi_addr;
 	fo->found = true;
 	return 1;
+}
+
+bool find_other_copy(const char *name, uintptr_t skip, char *path,
+		     size_t pathlen, uintptr_t *bias)
+{
+	struct find_obj fo = { .name = name, .first = true, .skip = skip };
+
+	dl_iterate_phdr(find_obj_cb, &fo);
+	if (!fo.found)
+		return false;
+	snprintf(path, pathlen, "%s", fo.path);
+	*bias = fo.bias;
+	return true;
 }
 
 bool find_loaded_object(const char *name, char *path, size_t pathlen,

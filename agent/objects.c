@@ -59,6 +59,7 @@ struct klp_reloc {
 	unsigned long sympos;
 	bool original;         /* KLP_ORIGINAL: the original code's copy */
 	bool applied;
+	struct relive_ops *ops; /* KLP_ORIGINAL: whose copy it is */
 };
 
 /* --- code segments -------------------------------------------------------- */
@@ -355,6 +356,7 @@ static int apply_object(struct relive_patch *p, const char *objname,
 				break;
 			}
 			v = o->site.copy_addr;
+			r->ops = o;
 		} else if (r->type == R_X86_64_DTPMOD64) {
 			struct modid_find mf = { .bias = bias };
 
@@ -385,9 +387,13 @@ static int apply_object(struct relive_patch *p, const char *objname,
 	return rc;
 }
 
+static void bury(struct relive_ops *ops);
+
 /* Clears the references of p into objname (kernel: "clear relocation
- * targets on a module removal"). */
-static void clear_object(struct relive_patch *p, const char *objname)
+ * targets on a module removal").  gone: the object is being unloaded, so
+ * the ops made for its original code go too. */
+static void clear_object(struct relive_patch *p, const char *objname,
+			 bool gone)
 {
 	size_t i;
 
@@ -397,6 +403,9 @@ static void clear_object(struct relive_patch *p, const char *objname)
 		if (r->applied && same_object(r->obj, objname)) {
 			write_slot(r->where, 0);
 			r->applied = false;
+			if (gone && r->ops)
+				bury(r->ops);
+			r->ops = NULL;
 		}
 	}
 }
@@ -444,6 +453,30 @@ extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
 
 static void object_going(void *arg);
 
+/* The ops of an object that goes, freed once every patch let go of them
+ * (kernel: klp_ops is freed when its func_stack is empty). */
+static struct relive_ops **dead;
+static size_t ndead, capdead;
+
+static void bury(struct relive_ops *ops)
+{
+	size_t i;
+
+	for (i = 0; i < ndead; i++)
+		if (dead[i] == ops)
+			return;
+	if (ndead == capdead) {
+		size_t cap = capdead ? 2 * capdead : 16;
+		struct relive_ops **n = realloc(dead, cap * sizeof(*n));
+
+		if (!n)
+			return; /* leaked, never freed twice */
+		dead = n;
+		capdead = cap;
+	}
+	dead[ndead++] = ops;
+}
+
 static void unpatch_object(struct relive_object *o)
 {
 	struct klp_callbacks *cb = o->kobj ? &o->kobj->callbacks : NULL;
@@ -456,10 +489,8 @@ static void unpatch_object(struct relive_object *o)
 
 		if (f->on_stack)
 			ops_remove(f->ops, f);
-		if (f->ops) {
-			transition_forget_ops(f->ops);
-			ops_forget(f->ops);
-		}
+		if (f->ops)
+			bury(f->ops);
 		f->ops = NULL;
 	}
 	if (o->pre_patch_ran && cb && cb->post_unpatch)
@@ -488,8 +519,13 @@ static void going(const char *name, uintptr_t bias)
 				unpatch_object(o);
 			}
 		}
-		clear_object(p, name);
+		clear_object(p, name, true);
 	}
+	for (i = 0; i < ndead; i++) {
+		transition_forget_ops(dead[i]);
+		ops_forget(dead[i]);
+	}
+	ndead = 0;
 }
 
 static void object_going(void *arg)
@@ -567,7 +603,7 @@ static void coming(struct relive_patch *p, struct relive_object *o,
 			if (q == p) {
 				snprintf(o->refused, sizeof(o->refused), "%s",
 					 relive_agent_ctl.msg);
-				clear_object(p, o->name);
+				clear_object(p, o->name, false);
 				return;
 			}
 		}
@@ -632,10 +668,47 @@ static void vanished(void)
 		}
 }
 
+/* The objects mapped at the loader's last notification: an object not
+ * among them was mapped since, and none of its code has run yet. */
+static uintptr_t *seen;
+static size_t nseen, capseen;
+
+static int seen_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	if (nseen == capseen) {
+		size_t cap = capseen ? 2 * capseen : 64;
+		uintptr_t *n = realloc(seen, cap * sizeof(*n));
+
+		if (!n)
+			return 1;
+		seen = n;
+		capseen = cap;
+	}
+	seen[nseen++] = info->dlpi_addr;
+	return 0;
+}
+
+static void remember_mappings(void)
+{
+	nseen = 0;
+	dl_iterate_phdr(seen_cb, NULL);
+}
+
+static bool is_new(uintptr_t bias)
+{
+	size_t i;
+
+	for (i = 0; i < nseen; i++)
+		if (seen[i] == bias)
+			return false;
+	return true;
+}
+
 static void objects_hook(void)
 {
 	struct relive_patch *p;
 	char path[4096];
+	uintptr_t bias;
 	size_t i;
 
 	if (_r_debug.r_state != RT_CONSISTENT)
@@ -651,13 +724,39 @@ static void objects_hook(void)
 		for (i = 0; i < p->nobjs; i++) {
 			struct relive_object *o = &p->objs[i];
 
-			if (o->loaded || !o->name)
+			if (!o->name)
 				continue;
-			if (find_loaded_object(o->name, path, sizeof(path),
-					       &o->bias))
-				coming(p, o, path);
+			if (o->loaded) {
+				/* The same library again, from another path:
+				 * the patch names one object, the first. */
+				if (find_other_copy(o->name, o->bias, path,
+						    sizeof(path), &bias) &&
+				    is_new(bias))
+					snprintf(o->refused, sizeof(o->refused),
+						 "another copy of %s was loaded "
+						 "from %s and is not patched",
+						 o->name, path);
+				continue;
+			}
+			if (!find_loaded_object(o->name, path, sizeof(path),
+						&bias)) {
+				o->refused[0] = '\0'; /* no copy left */
+				continue;
+			}
+			if (!is_new(bias)) {
+				/* Its code may have run already: patching it
+				 * now would need a transition. */
+				snprintf(o->refused, sizeof(o->refused),
+					 "%s (from %s) was loaded before the "
+					 "patch could follow it; it is not "
+					 "patched", o->name, path);
+				continue;
+			}
+			o->bias = bias;
+			coming(p, o, path);
 		}
 	}
+	remember_mappings();
 	core_snapshot();
 	pthread_mutex_unlock(&agent_lock);
 }
@@ -702,6 +801,7 @@ int objects_plan_hook(void)
 	hook_ops = ops_get_hook(site, (uintptr_t)objects_hook);
 	if (!hook_ops)
 		return -ENOMEM;
+	remember_mappings();
 	hook_planned = true;
 	return ops_plan_redirect(hook_ops);
 }

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "agent.h"
 
@@ -226,13 +228,20 @@ static int plan_add(struct relive_ops *o, bool redirect)
  * agent believing otherwise. */
 static void ops_sync(struct relive_ops *o)
 {
-	uint8_t jump[RELIVE_ARCH_JUMP_LEN];
+	uint8_t jump[RELIVE_ARCH_JUMP_LEN], cur[RELIVE_ARCH_JUMP_LEN];
+	struct iovec l = { cur, sizeof(cur) };
+	struct iovec r = { (void *)o->site.site_addr, sizeof(cur) };
 
 	if (relive_arch_encode_jump(o->site.site_addr, (uintptr_t)o->stub,
 				    jump))
 		return;
-	o->redirected = !memcmp((const void *)o->site.site_addr, jump,
-				sizeof(jump));
+	/* Read through the kernel: if the object was unmapped behind the
+	 * agent's back, this fails instead of faulting. */
+	if (process_vm_readv(getpid(), &l, 1, &r, 1, 0) != sizeof(cur)) {
+		o->redirected = false;
+		return;
+	}
+	o->redirected = !memcmp(cur, jump, sizeof(jump));
 }
 
 /* Plans the entry jumps of the patch's functions that are not redirected
