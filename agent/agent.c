@@ -123,6 +123,7 @@ AGENT_EXPORT long relive_agent_request(void)
 		opened = core_open(arg, &rc);
 	pthread_mutex_lock(&agent_lock);
 	c->busy = 1;
+	codemem_begin();
 	switch (c->op) {
 	case RELIVE_OP_LOAD:
 		if (opened) {
@@ -164,6 +165,7 @@ AGENT_EXPORT long relive_agent_request(void)
 	c->op = RELIVE_OP_NONE;
 	c->status = rc;
 	core_snapshot();
+	codemem_end();
 	c->busy = 0;
 	pthread_mutex_unlock(&agent_lock);
 	core_discard(gone);

@@ -159,6 +159,8 @@ void ops_plan_reset(void);
 int codemem_alloc(uintptr_t near, uint8_t **code, size_t codesize,
 		  void **data, size_t datasize);
 int codemem_write(void *dst, const void *src, size_t len);
+void codemem_begin(void);
+void codemem_end(void);
 
 /* arch/x86_64/stub.c */
 #define RELIVE_STUB_SIZE 64

@@ -162,14 +162,33 @@ int codemem_alloc(uintptr_t near, uint8_t **code, size_t codesize,
 	return 0;
 }
 
+/* /proc/self/mem, kept open for the length of one request (under
+ * agent_lock), so a patch of many functions opens it once; it is never
+ * left open between requests. */
+static int memfd = -1;
+
+void codemem_begin(void)
+{
+	if (memfd < 0)
+		memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+}
+
+void codemem_end(void)
+{
+	if (memfd >= 0)
+		close(memfd);
+	memfd = -1;
+}
+
 int codemem_write(void *dst, const void *src, size_t len)
 {
-	int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	int fd = memfd >= 0 ? memfd : open("/proc/self/mem", O_RDWR | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0)
 		return -1;
 	n = pwrite(fd, src, len, (off_t)(uintptr_t)dst);
-	close(fd);
+	if (fd != memfd)
+		close(fd);
 	return n == (ssize_t)len ? 0 : -1;
 }

@@ -51,9 +51,11 @@ static void restart_eintr(struct user_regs_struct *r)
 	}
 }
 
-int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen)
+/* First half of a stop: ask the thread to stop, without waiting. */
+static int pt_interrupt(pid_t tid, struct stopped *st, char *err,
+			size_t errlen)
 {
-	int status, rc;
+	int rc;
 
 	memset(st, 0, sizeof(*st));
 	st->tid = tid;
@@ -69,6 +71,15 @@ int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen)
 			 strerror(errno));
 		return rc;
 	}
+	return 0;
+}
+
+/* Second half: wait until it is stopped and read its registers. */
+static int pt_collect(struct stopped *st, char *err, size_t errlen)
+{
+	pid_t tid = st->tid;
+	int status, rc;
+
 	for (;;) {
 		rc = wait_stop(tid, &status);
 		if (rc) {
@@ -98,6 +109,13 @@ int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen)
 		st->dirty = true;
 	}
 	return 0;
+}
+
+int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen)
+{
+	int rc = pt_interrupt(tid, st, err, errlen);
+
+	return rc ? rc : pt_collect(st, err, errlen);
 }
 
 int pt_release(struct stopped *st)
@@ -327,11 +345,10 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 	struct stopped *l = NULL;
 	size_t cnt = 0, cap = 0;
 	bool again = true;
-	int rc;
 
 	while (again) {
 		pid_t *tids;
-		size_t nt, i;
+		size_t nt, i, first = cnt;
 
 		again = false;
 		if (proc_tasks(pid, &tids, &nt)) {
@@ -339,23 +356,29 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 			snprintf(err, errlen, "process %d is gone", pid);
 			return -ESRCH;
 		}
+		if (cnt + nt > cap) {
+			struct stopped *nl;
+
+			cap = 2 * (cnt + nt);
+			nl = realloc(l, cap * sizeof(*nl));
+			if (!nl) {
+				free(tids);
+				pt_release_all(l, cnt);
+				snprintf(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			l = nl;
+		}
+		/* Ask every new thread to stop first, then wait for them all:
+		 * the stops overlap, so holding N threads costs about one
+		 * scheduling delay, not N of them. */
 		for (i = 0; i < nt; i++) {
 			char e[256];
+			int rc;
 
 			if (known(l, cnt, tids[i]))
 				continue;
-			if (cnt == cap) {
-				cap = cap ? 2 * cap : 64;
-				struct stopped *nl = realloc(l, cap * sizeof(*nl));
-				if (!nl) {
-					free(tids);
-					pt_release_all(l, cnt);
-					snprintf(err, errlen, "out of memory");
-					return -ENOMEM;
-				}
-				l = nl;
-			}
-			rc = pt_stop(tids[i], &l[cnt], e, sizeof(e));
+			rc = pt_interrupt(tids[i], &l[cnt], e, sizeof(e));
 			if (rc) {
 				/* A thread that exits meanwhile cannot be
 				 * traced any more: it needs no holding. */
@@ -365,7 +388,11 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 				    st == 'X')
 					continue;
 				free(tids);
-				pt_release_all(l, cnt);
+				/* those interrupted but not collected yet */
+				for (size_t j = first; j < cnt; j++)
+					if (!pt_collect(&l[j], e, sizeof(e)))
+						pt_release(&l[j]);
+				pt_release_all(l, first);
 				snprintf(err, errlen, "%s", e);
 				return rc;
 			}
@@ -373,6 +400,16 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 			again = true;
 		}
 		free(tids);
+		for (i = first; i < cnt;) {
+			char e[256];
+
+			if (pt_collect(&l[i], e, sizeof(e))) {
+				/* exited before it stopped: forget it */
+				l[i] = l[--cnt];
+				continue;
+			}
+			i++;
+		}
 	}
 	*list = l;
 	*n = cnt;
