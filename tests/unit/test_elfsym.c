@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "failmalloc.h"
+
 #include "elfsym.h"
 
 #ifndef RELIVE_SRCDIR
@@ -39,69 +41,7 @@
 
 static char tmp[256];
 
-/* ---- malloc failure injection ------------------------------------------ */
-
-/*
- * The test program's malloc interposes on libc's for the whole process
- * (libelf included): when fail_at is set, the fail_at-th allocation from
- * then on fails.
- */
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-
-static long fail_at;
-static long nallocs;
-static long live; /* allocations not freed yet */
-
-static int should_fail(void)
-{
-	return fail_at && ++nallocs == fail_at;
-}
-
-void *malloc(size_t n)
-{
-	void *p = should_fail() ? NULL : __libc_malloc(n);
-
-	live += p != NULL;
-	return p;
-}
-
-void *calloc(size_t n, size_t m)
-{
-	void *p = should_fail() ? NULL : __libc_calloc(n, m);
-
-	live += p != NULL;
-	return p;
-}
-
-void *realloc(void *p, size_t n)
-{
-	void *q = should_fail() ? NULL : __libc_realloc(p, n);
-
-	live += !p && q;
-	return q;
-}
-
-void free(void *p)
-{
-	live -= p != NULL;
-	__libc_free(p);
-}
-
-/* Under valgrind, its allocator replaces ours: no injection then. */
-static int injection_works(void)
-{
-	void *p;
-
-	nallocs = 0;
-	fail_at = 1;
-	p = malloc(1);
-	fail_at = 0;
-	free(p);
-	return p == NULL;
-}
+/* ---- malloc failure injection: failmalloc.c ----------------------------- */
 
 /* ---- helpers ------------------------------------------------------------ */
 
