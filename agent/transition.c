@@ -276,10 +276,14 @@ int transition_start(struct relive_patch *p, bool patching)
 	c->trans_target = patching;
 	snprintf(c->trans_patch, sizeof(c->trans_patch), "%s", p->name);
 	snprintf(c->pending, sizeof(c->pending), "[]");
-	set_newborn_state(gen);
 	rc = arm(gen);
 	if (rc)
 		return rc;
+	/* Only now may a thread be in the "after" world: before every slot
+	 * leads to the dispatcher, a thread born with the new word could
+	 * run a version through a slot not yet armed and the next one
+	 * through an armed slot, mixing worlds in one call chain. */
+	set_newborn_state(gen);
 	c->trans_active = 1;
 	agent_log("'%s': starting %s transition", p->name,
 		  patching ? "patching" : "unpatching");

@@ -475,6 +475,66 @@ class Bench:
             self.problems.append("the server never gave the patched answer")
 
     # ------------------------------------------------------------------
+    # 7: `relive patch --all` over many processes.
+
+    def fleet_run(self, n, preload):
+        """Starts n bench/fleet processes (under `relive run` when preload),
+        patches them all with one `relive patch --all`, checks that every
+        one answers with the patched function; returns (wall s, cpu s)."""
+        r, w = os.pipe()
+        env = dict(os.environ, RELIVE_AGENT=self.path("librelive-agent.so"))
+        procs = []
+        try:
+            for _ in range(n):
+                argv = [self.path("bench", "fleet"), str(w)]
+                if preload:
+                    argv = [self.relive_bin, "run", "--"] + argv
+                procs.append(subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                              pass_fds=(w,), env=env))
+            os.close(w)
+            w = -1
+            f = os.fdopen(r)
+            r = -1
+            for _ in range(n):
+                if not f.readline().startswith("ready"):
+                    raise RuntimeError("a fleet process did not start")
+            rc, wall, out = self.relive("patch", "--all",
+                                        self.path("bench", "fleet_fix.so"),
+                                        timeout=600)
+            cpu = self.last_cpu
+            if rc != 0:
+                raise RuntimeError("relive patch --all: exit %d:\n%s" %
+                                   (rc, out[-2000:]))
+            for p in procs:
+                p.stdin.write(b"x\n")
+                p.stdin.flush()
+            answers = [f.readline().split() for _ in range(n)]
+            bad = [a for a in answers if a[1] != "101"]
+            if bad:
+                raise RuntimeError("%d of %d processes not patched: %s" %
+                                   (len(bad), n, bad[:5]))
+            return wall, cpu
+        finally:
+            for fd in (r, w):
+                if fd >= 0:
+                    os.close(fd)
+            for p in procs:
+                p.stdin.close()
+            for p in procs:
+                p.wait()
+
+    def fig_fleet(self):
+        n = 100 if self.quick else 1000
+        res = {}
+        for preload, lbl, lim in ((True, "agent preloaded", 1.0),
+                                  (False, "unprepared", 5.0)):
+            wall, cpu = self.fleet_run(n, preload)
+            res[lbl] = {"n": n, "wall_s": wall, "cpu_s": cpu}
+            self.row("7", "relive patch --all, %d processes, %s" % (n, lbl),
+                     wall, "s", ("<=", lim * n / 1000))
+            self.row("7", "  per process (wall / CPU)", 1e3 * wall / n, "ms",
+                     note="CPU %.2f ms" % (1e3 * cpu / n))
+        self.raw["fleet"] = res
 
     def machine(self):
         model = ""
@@ -557,11 +617,12 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--docs", action="store_true")
-    ap.add_argument("--only", default="calls,pause,effect,scale,load")
+    ap.add_argument("--only", default="calls,pause,effect,scale,load,fleet")
     a = ap.parse_args()
     b = Bench(a.build, a.quick)
     for f in ("relive", "bench/calls", "bench/many", "bench/loadgen",
-              "examples/server", "bench/many10000.so"):
+              "examples/server", "bench/many10000.so", "bench/fleet",
+              "bench/fleet_fix.so"):
         if not os.path.exists(b.path(f)):
             sys.exit("bench: %s is missing: is subdir('bench') in meson.build "
                      "and the build up to date?" % b.path(f))
@@ -585,8 +646,6 @@ def main():
         except Exception as e:  # report and go on with the next figure
             failed.append("%s: %s" % (name, e))
             print("  %s FAILED: %s" % (name, e), flush=True)
-    b.row("7", "relive patch --all (many processes): not benchmarked",
-          "skipped", "", note="see docs/performance.md")
     elapsed = time.monotonic() - t0
     m["loadavg_end"] = b.machine()["loadavg"]
     m["busy_after"] = b.busy()

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 1u
+#define RELIVE_CTL_ABI 2u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -121,6 +121,12 @@ struct relive_ctl {
 	/* Written by the controller for the listing: a JSON array of the
 	 * threads that block the transition ("[]" when none). */
 	char pending[8192];
+
+	/* The controller sets req_seq with each request; the agent copies it
+	 * into done_seq (a release store, after the reply) when the request
+	 * is served, so the controller waits without tracing the thread. */
+	uint64_t req_seq;
+	uint64_t done_seq;
 };
 
 #endif

@@ -552,8 +552,8 @@ out:
 	return rc;
 }
 
-int elfsym_open(const char *path, struct elfsym_file **out, char *err,
-		size_t errlen)
+static int open_file(const char *path, bool symbols,
+		     struct elfsym_file **out, char *err, size_t errlen)
 {
 	struct elfsym_file *f = NULL;
 	GElf_Ehdr ehdr;
@@ -605,12 +605,14 @@ int elfsym_open(const char *path, struct elfsym_file **out, char *err,
 		goto nomem;
 
 	rc = -EIO;
-	scn = find_table(elf, SHT_SYMTAB);
+	scn = symbols ? find_table(elf, SHT_SYMTAB) : NULL;
+	if (!symbols)
+		rc = 0;
 	if (scn) {
 		rc = load_table(f, elf, scn);
 		f->table = ".symtab";
 	}
-	if (rc == -EIO) {
+	if (rc == -EIO && symbols) {
 		rc = load_debug_table(f);
 		if (rc == 1)
 			f->table = "debug .symtab";
@@ -647,6 +649,18 @@ out:
 	elf_end(elf);
 	close(fd);
 	return rc;
+}
+
+int elfsym_open(const char *path, struct elfsym_file **out, char *err,
+		size_t errlen)
+{
+	return open_file(path, true, out, err, errlen);
+}
+
+int elfsym_open_header(const char *path, struct elfsym_file **out, char *err,
+		       size_t errlen)
+{
+	return open_file(path, false, out, err, errlen);
 }
 
 void elfsym_close(struct elfsym_file *f)

@@ -71,6 +71,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
 	if (rc)
 		goto out;
+	vlog("%zu threads held for %zu code writes", nheld, n);
 	/* Check everything before writing anything. */
 	for (i = 0; i < n; i++) {
 		uint8_t cur[32];
@@ -102,6 +103,20 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 				goto release;
 			}
 	}
+	/* Threads leave the displaced bytes before any byte changes: a
+	 * controller killed between the two steps leaves them in the copy,
+	 * which runs the same instructions. */
+	for (j = 0; j < nheld; j++) {
+		rc = pt_flush_regs(&held[j]);
+		if (rc == -ESRCH)
+			rc = 0; /* killed meanwhile: it never runs again */
+		if (rc) {
+			snprintf(err, errlen, "thread %d: cannot move it out of "
+				 "the code to be written; nothing was written",
+				 held[j].tid);
+			goto release;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		if (!plan[i].len)
 			continue;
@@ -122,6 +137,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	}
 release:
 	pt_release_all(held, nheld);
+	vlog("threads released");
 	if (!rc)
 		rc = agent_request(a, RELIVE_OP_WRITTEN, NULL, msg,
 				   sizeof(msg));

@@ -11,10 +11,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 #include "elfsym.h"
 #include "relive.h"
@@ -154,29 +156,25 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 static int libc_symbol(pid_t pid, const char *name, uint64_t *addr,
 		       char *err, size_t errlen)
 {
-	char path[4096];
 	uint64_t bias;
-	struct elfsym_file *f;
+	const struct elfsym_file *f = proc_libc(pid, &bias);
 	struct elfsym_sym sym;
 	unsigned count;
 	int rc;
 
-	if (proc_find_object(pid, "libc.so.6", path, sizeof(path), &bias)) {
+	if (!f) {
 		snprintf(err, errlen,
-			 "process %d has no libc.so.6 mapped (static or not a "
-			 "glibc program); relive cannot load its agent there",
-			 pid);
+			 "process %d has no readable libc.so.6 mapped (static "
+			 "or not a glibc program); relive cannot load its "
+			 "agent there", pid);
 		return -ENOENT;
 	}
-	rc = elfsym_open(path, &f, err, errlen);
-	if (rc)
-		return rc;
 	rc = elfsym_lookup(f, name, 0, &sym, &count);
 	if (rc == -EEXIST) /* several symbol versions of one function */
 		rc = elfsym_lookup(f, name, count, &sym, NULL);
-	elfsym_close(f);
 	if (rc) {
-		snprintf(err, errlen, "no %s in %s", name, path);
+		snprintf(err, errlen, "no %s in the C library of process %d",
+			 name, pid);
 		return rc;
 	}
 	*addr = bias + sym.value;
@@ -267,22 +265,50 @@ static void deny_add(struct borrow_ctx *b, uint64_t lo, uint64_t hi)
 	b->d[b->n++].hi = hi;
 }
 
+/* Functions of libc that hold its locks (or the loader's) while they run. */
+static const char *const libc_locked[] = {
+	"malloc", "free", "calloc", "realloc", "reallocarray",
+	"memalign", "posix_memalign", "aligned_alloc", "valloc",
+	"pvalloc", "malloc_trim", "malloc_info", "malloc_stats",
+	"mallinfo", "mallinfo2", "_int_malloc", "_int_free",
+	"_int_realloc", "_int_memalign", "malloc_consolidate",
+	"sysmalloc", "arena_get2", "tcache_init", "dl_iterate_phdr",
+	"fork", "_Fork", "__libc_fork", "pthread_create", "dlopen",
+	"dlclose", "dlsym", "dlvsym", "dladdr", "dladdr1", "dlinfo",
+	"dlmopen", "dlerror", "__libc_dlopen_mode", "exit",
+	"__run_exit_handlers", "__cxa_finalize",
+};
+
+static void libc_deny_ranges(pid_t pid, struct borrow_ctx *b)
+{
+	uint64_t bias;
+	const struct elfsym_file *f = proc_libc(pid, &bias);
+	size_t k;
+
+	if (!f)
+		return;
+	for (k = 0; k < sizeof(libc_locked) / sizeof(*libc_locked); k++) {
+		struct elfsym_sym sym;
+		unsigned cnt = 0, pos;
+
+		if (elfsym_lookup(f, libc_locked[k], 0, &sym, &cnt) == 0) {
+			deny_add(b, bias + sym.value, bias + sym.value + sym.size);
+			continue;
+		}
+		for (pos = 1; pos <= cnt; pos++)
+			if (!elfsym_lookup(f, libc_locked[k], pos, &sym, NULL))
+				deny_add(b, bias + sym.value,
+					 bias + sym.value + sym.size);
+	}
+}
+
 static void deny_ranges(pid_t pid, struct borrow_ctx *b)
 {
-	static const char *const libc_locked[] = {
-		"malloc", "free", "calloc", "realloc", "reallocarray",
-		"memalign", "posix_memalign", "aligned_alloc", "valloc",
-		"pvalloc", "malloc_trim", "malloc_info", "malloc_stats",
-		"mallinfo", "mallinfo2", "_int_malloc", "_int_free",
-		"_int_realloc", "_int_memalign", "malloc_consolidate",
-		"sysmalloc", "arena_get2", "tcache_init", "dl_iterate_phdr",
-		"fork", "_Fork", "__libc_fork", "pthread_create", "dlopen",
-		"dlclose", "dlsym", "dlvsym", "dladdr", "dladdr1", "dlinfo",
-		"dlmopen", "dlerror", "__libc_dlopen_mode", "exit",
-		"__run_exit_handlers", "__cxa_finalize",
-	};
+	/* libc's ranges do not move: looked up once per command. */
+	static struct borrow_ctx libc_deny;
+	static pid_t libc_deny_pid;
 	struct proc_map *maps;
-	size_t n, i, k;
+	size_t n, i;
 
 	if (proc_maps(pid, &maps, &n))
 		return;
@@ -295,33 +321,14 @@ static void deny_ranges(pid_t pid, struct borrow_ctx *b)
 			deny_add(b, maps[i].lo, maps[i].hi);
 	}
 	free(maps);
-	{
-		char path[4096];
-		uint64_t bias;
-		struct elfsym_file *f;
-		char e[256];
-
-		if (proc_find_object(pid, "libc.so.6", path, sizeof(path),
-				     &bias) ||
-		    elfsym_open(path, &f, e, sizeof(e)))
-			return;
-		for (k = 0; k < sizeof(libc_locked) / sizeof(*libc_locked); k++) {
-			struct elfsym_sym sym;
-			unsigned cnt = 0, pos;
-
-			if (elfsym_lookup(f, libc_locked[k], 0, &sym, &cnt) == 0) {
-				deny_add(b, bias + sym.value,
-					 bias + sym.value + sym.size);
-				continue;
-			}
-			for (pos = 1; pos <= cnt; pos++)
-				if (!elfsym_lookup(f, libc_locked[k], pos, &sym,
-						   NULL))
-					deny_add(b, bias + sym.value,
-						 bias + sym.value + sym.size);
-		}
-		elfsym_close(f);
+	if (libc_deny_pid != pid) {
+		free(libc_deny.d);
+		memset(&libc_deny, 0, sizeof(libc_deny));
+		libc_deny_pid = pid;
+		libc_deny_ranges(pid, &libc_deny);
 	}
+	for (i = 0; i < libc_deny.n; i++)
+		deny_add(b, libc_deny.d[i].lo, libc_deny.d[i].hi);
 }
 
 static int deny_cb(uint64_t pc, void *arg)
@@ -346,7 +353,7 @@ static int borrow(pid_t pid, struct stopped *st, char *err, size_t errlen)
 	char why[256];
 
 	deny_ranges(pid, &b);
-	if (unwind_open(pid, &u, err, errlen)) {
+	if (unwind_get(pid, &u, err, errlen)) {
 		free(b.d);
 		return -ESRCH;
 	}
@@ -401,7 +408,6 @@ static int borrow(pid_t pid, struct stopped *st, char *err, size_t errlen)
 			usleep(round < 20 ? 1000 : 10000);
 		unwind_refresh(u);
 	}
-	unwind_close(u);
 	free(b.d);
 	if (rc == -EAGAIN)
 		snprintf(err, errlen, "no thread of process %d could be "
@@ -445,7 +451,7 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 	}
 	args[0] = str;
 	args[1] = RTLD_NOW | RTLD_LOCAL;
-	rc = pt_call(&st, dlopen_addr, args, 2, restorer, err, errlen);
+	rc = pt_call(&st, dlopen_addr, args, 2, restorer, false, err, errlen);
 	pt_release(&st);
 	if (rc)
 		return rc;
@@ -471,28 +477,64 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 {
 	struct relive_ctl *c = NULL;
 	char argbuf[sizeof(c->arg)] = "";
+	uint64_t seq, done;
 	struct stopped st;
+	pid_t tid;
 	int rc;
 
 	msg[0] = '\0';
 	if (arg)
 		snprintf(argbuf, sizeof(argbuf), "%s", arg);
-	rc = proc_write(a->pid, a->ctl + offsetof(struct relive_ctl, arg),
-			argbuf, sizeof(argbuf));
+	rc = proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, done_seq),
+		       &seq, sizeof(seq));
+	seq++;
+	if (!rc)
+		rc = proc_write(a->pid, a->ctl + offsetof(struct relive_ctl, arg),
+				argbuf, sizeof(argbuf));
 	if (!rc)
 		rc = proc_write(a->pid, a->ctl + offsetof(struct relive_ctl, op),
 				&op, sizeof(op));
+	if (!rc)
+		rc = proc_write(a->pid,
+				a->ctl + offsetof(struct relive_ctl, req_seq),
+				&seq, sizeof(seq));
 	if (rc) {
 		snprintf(msg, msglen, "cannot write to process %d", a->pid);
 		return rc;
 	}
+	vlog("request %u to the agent", op);
 	rc = borrow(a->pid, &st, msg, msglen);
 	if (rc)
 		return rc;
-	rc = pt_call(&st, a->request, NULL, 0, a->restorer, msg, msglen);
+	tid = st.tid;
+	vlog("thread %d borrowed", tid);
+	rc = pt_call(&st, a->request, NULL, 0, a->restorer, true, msg, msglen);
 	pt_release(&st);
 	if (rc)
 		return rc;
+	/* The thread serves the request untraced: no stop at each of its
+	 * system calls.  Wait for the agent to say it is done. */
+	for (unsigned n = 0;; n++) {
+		if (proc_read(a->pid,
+			      a->ctl + offsetof(struct relive_ctl, done_seq),
+			      &done, sizeof(done))) {
+			snprintf(msg, msglen, "process %d exited during the "
+				 "request", a->pid);
+			return -ESRCH;
+		}
+		if (done == seq)
+			break;
+		if (n % 64 == 63 && syscall(SYS_tgkill, a->pid, tid, 0)) {
+			snprintf(msg, msglen, "thread %d of process %d exited "
+				 "during the request", tid, a->pid);
+			return -ESRCH;
+		}
+		if (n < 32)
+			sched_yield();
+		else
+			usleep(n < 256 ? 20 : 1000);
+	}
+	vlog("request %u served", op);
 	if (agent_read_ctl(a)) {
 		snprintf(msg, msglen, "cannot read the agent of process %d",
 			 a->pid);

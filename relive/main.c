@@ -9,15 +9,18 @@
  * did not finish in time (it stays in progress, safe).
  */
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <elf.h>
 #include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "elfsym.h"
@@ -41,9 +44,17 @@ void vlog(const char *fmt, ...)
 {
 	va_list ap;
 
+	static double t0;
+	struct timespec ts;
+	double t;
+
 	if (!verbose)
 		return;
-	fputs("relive: ", stderr);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	if (!t0)
+		t0 = t;
+	fprintf(stderr, "relive: [%8.3f ms] ", t - t0);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -390,6 +401,7 @@ static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
 			return EXIT_REFUSED;
 		return finish(&a, NULL, pf->name, pid, timeout, err, errlen);
 	}
+	vlog("checking the patch against process %d", pid);
 	if (precheck(pid, pf, err, errlen))
 		return EXIT_REFUSED;
 	if (!a.loaded) {
@@ -413,8 +425,11 @@ static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
 
 /* Does process pid map one of the patch's objects?  By build-id when the
  * patch pins one, by name otherwise; the executable only by build-id. */
-static bool wants(pid_t pid, const struct patchfile *pf)
+enum want { WANT_NO, WANT_YES, WANT_OTHER_BUILD };
+
+static enum want wants(pid_t pid, const struct patchfile *pf)
 {
+	enum want w = WANT_NO;
 	size_t i;
 
 	for (i = 0; i < pf->nobjs; i++) {
@@ -429,14 +444,27 @@ static bool wants(pid_t pid, const struct patchfile *pf)
 		if (proc_find_object(pid, o->name, path, sizeof(path), &bias))
 			continue;
 		if (!o->build_id)
-			return true;
-		if (elfsym_open(path, &f, e, sizeof(e)))
+			return WANT_YES;
+		if (elfsym_open_header(path, &f, e, sizeof(e)))
 			continue;
 		match = !strcasecmp(elfsym_build_id(f), o->build_id);
 		elfsym_close(f);
 		if (match)
-			return true;
+			return WANT_YES;
+		if (o->name)
+			w = WANT_OTHER_BUILD; /* same library, another build */
 	}
+	return w;
+}
+
+/* Can --all tell which processes the patch is for? */
+static bool matchable(const struct patchfile *pf)
+{
+	size_t i;
+
+	for (i = 0; i < pf->nobjs; i++)
+		if (pf->objs[i].name || pf->objs[i].build_id)
+			return true;
 	return false;
 }
 
@@ -450,10 +478,20 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int width = ncpu > 0 ? 2 * ncpu : 2, running = 0;
 	int patched = 0, skipped = 0, failed = 0;
+	bool warmed = false;
 	struct dirent *de;
 	DIR *d = opendir("/proc");
 	pid_t self = getpid();
 
+	if (!matchable(pf)) {
+		if (d)
+			closedir(d);
+		die_msg("patch '%s' is for the main executable only and pins "
+			"no build-id, so --all cannot tell which processes it "
+			"is for; give -p PID, or pin the executable's build-id "
+			"in the patch (klp_object.build_id)", pf->name);
+		return EXIT_REFUSED;
+	}
 	if (!d) {
 		die_msg("cannot read /proc: %s", strerror(errno));
 		return EXIT_REFUSED;
@@ -469,17 +507,39 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 
 			if (*end || v <= 0 || v == self)
 				continue;
-			if (!wants((pid_t)v, pf)) {
+			switch (wants((pid_t)v, pf)) {
+			case WANT_NO:
+				continue;
+			case WANT_OTHER_BUILD:
+				printf("%ld: skipped: maps another build of the "
+				       "patch's objects (build-id differs)\n",
+				       v);
 				skipped++;
 				continue;
+			case WANT_YES:
+				break;
 			}
 			pid = (pid_t)v;
+			if (!warmed) {
+				/* Children inherit what the first lookup
+				 * read: most processes share one libc. */
+				uint64_t bias;
+
+				(void)proc_libc(pid, &bias);
+				warmed = true;
+			}
 			child = fork();
 			if (child == 0) {
 				char err[4096];
 				int rc = patch_one(pid, real, pf, timeout, err,
 						   sizeof(err));
 
+				if (rc != EXIT_DONE && rc != EXIT_ALREADY &&
+				    kill(pid, 0) && errno == ESRCH) {
+					snprintf(err, sizeof(err), "the process "
+						 "exited");
+					rc = EXIT_ALREADY;
+				}
 				if (rc == EXIT_DONE)
 					printf("%d: patched\n", pid);
 				else if (rc == EXIT_ALREADY)
@@ -712,6 +772,8 @@ int main(int argc, char **argv)
 
 	/* Never wait on the network while a thread of the target is held. */
 	unsetenv("DEBUGINFOD_URLS");
+	/* Short waits for the target (a request, a back-off) are short. */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	if (getenv("RELIVE_DEBUG_ROOT") && *getenv("RELIVE_DEBUG_ROOT"))
 		elfsym_set_debug_root(getenv("RELIVE_DEBUG_ROOT"));
 	if (argc < 2)

@@ -197,7 +197,8 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		} else {
 			match = !strcmp(base_name(m->path), name);
 			if (!match && strstr(m->path, ".so") &&
-			    elfsym_open(m->path, &f, err, sizeof(err)) == 0) {
+			    elfsym_open_header(m->path, &f, err,
+					       sizeof(err)) == 0) {
 				const char *so = elfsym_soname(f);
 
 				match = so && !strcmp(so, name);
@@ -206,7 +207,7 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		}
 		if (!match)
 			continue;
-		if (elfsym_open(m->path, &f, err, sizeof(err)))
+		if (elfsym_open_header(m->path, &f, err, sizeof(err)))
 			continue;
 		*bias = m->lo - elfsym_first_vaddr(f);
 		elfsym_close(f);
@@ -236,4 +237,36 @@ int proc_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 	if (n == (ssize_t)len)
 		return 0;
 	return n < 0 ? -errno : -EIO;
+}
+
+/* libc of process pid, opened once per command and file (several steps
+ * look up its functions' ranges; with a debug file its symbol table is
+ * large, and `relive patch --all` finds the same file in every process). */
+const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias)
+{
+	static struct elfsym_file *f;
+	static char f_path[4096];
+	static uint64_t f_bias;
+	static pid_t f_pid;
+	static bool mapped;
+	char path[4096], e[256];
+
+	if (f_pid == pid) {
+		*bias = f_bias;
+		return mapped ? f : NULL;
+	}
+	f_pid = pid;
+	mapped = !proc_find_object(pid, "libc.so.6", path, sizeof(path),
+				   &f_bias);
+	if (!mapped)
+		return NULL;
+	*bias = f_bias;
+	if (f && !strcmp(path, f_path))
+		return f;
+	elfsym_close(f);
+	f = NULL;
+	snprintf(f_path, sizeof(f_path), "%s", path);
+	if (elfsym_open(path, &f, e, sizeof(e)))
+		f = NULL;
+	return f;
 }

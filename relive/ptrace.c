@@ -69,6 +69,7 @@ static int pt_interrupt(pid_t tid, struct stopped *st, char *err,
 		rc = -errno;
 		snprintf(err, errlen, "cannot interrupt thread %d: %s", tid,
 			 strerror(errno));
+		ptrace(PTRACE_DETACH, tid, 0, 0);
 		return rc;
 	}
 	return 0;
@@ -116,6 +117,16 @@ int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen)
 	int rc = pt_interrupt(tid, st, err, errlen);
 
 	return rc ? rc : pt_collect(st, err, errlen);
+}
+
+int pt_flush_regs(struct stopped *st)
+{
+	if (!st->dirty)
+		return 0;
+	if (ptrace(PTRACE_SETREGS, st->tid, 0, &st->regs))
+		return -errno;
+	st->dirty = false;
+	return 0;
 }
 
 int pt_release(struct stopped *st)
@@ -210,11 +221,13 @@ bool pt_in_restartblock(const struct stopped *st)
 /*
  * Calls func(args...) on the stopped thread.  restorer is the address of a
  * `mov $15,%rax; syscall` sequence (rt_sigreturn) in the target.  Returns
- * once func has returned and the thread is on its way back, untraced; the
- * thread is released (pt_release must not be called again).
+ * once func has returned and the thread is on its way back, untraced; with
+ * detach, as soon as the thread is on its way into func, untraced.  Either
+ * way the thread is released (pt_release must not be called again).
  */
 int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
-	    int nargs, uint64_t restorer, char *err, size_t errlen)
+	    int nargs, uint64_t restorer, bool detach, char *err,
+	    size_t errlen)
 {
 	struct user_regs_struct r = resume_regs(&st->regs), c;
 	static uint8_t xstate[16384];
@@ -286,6 +299,25 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 	if (nargs > 3) c.rcx = args[3];
 	if (nargs > 4) c.r8 = args[4];
 	if (nargs > 5) c.r9 = args[5];
+	if (detach) {
+		/* The thread makes the call and gets home untraced; the
+		 * caller learns of the end by other means. */
+		st->released = true;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &c)) {
+			rc = -errno;
+			snprintf(err, errlen, "thread %d: %s", tid,
+				 strerror(errno));
+			ptrace(PTRACE_DETACH, tid, 0, 0); /* as it was */
+			return rc;
+		}
+		if (ptrace(PTRACE_DETACH, tid, 0, 0)) {
+			rc = -errno;
+			snprintf(err, errlen, "thread %d: %s", tid,
+				 strerror(errno));
+			return rc;
+		}
+		return 0;
+	}
 	if (ptrace(PTRACE_SETREGS, tid, 0, &c) ||
 	    ptrace(PTRACE_SYSCALL, tid, 0, 0)) {
 		rc = -errno;

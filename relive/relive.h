@@ -38,6 +38,9 @@ int proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 int proc_maps(pid_t pid, struct proc_map **maps, size_t *n);
 /* Finds a loaded object: name NULL or "main" for the executable, else
  * DT_SONAME or file name.  Returns 0 with path and bias, -ENOENT. */
+struct elfsym_file;
+/* The libc process pid maps (NULL: none), kept open for the command. */
+const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias);
 int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		     uint64_t *bias);
 int proc_read(pid_t pid, uint64_t addr, void *buf, size_t len);
@@ -53,8 +56,11 @@ struct stopped {
 };
 int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen);
 int pt_release(struct stopped *st);
+/* Writes changed registers now, while the thread stays held. */
+int pt_flush_regs(struct stopped *st);
 int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
-	    int nargs, uint64_t restorer, char *err, size_t errlen);
+	    int nargs, uint64_t restorer, bool detach, char *err,
+	    size_t errlen);
 bool pt_in_restartblock(const struct stopped *st);
 int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 		size_t errlen);

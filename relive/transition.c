@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "elfsym.h"
 #include "relive.h"
 #include "unwind.h"
 
@@ -43,10 +44,14 @@ struct drive {
 	struct pending *pend;
 	size_t npend, cappend;
 	size_t nthreads;
+	uint64_t create_lo, create_hi; /* libc's pthread_create */
+	struct proc_map *sys;          /* code of libc and the loader */
+	size_t nsys;
 };
 
 struct stack_check {
 	const struct drive *d;
+	bool any_world;          /* only look for thread creation */
 	uint32_t world;
 	unsigned frame;
 	const char *hit;
@@ -69,6 +74,13 @@ static int frame_cb(uint64_t pc, void *arg)
 	/* A return address may be one past the end of its caller. */
 	if (sc->frame++ > 0)
 		pc--;
+	if (pc >= sc->d->create_lo && pc < sc->d->create_hi) {
+		sc->hit = "pthread_create";
+		sc->top = false;
+		return 1;
+	}
+	if (sc->any_world)
+		return 0;
 	for (i = 0; i < sc->d->nranges; i++) {
 		const struct relive_ctl_range *r = &sc->d->ranges[i];
 
@@ -127,6 +139,16 @@ static void add_pending(struct drive *d, pid_t tid, const char *function,
 	snprintf(p->why, sizeof(p->why), "%s", why ? why : "");
 }
 
+static bool in_sys(const struct drive *d, uint64_t pc)
+{
+	size_t i;
+
+	for (i = 0; i < d->nsys; i++)
+		if (pc >= d->sys[i].lo && pc < d->sys[i].hi)
+			return true;
+	return false;
+}
+
 /* Tries to switch one thread.  Returns 0 (switched or gone), 1 (pending),
  * or a negative errno. */
 static int try_switch(struct drive *d, pid_t tid)
@@ -150,13 +172,19 @@ static int try_switch(struct drive *d, pid_t tid)
 		return 1;
 	}
 	in_after = v == c->trans_gen;
-	if (in_after == (bool)c->trans_after_is_target) {
+	sc.world = in_after ? 1 : 0;
+	/* A thread already in the target world only needs the check for
+	 * thread creation (see the comment at thread_creation_range). */
+	sc.any_world = in_after == (bool)c->trans_after_is_target;
+	rc = unwind_thread(d->u, tid, &st.regs, frame_cb, &sc, why,
+			   sizeof(why));
+	if (sc.any_world && (rc == 0 || (rc < 0 &&
+					 !in_sys(d, st.regs.rip)))) {
+		/* Unreliable, but stopped outside libc and the loader: not
+		 * inside pthread_create, which calls nothing else. */
 		pt_release(&st);
 		return mark_done(d, tid);
 	}
-	sc.world = in_after ? 1 : 0;
-	rc = unwind_thread(d->u, tid, &st.regs, frame_cb, &sc, why,
-			   sizeof(why));
 	if (rc == 0) {
 		target = c->trans_after_is_target ? c->trans_gen : 0;
 		rc = proc_write(d->a->pid, addr, &target, sizeof(target));
@@ -226,6 +254,53 @@ static void publish_pending(struct drive *d)
 		   strlen(buf) + 1);
 }
 
+/*
+ * A new thread takes its state word from the agent's TLS image, which the
+ * agent rewrites when a transition starts or reverses.  pthread_create
+ * copies the image into the new thread's TLS well before the clone(2) that
+ * makes the thread visible in /proc: a creator that copied the image just
+ * before the rewrite may clone a thread with a stale word after the last
+ * pass looked at the task list, and that thread would run in the wrong
+ * world until completion moves it mid-call.  So a thread inside
+ * pthread_create is "on stack" until it has left it: once every thread was
+ * seen outside it after the rewrite, every thread born of a stale copy is
+ * in the task list, and the last look at that list finds it.  The kernel
+ * closes the same gap with tasklist_lock in copy_process().
+ */
+static void thread_creation_range(struct drive *d)
+{
+	struct elfsym_sym sym;
+	unsigned cnt = 0;
+	uint64_t bias;
+	const struct elfsym_file *f = proc_libc(d->a->pid, &bias);
+	struct proc_map *maps;
+	size_t n, i;
+
+	if (!proc_maps(d->a->pid, &maps, &n)) {
+		for (i = 0; i < n; i++) {
+			const char *bn = strrchr(maps[i].path, '/');
+
+			bn = bn ? bn + 1 : maps[i].path;
+			if (maps[i].perms[2] == 'x' &&
+			    (!strncmp(bn, "libc.so", 7) ||
+			     !strncmp(bn, "ld-linux", 8)))
+				maps[d->nsys++] = maps[i];
+		}
+		d->sys = maps;
+	}
+
+	if (!f)
+		return; /* no libc: threads are not made by pthread_create */
+	/* Versioned aliases (pthread_create@GLIBC_2.2.5, @@GLIBC_2.34) are
+	 * one function; the first definition gives its range. */
+	if (elfsym_lookup(f, "pthread_create", 0, &sym, &cnt) == 0 ||
+	    (cnt > 1 && elfsym_lookup(f, "pthread_create", 1, &sym,
+				      NULL) == 0)) {
+		d->create_lo = bias + sym.value;
+		d->create_hi = bias + sym.value + sym.size;
+	}
+}
+
 static int load_ranges(struct drive *d)
 {
 	const struct relive_ctl *c = &d->a->c;
@@ -251,6 +326,7 @@ static int pass(struct drive *d, char *err, size_t errlen)
 {
 	pid_t *tids;
 	size_t n, i;
+	unsigned round;
 	int rc;
 
 	if (agent_read_ctl(d->a))
@@ -261,33 +337,36 @@ static int pass(struct drive *d, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	d->npend = 0;
-	if (proc_tasks(d->a->pid, &tids, &n))
-		return -ESRCH;
-	d->nthreads = n;
-	for (i = 0; i < n; i++) {
-		if (is_done(d, tids[i]))
-			continue;
-		rc = try_switch(d, tids[i]);
-		if (rc < 0) {
-			free(tids);
-			return rc;
+	/* Until a look at the task list finds no thread left to check: one
+	 * born meanwhile started in the target world, but is checked too
+	 * (see thread_creation_range).  A process that makes threads faster
+	 * than they are checked gets another pass later. */
+	for (round = 0;; round++) {
+		size_t checked = 0;
+
+		if (round == 64)
+			return 1;
+		if (proc_tasks(d->a->pid, &tids, &n))
+			return -ESRCH;
+		d->nthreads = n;
+		for (i = 0; i < n; i++) {
+			if (is_done(d, tids[i]))
+				continue;
+			checked++;
+			rc = try_switch(d, tids[i]);
+			if (rc < 0) {
+				free(tids);
+				return rc;
+			}
 		}
-	}
-	free(tids);
-	if (d->npend) {
-		publish_pending(d);
-		return 1;
-	}
-	/* No thread left behind: one born meanwhile started in the target
-	 * world, one we have not seen yet is checked by another pass. */
-	if (proc_tasks(d->a->pid, &tids, &n))
-		return -ESRCH;
-	for (i = 0; i < n; i++)
-		if (!is_done(d, tids[i])) {
-			free(tids);
+		free(tids);
+		if (d->npend) {
+			publish_pending(d);
 			return 1;
 		}
-	free(tids);
+		if (!checked)
+			break;
+	}
 	publish_pending(d);
 	rc = agent_request(d->a, RELIVE_OP_COMPLETE, NULL, err, errlen);
 	return rc == -EALREADY ? 0 : rc;
@@ -317,11 +396,15 @@ int transition_drive(struct agent *a, double timeout, char *err,
 	useconds_t backoff = 1000;
 	int rc;
 
-	rc = unwind_open(a->pid, &d.u, err, errlen);
+	rc = unwind_get(a->pid, &d.u, err, errlen);
 	if (rc)
 		return rc;
+	thread_creation_range(&d);
+	vlog("transition: unwinder ready");
 	for (;;) {
 		rc = pass(&d, err, errlen);
+		vlog("transition: pass done (%zu threads, %zu pending)",
+		     d.nthreads, d.npend);
 		if (rc <= 0)
 			break;
 		if (now() - last > 0.5) {
@@ -355,8 +438,8 @@ int transition_drive(struct agent *a, double timeout, char *err,
 	}
 	if (shown && rc == 0)
 		fprintf(stderr, "\n");
-	unwind_close(d.u);
 	free(d.ranges);
+	free(d.sys);
 	free(d.done);
 	free(d.pend);
 	return rc;

@@ -552,6 +552,28 @@ int unwind_refresh(struct unwinder *u)
 	return report(u, NULL, 0);
 }
 
+/* The unwinder of the process this command works on: the objects' unwind
+ * tables are read once per command, not once per request or pass. */
+static struct unwinder *shared;
+
+int unwind_get(pid_t pid, struct unwinder **up, char *err, size_t errlen)
+{
+	int rc;
+
+	if (shared && shared->pid != pid) {
+		unwind_close(shared);
+		shared = NULL;
+	}
+	if (shared) {
+		unwind_refresh(shared);
+		*up = shared;
+		return 0;
+	}
+	rc = unwind_open(pid, &shared, err, errlen);
+	*up = shared;
+	return rc;
+}
+
 void unwind_close(struct unwinder *u)
 {
 	if (!u)

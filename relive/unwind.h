@@ -25,6 +25,10 @@ struct unwinder;
  * Returns 0, or a negative errno with err filled. */
 int unwind_open(pid_t pid, struct unwinder **u, char *err, size_t errlen);
 void unwind_close(struct unwinder *u);
+/* The same, shared by every step of one command on process pid: made on
+ * first use, refreshed (objects mapped or unmapped since) on each later
+ * one.  Not to be closed by the caller. */
+int unwind_get(pid_t pid, struct unwinder **u, char *err, size_t errlen);
 /* Call when objects were mapped or unmapped since unwind_open. */
 int unwind_refresh(struct unwinder *u);
 

@@ -371,6 +371,26 @@ def test_threads_born_and_dying_during_transitions(spawn):
     assert patch_names(listing(t.pid)) == []
 
 
+def test_transitions_under_thread_churn(spawn):
+    """6 spawners create threads as fast as they can (thousands a second)
+    while 2 callers run chains: 30 patch + disable cycles of a replace
+    patch.  New threads take their world from the agent's TLS image, which
+    each transition rewrites; no chain of any thread, old or new, mixes
+    two worlds (a thread born just before a slot was armed, or of a stale
+    image copied by pthread_create, would)."""
+    t = spawn("cm_chain", "2", "6")
+    wait_until(lambda: chain_stats(t)["spawned"] > 100, "spawned threads")
+    for cycle in range(30):
+        chain_op(t, "patch", "cm_chain_v3r")
+        assert t.ask("call") == "33"
+        chain_op(t, "disable", "cm_chain_v3r")
+        assert t.ask("call") == "11"
+        remove(t.pid, "cm_chain_v3r")
+        stats = chain_stats(t)
+        assert stats["bad"] == 0, f"cycle {cycle}: {stats}"
+    assert stats["v3"] > 0 and stats["v1"] > 0, stats
+
+
 # --------------------------------------------------------------------------
 # (f) the controller killed at random points
 

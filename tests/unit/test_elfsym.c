@@ -275,6 +275,29 @@ static void test_identity(void **state)
 	elfsym_close(f);
 }
 
+/* The header-only open tells the same identity and finds no symbol. */
+static void test_header_only(void **state)
+{
+	struct elfsym_file *full = open_ok(tpath("libx.so.1")), *f;
+	char err[256];
+	unsigned count = 7;
+
+	(void)state;
+	assert_int_equal(elfsym_open_header(tpath("libx.so.1"), &f, err,
+					    sizeof(err)), 0);
+	assert_string_equal(elfsym_build_id(f), elfsym_build_id(full));
+	assert_string_equal(elfsym_soname(f), "libx.so.1");
+	assert_int_equal(elfsym_type(f), elfsym_type(full));
+	assert_int_equal(elfsym_first_vaddr(f), elfsym_first_vaddr(full));
+	assert_string_equal(elfsym_table(f), "none");
+	assert_int_equal(elfsym_lookup(f, "uses_b", 0, NULL, &count), -ENOENT);
+	elfsym_close(f);
+	elfsym_close(full);
+	assert_int_equal(elfsym_open_header("/nonexistent/libq.so", &f, err,
+					    sizeof(err)), -ENOENT);
+	assert_null(f);
+}
+
 static void test_sympos(void **state)
 {
 	struct elfsym_file *f = open_ok(tpath("libx.so.1"));
@@ -712,6 +735,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_header_only),
 		cmocka_unit_test(test_sympos),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_stripped_dynsym),

@@ -1,0 +1,92 @@
+"""`relive patch --all FILE.so`: every process of the machine that maps one
+of the patch's objects (by build-id when the patch pins one, by name
+otherwise), one line per process, then a summary of patched, skipped and
+failed processes.
+"""
+import re
+
+from conftest import FAILED, OK, RELIVE, disable, listing, patch_names, \
+    patch_path, relive, remove
+
+SUMMARY = re.compile(r"^relive: patch '(\S+)': (\d+) patched, (\d+) skipped, "
+                     r"(\d+) failed$")
+
+
+def run_all(name):
+    rc, out, err = relive("patch", "--all", patch_path(name), "--timeout",
+                          "30")
+    lines = out.strip().splitlines()
+    m = SUMMARY.match(lines[-1]) if lines else None
+    assert m, f"no summary line in:\n{out}\n{err}"
+    per_pid = {}
+    for line in lines[:-1]:
+        pid, _, rest = line.partition(": ")
+        assert pid.isdigit(), f"not a per-process line: {line!r}"
+        per_pid[int(pid)] = rest
+    counts = dict(zip(("patched", "skipped", "failed"),
+                      map(int, m.group(2, 3, 4))))
+    # The summary counts the lines.
+    assert counts["patched"] == sum(r == "patched" for r in per_pid.values())
+    assert counts["skipped"] == sum(r.startswith("skipped")
+                                    for r in per_pid.values())
+    assert counts["failed"] == len(per_pid) - counts["patched"] - \
+        counts["skipped"], out
+    return rc, per_pid, counts, err
+
+
+def test_all_patches_every_process_mapping_the_library(spawn):
+    """Two processes map libcalc.so (one started by `relive run`, one
+    unprepared), one maps only libcalc_pfe.so: --all patches the two,
+    leaves the third alone; a second --all skips the two."""
+    prepared = spawn("basic_pie", wrapper=[RELIVE, "run", "--"],
+                     ask_pid=True)
+    plain = spawn("basic_pie")
+    other = spawn("basic_pie_pfe")
+    rc, per_pid, counts, err = run_all("fix_lib")
+    assert rc == OK, err
+    for t in (prepared, plain):
+        assert per_pid.get(t.pid) == "patched", per_pid
+        assert t.ask("lib 5") == "205"
+        assert patch_names(listing(t.pid)) == ["fix_lib"]
+    assert other.pid not in per_pid
+    assert other.ask("lib 5") == "7"
+    assert patch_names(listing(other.pid)) == []
+    assert counts["failed"] == 0
+
+    rc, per_pid, counts, err = run_all("fix_lib")
+    assert rc == OK, err
+    for t in (prepared, plain):
+        assert per_pid[t.pid].startswith("skipped: "), per_pid
+        assert "already" in per_pid[t.pid]
+        assert t.ask("lib 5") == "205"
+    assert counts["patched"] == 0
+
+    for t in (prepared, plain):
+        disable(t.pid, "fix_lib")
+        remove(t.pid, "fix_lib")
+        assert t.ask("lib 5") == "7"
+
+
+def test_all_skips_another_build_of_a_pinned_library(spawn):
+    """A patch pinned to a build-id that the running libcalc.so does not
+    have: the process is named as skipped and left untouched."""
+    t = spawn("basic_pie")
+    rc, per_pid, counts, err = run_all("err_buildid_lib")
+    assert rc == OK, err
+    assert "build-id differs" in per_pid[t.pid]
+    assert counts["patched"] == 0
+    assert t.ask("lib 5") == "7"
+    assert patch_names(listing(t.pid)) == []
+
+
+def test_all_refuses_an_unmatchable_patch(spawn):
+    """A patch for the main executable that pins no build-id cannot be
+    matched to processes: refused with a message that says what to do,
+    and no process is touched."""
+    t = spawn("basic_pie")
+    rc, out, err = relive("patch", "--all", patch_path("fix_main"))
+    assert rc == FAILED
+    assert "build-id" in err and "-p PID" in err
+    assert out == ""
+    assert t.ask("call 5") == "6"
+    assert patch_names(listing(t.pid)) == []
