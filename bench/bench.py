@@ -25,6 +25,7 @@ import re
 import resource
 import select
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -425,31 +426,35 @@ class Bench:
     # ------------------------------------------------------------------
     # 6: the example server under a closed-loop load.
 
-    def fig_load(self):
+    def load_run(self, key, lbl, pid, port, patch, request, old, new,
+                 close):
+        """A closed-loop load on port; `relive patch` of pid with patch
+        after a few seconds; rows for the throughput in the second of the
+        patch.  close() stops the server."""
         secs, at = (5.0, 3.0) if self.quick else (8.0, 5.0)
-        srv = Proc([self.path("examples", "server"), "0"], first="listening")
-        port = srv.first.rsplit(":", 1)[1]
         try:
             lg = subprocess.Popen(
-                [self.path("bench", "loadgen"), port, "4", str(secs),
-                 "price 250 10", "total 25.00", "total 22.50"],
-                stdout=subprocess.PIPE)
+                [self.path("bench", "loadgen"), str(port), "4", str(secs),
+                 request, old, new], stdout=subprocess.PIPE)
             time.sleep(at)
             p0 = time.monotonic()
-            rc, wall, out = self.relive("patch", "-p", srv.pid,
-                                        self.path("examples", "fix.so"))
+            rc, wall, out = self.relive("patch", "-p", pid, patch)
             p1 = time.monotonic()
             cpu = self.last_cpu
             lout = lg.communicate(timeout=secs + 30)[0].decode()
         finally:
-            srv.close()
+            close()
         if rc != 0:
-            raise RuntimeError("relive patch of the server: exit %d:\n%s" % (rc, out))
+            raise RuntimeError("relive patch of %s: exit %d:\n%s" %
+                               (lbl, rc, out))
         vals = dict(l.split(" ", 1) for l in lout.strip().splitlines())
         start = int(vals["start"]) / 1e9
         buckets = [int(x) for x in vals["buckets"].split(",")]
         fails = int(vals["failures"])
-        answers = dict(a.split("=") for a in re.findall(r"(total \S+=\d+)", vals["answers"]))
+        answers = {}
+        for a in (old, new):
+            m = re.search(re.escape(a) + r"=(\d+)", vals["answers"])
+            answers[a] = int(m.group(1)) if m else 0
         per_sec = [sum(buckets[i:i + 10]) for i in range(0, len(buckets) - 9, 10)]
         k0, k1 = int((p0 - start) // 1), int((p1 - start) // 1)
         before = per_sec[1:k0]            # second 0 is warm-up
@@ -457,22 +462,66 @@ class Bench:
         b0, b1 = int((p0 - start) // 0.1), int((p1 - start) // 0.1)
         bbefore = buckets[10:b0]
         bworst = min(buckets[b0:b1 + 1])
-        self.raw["load"] = {"per_second": per_sec, "buckets": buckets,
-                            "patch_at_s": [p0 - start, p1 - start],
-                            "failures": fails, "answers": answers,
-                            "patch_wall_s": wall}
+        self.raw[key] = {"per_second": per_sec, "buckets": buckets,
+                         "patch_at_s": [p0 - start, p1 - start],
+                         "failures": fails, "answers": answers,
+                         "patch_wall_s": wall}
         pct = 100.0 * during / median(before)
-        self.row("6", "server: throughput in patch second / median before",
+        self.row("6", "%s: throughput in patch second / median before" % lbl,
                  pct, "%", (">=", 95))
-        self.row("6", "server: failed requests", fails, "req", ("<=", 0))
-        self.row("6", "server: throughput before (median second)",
+        self.row("6", "%s: failed requests" % lbl, fails, "req", ("<=", 0))
+        self.row("6", "%s: throughput before (median second)" % lbl,
                  median(before), "req/s", sp=spread(before))
-        self.row("6", "server: worst 100ms bucket in patch / median",
+        self.row("6", "%s: worst 100ms bucket in patch / median" % lbl,
                  100.0 * bworst / median(bbefore), "%")
-        self.row("6", "server: relive patch wall (first injection)", wall * 1e3, "ms")
-        self.row("6", "server: CPU time used by relive meanwhile", cpu * 1e3, "ms")
-        if int(answers.get("total 22.50", 0)) == 0:
-            self.problems.append("the server never gave the patched answer")
+        self.row("6", "%s: relive patch wall (first injection)" % lbl,
+                 wall * 1e3, "ms")
+        self.row("6", "%s: CPU time used by relive meanwhile" % lbl,
+                 cpu * 1e3, "ms")
+        if int(answers.get(new, 0)) == 0:
+            self.problems.append("%s never gave the patched answer" % lbl)
+
+    def fig_load(self):
+        srv = Proc([self.path("examples", "server"), "0"], first="listening")
+        port = srv.first.rsplit(":", 1)[1]
+        self.load_run("load", "server", srv.pid, port,
+                      self.path("examples", "fix.so"), "price 250 10",
+                      "total 25.00", "total 22.50", srv.close)
+
+    def fig_redis(self):
+        """Redis built from Debian's source package (scripts/redis.sh),
+        PING in a closed loop, patched to answer +PATCHED."""
+        rdir = self.path("redis")
+        r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "redis.sh"),
+                            rdir])
+        if r.returncode != 0:
+            raise RuntimeError("building Redis from Debian's source failed")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        srv = subprocess.Popen(
+            [os.path.join(rdir, "redis-server"), "--port", str(port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--io-threads", "4"],
+            stdout=subprocess.DEVNULL, cwd=rdir)
+
+        def close():
+            srv.terminate()
+            srv.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or srv.poll() is not None:
+                    close()
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+        self.load_run("redis", "redis", srv.pid, port,
+                      self.path("bench", "redis_fix.so"), "PING", "+PONG",
+                      "+PATCHED", close)
 
     # ------------------------------------------------------------------
     # 7: `relive patch --all` over many processes.
@@ -617,7 +666,7 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--docs", action="store_true")
-    ap.add_argument("--only", default="calls,pause,effect,scale,load,fleet")
+    ap.add_argument("--only", default="calls,pause,effect,scale,load,redis,fleet")
     a = ap.parse_args()
     b = Bench(a.build, a.quick)
     for f in ("relive", "bench/calls", "bench/many", "bench/loadgen",

@@ -1,5 +1,6 @@
 /*
- * bench/loadgen.c - a closed-loop load generator for examples/server.
+ * bench/loadgen.c - a closed-loop load generator for examples/server and
+ * Redis (inline commands; a CRLF ending an answer counts as a newline).
  *
  *     loadgen PORT NCONN SECONDS REQUEST ANSWER...
  *
@@ -82,6 +83,8 @@ static int one_request(int fd, const char *req, size_t len)
 		nl = strchr(buf, '\n');
 		if (nl) {
 			*nl = '\0';
+			if (nl > buf && nl[-1] == '\r') /* Redis: CRLF */
+				nl[-1] = '\0';
 			for (int i = 0; i < nanswers; i++)
 				if (!strcmp(buf, answers[i]))
 					return i;
