@@ -98,11 +98,25 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 	for (i = 0; i < n; i++) {
 		struct elfsym_file *f;
 		struct elfsym_sym ctl, req, rst;
-		char e[256];
+		const char *bn = base_name(maps[i].path);
+		char e[256], file[128];
+		const char *open_path = maps[i].path;
 
-		if (maps[i].off || strcmp(base_name(maps[i].path), AGENT_FILE))
+		if (maps[i].off || strncmp(bn, AGENT_FILE, strlen(AGENT_FILE)))
 			continue;
-		if (elfsym_open(maps[i].path, &f, e, sizeof(e))) {
+		if (strcmp(bn, AGENT_FILE)) {
+			/* "librelive-agent.so (deleted)": relive was upgraded
+			 * or rebuilt since; read the file the process still
+			 * maps, so the version check below names it. */
+			if (strcmp(bn + strlen(AGENT_FILE), " (deleted)"))
+				continue;
+			snprintf(file, sizeof(file),
+				 "/proc/%d/map_files/%llx-%llx", pid,
+				 (unsigned long long)maps[i].lo,
+				 (unsigned long long)maps[i].hi);
+			open_path = file;
+		}
+		if (elfsym_open(open_path, &f, e, sizeof(e))) {
 			snprintf(err, errlen, "agent in process %d: %s", pid, e);
 			rc = -ENOENT;
 			break;
@@ -123,7 +137,10 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 		a->request = bias + req.value;
 		a->restorer = bias + rst.value;
 		snprintf(a->path, sizeof(a->path), "%s", maps[i].path);
-		if (agent_read_ctl(a)) {
+		/* The header first: the rest of the block is laid out by
+		 * the agent's version. */
+		if (proc_read(pid, a->ctl, &a->c,
+			      offsetof(struct relive_ctl, op))) {
 			snprintf(err, errlen, "cannot read the agent of process "
 				 "%d", pid);
 			rc = -EIO;
@@ -136,13 +153,21 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 			a->c.version[sizeof(a->c.version) - 1] = '\0';
 			snprintf(err, errlen,
 				 "process %d runs relive agent version %s "
-				 "(%s), this relive is %s; use the relive "
-				 "that loaded it, or restart the process to "
-				 "change versions", pid,
+				 "(control block layout %u, %s), this relive "
+				 "is %s (layout %u); use the relive that "
+				 "loaded it, or restart the process to change "
+				 "versions", pid,
 				 a->c.magic == RELIVE_CTL_MAGIC ? a->c.version :
 								  "unknown",
-				 maps[i].path, RELIVE_VERSION);
+				 a->c.magic == RELIVE_CTL_MAGIC ? a->c.abi : 0,
+				 maps[i].path, RELIVE_VERSION, RELIVE_CTL_ABI);
 			rc = -EPROTO;
+			break;
+		}
+		if (agent_read_ctl(a)) {
+			snprintf(err, errlen, "cannot read the agent of process "
+				 "%d", pid);
+			rc = -EIO;
 			break;
 		}
 		a->loaded = true;

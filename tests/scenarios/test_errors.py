@@ -5,11 +5,13 @@ same open fds.
 """
 import os
 import re
+import struct
+import subprocess
 
 import pytest
 
-from conftest import (FAILED, RELIVE, apply, disable, patch_path, relive,
-                      snapshot)
+from conftest import (AGENT, FAILED, RELIVE, apply, disable, mapped_files,
+                      open_fds, patch_path, relive, snapshot)
 
 PROBES = ["call 5", "lib 5", "scale1 3", "scale2 3"]
 
@@ -149,8 +151,54 @@ def test_disable_already_disabled(basic):
     assert_refused(basic, ["disable", "-p", basic.pid, "fix_main"], "fix_main")
 
 
-@pytest.mark.xfail(reason="an agent of another version cannot be provoked "
-                          "from the test suite yet (needs a second agent "
-                          "build)", run=False)
+def agent_abi_address(pid):
+    """Address of the `abi` field of the agent's control block in pid
+    (struct relive_ctl: u64 magic, then u32 abi)."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == str(AGENT) and \
+                    int(parts[2], 16) == 0:
+                base = int(parts[0].split("-")[0], 16)
+                break
+        else:
+            raise AssertionError("no agent mapped")
+    syms = subprocess.run(["readelf", "-W", "--dyn-syms", str(AGENT)],
+                          capture_output=True, text=True, check=True).stdout
+    for line in syms.splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[7] == "relive_agent_ctl":
+            return base + int(f[1], 16) + 8
+    raise AssertionError("no relive_agent_ctl in the agent")
+
+
 def test_agent_version_mismatch(basic):
-    raise NotImplementedError
+    """An agent whose control block is of another layout (as after an
+    upgrade of relive while the process kept its agent) is refused by name,
+    with what to do, and nothing is touched; the same agent works again
+    once its layout is the expected one."""
+    apply(basic.pid, "fix_main")
+    addr = agent_abi_address(basic.pid)
+    with open(f"/proc/{basic.pid}/mem", "r+b", buffering=0) as mem:
+        mem.seek(addr)
+        abi = mem.read(4)
+        mem.seek(addr)
+        mem.write(struct.pack("<I", 999))
+        try:
+            before = [basic.ask(p) for p in PROBES], \
+                mapped_files(basic.pid), open_fds(basic.pid)
+            for args in (["patch", "-p", basic.pid, patch_path("fix_lib")],
+                         ["disable", "-p", basic.pid, "fix_main"],
+                         ["list", "-p", basic.pid]):
+                rc, out, err = relive(*args)
+                assert rc == FAILED, (args, rc, out, err)
+                assert re.search(r"agent version .*layout 999.*layout "
+                                 r"\d+.*restart the process", err), err
+                assert ([basic.ask(p) for p in PROBES],
+                        mapped_files(basic.pid),
+                        open_fds(basic.pid)) == before
+        finally:
+            mem.seek(addr)
+            mem.write(abi)
+    disable(basic.pid, "fix_main")
+    assert basic.ask("call 5") == "6"
