@@ -7,8 +7,9 @@
 #
 # Leaves DIR/redis-server and DIR/redis-benchmark, built from the source of
 # Debian's redis package (bookworm: 7.0.15, with Debian's patches, the
-# upstream security fixes among them) with Redis's own Makefile: its
-# bundled jemalloc, no TLS, no systemd.  Nothing is done when both exist.
+# upstream security fixes among them) with Redis's own Makefile: libc's
+# malloc (Debian's patches point Redis at the system jemalloc, which the
+# plain Makefile does not link), no TLS, no systemd.  Nothing is done when both exist.
 # A deb-src entry for the machine's Debian suites is added to apt's sources
 # when apt has none.
 set -e
@@ -56,6 +57,6 @@ dsc=$(ls redis_*.dsc | head -n 1)
 [ -d tree ] || dpkg-source --no-check -x "$dsc" tree >/dev/null
 cd tree
 echo "relive: building $(basename "$dsc" .dsc) (Redis's Makefile, 2 jobs)"
-make -j2 BUILD_TLS=no USE_SYSTEMD=no >build.log 2>&1 ||
+make -j2 BUILD_TLS=no USE_SYSTEMD=no MALLOC=libc >build.log 2>&1 ||
 	{ tail -n 30 build.log; exit 1; }
 cp src/redis-server src/redis-benchmark ../..
