@@ -92,6 +92,8 @@ struct relive_ops {
 	bool pinned;                /* never restored (the loader hook) */
 	struct relive_func **stack; /* func_stack, bottom to top */
 	size_t nstack, capstack;
+	uint64_t plan_mark;         /* == plan_gen: in the current plan */
+	uint64_t trans_mark;        /* == trans_gen_mark: in the transition */
 	struct relive_ops *next;
 };
 

@@ -30,6 +30,7 @@ static struct relive_ops *ops_table[OPS_BUCKETS];
 
 static struct relive_ctl_write *plan;
 static size_t nplan, capplan;
+static uint64_t plan_gen = 1; /* ops with plan_mark == plan_gen are in it */
 
 static size_t ops_hash(uintptr_t addr)
 {
@@ -171,6 +172,7 @@ void ops_set_slot(struct relive_ops *o, uint64_t target)
 void ops_plan_reset(void)
 {
 	nplan = 0;
+	plan_gen++;
 	relive_agent_ctl.plan = (uintptr_t)plan;
 	relive_agent_ctl.nplan = 0;
 }
@@ -179,11 +181,9 @@ static int plan_add(struct relive_ops *o, bool redirect)
 {
 	struct relive_ctl_write *w;
 	uint8_t jump[RELIVE_ARCH_JUMP_LEN];
-	size_t i;
 
-	for (i = 0; i < nplan; i++)
-		if (plan[i].addr == o->site.site_addr)
-			return 0;
+	if (o->plan_mark == plan_gen)
+		return 0; /* planned already */
 	if (relive_arch_encode_jump(o->site.site_addr, (uintptr_t)o->stub,
 				    jump)) {
 		agent_msg("cannot patch %s: its stub is out of reach", o->name);
@@ -200,6 +200,7 @@ static int plan_add(struct relive_ops *o, bool redirect)
 		plan = p;
 		capplan = cap;
 	}
+	o->plan_mark = plan_gen;
 	w = &plan[nplan++];
 	memset(w, 0, sizeof(*w));
 	w->addr = o->site.site_addr;

@@ -160,6 +160,7 @@ static void publish(void)
 
 static int collect_ops(struct relive_patch *p)
 {
+	static uint64_t mark;
 	size_t i, j, n = 0;
 
 	free(trans.ops);
@@ -172,6 +173,7 @@ static int collect_ops(struct relive_patch *p)
 	trans.ops = calloc(n ? n : 1, sizeof(*trans.ops));
 	if (!trans.ops)
 		return -ENOMEM;
+	mark++;
 	for (i = 0; i < p->nobjs + p->n_nop_objs; i++) {
 		struct relive_object *o = i < p->nobjs ?
 			&p->objs[i] : &p->nop_objs[i - p->nobjs];
@@ -180,13 +182,11 @@ static int collect_ops(struct relive_patch *p)
 			continue;
 		for (j = 0; j < o->nfuncs; j++) {
 			struct relive_ops *ops = o->funcs[j].ops;
-			size_t k;
 
-			for (k = 0; k < trans.nops; k++)
-				if (trans.ops[k] == ops)
-					break;
-			if (ops && k == trans.nops)
-				trans.ops[trans.nops++] = ops;
+			if (!ops || ops->trans_mark == mark)
+				continue; /* two functions, one ops */
+			ops->trans_mark = mark;
+			trans.ops[trans.nops++] = ops;
 		}
 	}
 	return 0;

@@ -43,7 +43,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 {
 	struct relive_ctl_write *plan;
 	struct stopped *held = NULL;
-	size_t nheld = 0, i, j, n;
+	size_t nheld = 0, i, j, n, todo = 0;
 	char path[64], msg[512];
 	int fd = -1, rc;
 
@@ -68,11 +68,8 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 			 strerror(errno));
 		goto out;
 	}
-	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
-	if (rc)
-		goto out;
-	vlog("%zu threads held for %zu code writes", nheld, n);
-	/* Check everything before writing anything. */
+	/* Check everything before writing anything, and before holding
+	 * the threads: nothing but relive writes these bytes. */
 	for (i = 0; i < n; i++) {
 		uint8_t cur[32];
 
@@ -80,7 +77,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 			rc = -EIO;
 			snprintf(err, errlen, "cannot read code at %#llx",
 				 (unsigned long long)plan[i].addr);
-			goto release;
+			goto out;
 		}
 		if (!memcmp(cur, plan[i].bytes, plan[i].len)) {
 			plan[i].len = 0; /* done by an interrupted run */
@@ -92,8 +89,19 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 				 "relive expects (another tool or a debugger "
 				 "changed it?); nothing was written",
 				 (unsigned long long)plan[i].addr);
-			goto release;
+			goto out;
 		}
+		todo++;
+	}
+	if (!todo)
+		goto release; /* an interrupted run wrote everything */
+	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
+	if (rc)
+		goto out;
+	vlog("%zu threads held for %zu code writes", nheld, n);
+	for (i = 0; i < n; i++) {
+		if (!plan[i].len)
+			continue;
 		for (j = 0; j < nheld; j++)
 			if (fix_pc(&held[j], &plan[i])) {
 				rc = -EFAULT;

@@ -37,8 +37,9 @@ struct pending {
 struct drive {
 	struct agent *a;
 	struct unwinder *u;
-	struct relive_ctl_range *ranges;
+	struct relive_ctl_range *ranges; /* sorted by lo */
 	size_t nranges;
+	uint64_t maxlen;                 /* of the longest range */
 	pid_t *done;             /* threads switched in this run */
 	size_t ndone, capdone;
 	struct pending *pend;
@@ -81,10 +82,24 @@ static int frame_cb(uint64_t pc, void *arg)
 	}
 	if (sc->any_world)
 		return 0;
-	for (i = 0; i < sc->d->nranges; i++) {
+	/* The ranges starting at or below pc, back to the longest range's
+	 * reach: a patch of many functions has many ranges. */
+	size_t lo = 0, hi = sc->d->nranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sc->d->ranges[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i-- > 0;) {
 		const struct relive_ctl_range *r = &sc->d->ranges[i];
 
-		if (r->world == sc->world && pc >= r->lo && pc < r->hi) {
+		if (r->lo + sc->d->maxlen <= pc)
+			break;
+		if (r->world == sc->world && pc < r->hi) {
 			sc->hit = r->name;
 			sc->top = sc->frame == 1;
 			return 1;
@@ -301,9 +316,18 @@ static void thread_creation_range(struct drive *d)
 	}
 }
 
+static int range_cmp(const void *a, const void *b)
+{
+	const struct relive_ctl_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
 static int load_ranges(struct drive *d)
 {
 	const struct relive_ctl *c = &d->a->c;
+	size_t i;
+	int rc;
 
 	free(d->ranges);
 	d->ranges = NULL;
@@ -313,8 +337,16 @@ static int load_ranges(struct drive *d)
 	d->ranges = calloc(d->nranges, sizeof(*d->ranges));
 	if (!d->ranges)
 		return -ENOMEM;
-	return proc_read(d->a->pid, c->ranges, d->ranges,
-			 d->nranges * sizeof(*d->ranges));
+	rc = proc_read(d->a->pid, c->ranges, d->ranges,
+		       d->nranges * sizeof(*d->ranges));
+	if (rc)
+		return rc;
+	qsort(d->ranges, d->nranges, sizeof(*d->ranges), range_cmp);
+	d->maxlen = 0;
+	for (i = 0; i < d->nranges; i++)
+		if (d->ranges[i].hi - d->ranges[i].lo > d->maxlen)
+			d->maxlen = d->ranges[i].hi - d->ranges[i].lo;
+	return 0;
 }
 
 /*
