@@ -572,7 +572,7 @@ static int open_file(const char *path, bool symbols,
 		set_err(err, errlen, path, -rc);
 		return rc;
 	}
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	elf = elf_begin(fd, symbols ? ELF_C_READ_MMAP : ELF_C_READ, NULL);
 	if (!elf) {
 		set_msg(err, errlen, path, libelf_msg());
 		rc = -EIO;

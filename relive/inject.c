@@ -10,6 +10,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -219,10 +220,43 @@ static size_t find_bytes(const uint8_t *buf, size_t len, const uint8_t *pat,
 	return hit ? (size_t)(hit - buf) : len;
 }
 
+static const uint8_t restorer_pat[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00,
+					0x00, 0x0f, 0x05 };
+
+/* Where the pattern is in the file behind an executable mapping, found
+ * once per file: every process of the machine maps the same libc. */
+static bool restorer_in_file(const struct proc_map *m, uint64_t *file_off)
+{
+	static char cached_path[512];
+	static uint64_t cached_off;
+	size_t len = m->hi - m->lo, off;
+	uint8_t *buf;
+	ssize_t n;
+	int fd;
+
+	if (cached_path[0] && !strcmp(cached_path, m->path)) {
+		*file_off = cached_off;
+		return true;
+	}
+	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	buf = malloc(len);
+	n = buf ? pread(fd, buf, len, (off_t)m->off) : -1;
+	close(fd);
+	off = n > 0 ? find_bytes(buf, (size_t)n, restorer_pat,
+				 sizeof(restorer_pat)) : len;
+	free(buf);
+	if (n <= 0 || off >= (size_t)n)
+		return false;
+	snprintf(cached_path, sizeof(cached_path), "%s", m->path);
+	cached_off = m->off + off;
+	*file_off = cached_off;
+	return true;
+}
+
 static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 {
-	static const uint8_t pat[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00,
-				       0x00, 0x0f, 0x05 };
 	struct proc_map *maps;
 	size_t n, i;
 	int rc = -ENOENT;
@@ -231,16 +265,28 @@ static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 		return -ESRCH;
 	for (i = 0; i < n && rc; i++) {
 		size_t len = maps[i].hi - maps[i].lo, off;
-		uint8_t *buf;
+		uint8_t *buf, here[sizeof(restorer_pat)];
+		uint64_t file_off;
 
 		if (maps[i].perms[2] != 'x' ||
 		    !strstr(base_name(maps[i].path), "libc.so.6"))
 			continue;
+		/* The file's copy tells where; the process's memory must
+		 * agree (the same file, unchanged). */
+		if (restorer_in_file(&maps[i], &file_off) &&
+		    file_off >= maps[i].off && file_off - maps[i].off < len &&
+		    !proc_read(pid, maps[i].lo + (file_off - maps[i].off), here,
+			       sizeof(here)) &&
+		    !memcmp(here, restorer_pat, sizeof(here))) {
+			*addr = maps[i].lo + (file_off - maps[i].off);
+			rc = 0;
+			break;
+		}
 		buf = malloc(len);
 		if (!buf)
 			break;
 		off = proc_read(pid, maps[i].lo, buf, len) ? len :
-						find_bytes(buf, len, pat, sizeof(pat));
+			find_bytes(buf, len, restorer_pat, sizeof(restorer_pat));
 		free(buf);
 		if (off < len) {
 			*addr = maps[i].lo + off;
@@ -252,6 +298,17 @@ static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 		snprintf(err, errlen, "process %d: no rt_sigreturn trampoline "
 			 "in its C library; relive needs glibc", pid);
 	return rc;
+}
+
+/* What several processes share, looked up once before `relive patch
+ * --all` forks a child per process. */
+void agent_warm(pid_t pid)
+{
+	uint64_t bias, addr;
+	char err[256];
+
+	(void)proc_libc(pid, &bias);
+	(void)libc_restorer(pid, &addr, err, sizeof(err));
 }
 
 /*

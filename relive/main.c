@@ -523,9 +523,7 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 			if (!warmed) {
 				/* Children inherit what the first lookup
 				 * read: most processes share one libc. */
-				uint64_t bias;
-
-				(void)proc_libc(pid, &bias);
+				agent_warm(pid);
 				warmed = true;
 			}
 			child = fork();

@@ -77,6 +77,7 @@ struct agent {
 	struct relive_ctl c; /* last copy read */
 };
 const char *agent_default_path(void);
+void agent_warm(pid_t pid);
 int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen);
 int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen);
 int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,

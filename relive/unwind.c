@@ -87,6 +87,8 @@ struct page {
 struct unwinder {
 	pid_t pid;
 	Dwfl *dwfl;
+	char *maps;             /* /proc/PID/maps as last reported */
+	size_t mapslen;
 	/* Tells dwfl_attach_state the architecture without opening a file. */
 	Elf64_Ehdr ehdr;
 	Elf *arch;
@@ -459,6 +461,44 @@ int unwind_thread(struct unwinder *u, pid_t tid,
 
 /* ---- setup ------------------------------------------------------------ */
 
+/* /proc/PID/maps, whole; NULL when it cannot be read. */
+static char *read_maps(pid_t pid, size_t *len)
+{
+	char path[64], *buf = NULL;
+	size_t cap = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	*len = 0;
+	for (;;) {
+		ssize_t n;
+
+		if (*len == cap) {
+			char *nb = realloc(buf, cap ? 2 * cap : 16384);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap = cap ? 2 * cap : 16384;
+		}
+		n = read(fd, buf + *len, cap - *len);
+		if (n <= 0) {
+			if (n == 0) {
+				close(fd);
+				return buf;
+			}
+			break;
+		}
+		*len += (size_t)n;
+	}
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
 static int report(struct unwinder *u, char *err, size_t errlen)
 {
 	int r;
@@ -507,6 +547,7 @@ int unwind_open(pid_t pid, struct unwinder **up, char *err, size_t errlen)
 		free(u);
 		return -ENOMEM;
 	}
+	u->maps = read_maps(pid, &u->mapslen);
 	r = report(u, err, errlen);
 	if (r < 0)
 		goto fail;
@@ -547,8 +588,22 @@ fail:
 
 int unwind_refresh(struct unwinder *u)
 {
+	size_t len = 0;
+	char *maps;
+
 	if (!u)
 		return -EINVAL;
+	/* Reporting the modules again reads several files of /proc: only
+	 * when the memory map changed. */
+	maps = read_maps(u->pid, &len);
+	if (maps && u->maps && len == u->mapslen &&
+	    !memcmp(maps, u->maps, len)) {
+		free(maps);
+		return 0;
+	}
+	free(u->maps);
+	u->maps = maps;
+	u->mapslen = len;
 	return report(u, NULL, 0);
 }
 
@@ -582,5 +637,6 @@ void unwind_close(struct unwinder *u)
 		dwfl_end(u->dwfl);
 	if (u->arch)
 		elf_end(u->arch);
+	free(u->maps);
 	free(u);
 }
