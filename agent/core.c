@@ -270,17 +270,25 @@ static int build_patch(struct relive_patch *p)
 }
 
 /* The code of a new version (kernel: func->new_size): its symbol when the
- * patch exports it, else (a static function) the patch's whole executable
- * segment, which is conservative: a thread anywhere in the patch counts. */
-static void new_func_range(struct relive_func *f)
+ * patch exports it, else (a static function) its symbol in the patch's
+ * .symtab, else the patch's whole executable segment, which is
+ * conservative: a thread anywhere in the patch counts. */
+static void new_func_range(struct relive_func *f, struct elfsym_file *pf,
+			   uintptr_t bias)
 {
 	Dl_info info;
 	const ElfW(Sym) *sym = NULL;
+	struct elfsym_sym es;
 
 	if (dladdr1(f->new_func, &info, (void **)&sym, RTLD_DL_SYMENT) &&
 	    sym && info.dli_saddr == f->new_func && sym->st_size) {
 		f->new_lo = (uintptr_t)f->new_func;
 		f->new_hi = f->new_lo + sym->st_size;
+		return;
+	}
+	if (pf && elfsym_func_at(pf, (uintptr_t)f->new_func - bias, &es) == 0) {
+		f->new_lo = (uintptr_t)f->new_func;
+		f->new_hi = f->new_lo + es.size;
 		return;
 	}
 	if (!code_segment_of((uintptr_t)f->new_func, &f->new_lo, &f->new_hi)) {
@@ -332,9 +340,22 @@ struct relive_patch *core_open(const char *path, int *rc)
 	*rc = build_patch(p);
 	if (*rc)
 		goto fail;
-	for (i = 0; i < p->nobjs; i++)
-		for (j = 0; j < p->objs[i].nfuncs; j++)
-			new_func_range(&p->objs[i].funcs[j]);
+	{
+		struct elfsym_file *pf = NULL;
+		uintptr_t bias = 0;
+		Dl_info info;
+		char err[256];
+
+		/* Static new versions have their sizes in .symtab only. */
+		if (dladdr(p->info, &info) && info.dli_fname &&
+		    elfsym_open(info.dli_fname, &pf, err, sizeof(err)) == 0)
+			bias = (uintptr_t)info.dli_fbase -
+			       elfsym_first_vaddr(pf);
+		for (i = 0; i < p->nobjs; i++)
+			for (j = 0; j < p->objs[i].nfuncs; j++)
+				new_func_range(&p->objs[i].funcs[j], pf, bias);
+		elfsym_close(pf);
+	}
 	*rc = klp_relocs_read(p);
 	if (*rc)
 		goto fail;

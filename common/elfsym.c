@@ -40,6 +40,11 @@ struct esym {
 	bool hidden;       /* a non-default version ("foo@VER") */
 };
 
+struct byaddr {
+	uint64_t value;
+	uint32_t sym;
+};
+
 struct elfsym_file {
 	char *build_id;    /* lower-case hex, "" when none */
 	char *soname;
@@ -53,6 +58,8 @@ struct elfsym_file {
 	size_t names_cap;
 	uint32_t *buckets;
 	uint32_t nbuckets; /* a power of two */
+	struct byaddr *byaddr; /* functions by value, made on first use */
+	uint32_t nbyaddr;
 };
 
 static char debug_root[PATH_MAX] = DEFAULT_DEBUG_ROOT;
@@ -663,10 +670,56 @@ int elfsym_open_header(const char *path, struct elfsym_file **out, char *err,
 	return open_file(path, false, out, err, errlen);
 }
 
+static int byaddr_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct byaddr *)a)->value;
+	uint64_t y = ((const struct byaddr *)b)->value;
+
+	return (x > y) - (x < y);
+}
+
+int elfsym_func_at(struct elfsym_file *f, uint64_t value,
+		   struct elfsym_sym *sym)
+{
+	uint32_t i, lo = 0, hi;
+
+	if (!f->byaddr) {
+		f->byaddr = malloc((f->nsyms ? f->nsyms : 1) *
+				   sizeof(*f->byaddr));
+		if (!f->byaddr)
+			return -ENOMEM;
+		f->nbyaddr = 0;
+		for (i = 0; i < f->nsyms; i++)
+			if (f->syms[i].type == STT_FUNC && f->syms[i].size) {
+				f->byaddr[f->nbyaddr].value = f->syms[i].value;
+				f->byaddr[f->nbyaddr++].sym = i;
+			}
+		qsort(f->byaddr, f->nbyaddr, sizeof(*f->byaddr), byaddr_cmp);
+	}
+	hi = f->nbyaddr;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (f->byaddr[mid].value < value)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == f->nbyaddr || f->byaddr[lo].value != value)
+		return -ENOENT;
+	i = f->byaddr[lo].sym;
+	sym->value = f->syms[i].value;
+	sym->size = f->syms[i].size;
+	sym->type = f->syms[i].type;
+	sym->bind = f->syms[i].bind;
+	return 0;
+}
+
 void elfsym_close(struct elfsym_file *f)
 {
 	if (!f)
 		return;
+	free(f->byaddr);
 	drop_symbols(f);
 	free(f->build_id);
 	free(f->soname);

@@ -67,6 +67,11 @@ int elfsym_lookup(const struct elfsym_file *f, const char *name,
 		  unsigned long sympos, struct elfsym_sym *sym,
 		  unsigned *count);
 
+/* The function symbol (with a size) that starts at value, whatever its
+ * name: 0, or -ENOENT. */
+int elfsym_func_at(struct elfsym_file *f, uint64_t value,
+		   struct elfsym_sym *sym);
+
 /* Formats a lookup error the way relive reports it:
  * "symbol 'bar' is ambiguous in libx.so.1 (3 definitions); set old_sympos",
  * "symbol 'bar' not found in libx.so.1",

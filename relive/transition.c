@@ -118,6 +118,29 @@ static bool is_done(const struct drive *d, pid_t tid)
 	return false;
 }
 
+static int tid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Drops the threads that exited from the switched ones: the kernel may
+ * give an exited thread's id to a new thread, which must be checked like
+ * any other, not taken for the one switched before.  The id would have to
+ * come round again (pid_max allocations) between two readings of the task
+ * list for that to be missed. */
+static void forget_exited(struct drive *d, pid_t *tids, size_t n)
+{
+	size_t i, k = 0;
+
+	qsort(tids, n, sizeof(*tids), tid_cmp);
+	for (i = 0; i < d->ndone; i++)
+		if (bsearch(&d->done[i], tids, n, sizeof(*tids), tid_cmp))
+			d->done[k++] = d->done[i];
+	d->ndone = k;
+}
+
 static int mark_done(struct drive *d, pid_t tid)
 {
 	if (d->ndone == d->capdone) {
@@ -381,6 +404,7 @@ static int pass(struct drive *d, char *err, size_t errlen)
 		if (proc_tasks(d->a->pid, &tids, &n))
 			return -ESRCH;
 		d->nthreads = n;
+		forget_exited(d, tids, n);
 		for (i = 0; i < n; i++) {
 			if (is_done(d, tids[i]))
 				continue;

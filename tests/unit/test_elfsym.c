@@ -298,6 +298,30 @@ static void test_header_only(void **state)
 	assert_null(f);
 }
 
+/* Functions are found by address too, whatever their name or binding. */
+static void test_func_at(void **state)
+{
+	struct elfsym_file *f = open_ok(tpath("libx.so.1"));
+	struct elfsym_sym by_name, by_addr;
+	unsigned count;
+
+	(void)state;
+	assert_int_equal(elfsym_lookup(f, "uses_b", 0, &by_name, &count), 0);
+	assert_int_equal(elfsym_func_at(f, by_name.value, &by_addr), 0);
+	assert_int_equal(by_addr.value, by_name.value);
+	assert_int_equal(by_addr.size, by_name.size);
+	assert_int_equal(by_addr.type, STT_FUNC);
+	/* a static one, the second "helper" */
+	assert_int_equal(elfsym_lookup(f, "helper", 2, &by_name, NULL), 0);
+	assert_int_equal(elfsym_func_at(f, by_name.value, &by_addr), 0);
+	assert_int_equal(by_addr.size, by_name.size);
+	assert_int_equal(by_addr.bind, STB_LOCAL);
+	assert_int_equal(elfsym_func_at(f, by_name.value + 1, &by_addr),
+			 -ENOENT);
+	assert_int_equal(elfsym_func_at(f, 0, &by_addr), -ENOENT);
+	elfsym_close(f);
+}
+
 static void test_sympos(void **state)
 {
 	struct elfsym_file *f = open_ok(tpath("libx.so.1"));
@@ -736,6 +760,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_header_only),
+		cmocka_unit_test(test_func_at),
 		cmocka_unit_test(test_sympos),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_stripped_dynsym),
