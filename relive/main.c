@@ -457,6 +457,24 @@ static enum want wants(pid_t pid, const struct patchfile *pf)
 	return w;
 }
 
+/* Has pid exited (or is it exiting: a zombie, or dead)? */
+static bool exited(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	bool gone = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+	    p[1] == ' ')
+		gone = p[2] == 'Z' || p[2] == 'X';
+	fclose(f);
+	return gone;
+}
+
 /* Can --all tell which processes the patch is for? */
 static bool matchable(const struct patchfile *pf)
 {
@@ -533,7 +551,7 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 						   sizeof(err));
 
 				if (rc != EXIT_DONE && rc != EXIT_ALREADY &&
-				    kill(pid, 0) && errno == ESRCH) {
+				    exited(pid)) {
 					snprintf(err, sizeof(err), "the process "
 						 "exited");
 					rc = EXIT_ALREADY;
