@@ -372,13 +372,13 @@ def test_threads_born_and_dying_during_transitions(spawn):
 
 
 def test_transitions_under_thread_churn(spawn):
-    """6 spawners create threads as fast as they can (thousands a second)
+    """4 spawners create threads as fast as they can (thousands a second)
     while 2 callers run chains: 30 patch + disable cycles of a replace
     patch.  New threads take their world from the agent's TLS image, which
     each transition rewrites; no chain of any thread, old or new, mixes
     two worlds (a thread born just before a slot was armed, or of a stale
     image copied by pthread_create, would)."""
-    t = spawn("cm_chain", "2", "6")
+    t = spawn("cm_chain", "2", "4")
     wait_until(lambda: chain_stats(t)["spawned"] > 100, "spawned threads")
     for cycle in range(30):
         chain_op(t, "patch", "cm_chain_v3r")
