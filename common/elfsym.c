@@ -559,7 +559,9 @@ out:
 	return rc;
 }
 
-static int open_file(const char *path, bool symbols,
+enum open_mode { OPEN_HEADER, OPEN_DYNSYM, OPEN_FULL };
+
+static int open_file(const char *path, enum open_mode mode,
 		     struct elfsym_file **out, char *err, size_t errlen)
 {
 	struct elfsym_file *f = NULL;
@@ -579,7 +581,8 @@ static int open_file(const char *path, bool symbols,
 		set_err(err, errlen, path, -rc);
 		return rc;
 	}
-	elf = elf_begin(fd, symbols ? ELF_C_READ_MMAP : ELF_C_READ, NULL);
+	elf = elf_begin(fd, mode != OPEN_HEADER ? ELF_C_READ_MMAP : ELF_C_READ,
+			NULL);
 	if (!elf) {
 		set_msg(err, errlen, path, libelf_msg());
 		rc = -EIO;
@@ -612,14 +615,14 @@ static int open_file(const char *path, bool symbols,
 		goto nomem;
 
 	rc = -EIO;
-	scn = symbols ? find_table(elf, SHT_SYMTAB) : NULL;
-	if (!symbols)
+	scn = mode == OPEN_FULL ? find_table(elf, SHT_SYMTAB) : NULL;
+	if (mode == OPEN_HEADER)
 		rc = 0;
 	if (scn) {
 		rc = load_table(f, elf, scn);
 		f->table = ".symtab";
 	}
-	if (rc == -EIO && symbols) {
+	if (rc == -EIO && mode == OPEN_FULL) {
 		rc = load_debug_table(f);
 		if (rc == 1)
 			f->table = "debug .symtab";
@@ -661,13 +664,19 @@ out:
 int elfsym_open(const char *path, struct elfsym_file **out, char *err,
 		size_t errlen)
 {
-	return open_file(path, true, out, err, errlen);
+	return open_file(path, OPEN_FULL, out, err, errlen);
+}
+
+int elfsym_open_dynsym(const char *path, struct elfsym_file **out, char *err,
+		       size_t errlen)
+{
+	return open_file(path, OPEN_DYNSYM, out, err, errlen);
 }
 
 int elfsym_open_header(const char *path, struct elfsym_file **out, char *err,
 		       size_t errlen)
 {
-	return open_file(path, false, out, err, errlen);
+	return open_file(path, OPEN_HEADER, out, err, errlen);
 }
 
 static int byaddr_cmp(const void *a, const void *b)

@@ -38,6 +38,10 @@ struct elfsym_sym {
  * ("path: not an ELF file"). */
 int elfsym_open(const char *path, struct elfsym_file **out, char *err,
 		size_t errlen);
+/* The same with the dynamic symbols only (.dynsym: what the object
+ * exports), never a debug file: cheaper for a large library. */
+int elfsym_open_dynsym(const char *path, struct elfsym_file **out, char *err,
+		       size_t errlen);
 /* The same, reading only what the headers say (build-id, DT_SONAME, type,
  * first address): cheap; lookups find nothing. */
 int elfsym_open_header(const char *path, struct elfsym_file **out, char *err,

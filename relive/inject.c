@@ -347,11 +347,14 @@ static void deny_add(struct borrow_ctx *b, uint64_t lo, uint64_t hi)
 	b->d[b->n++].hi = hi;
 }
 
-/* Functions of libc that hold its locks (or the loader's) while they run. */
+/* Functions of libc that hold its locks (or the loader's) while they run.
+ * Only exported names are looked up (libc's .dynsym): a thread inside an
+ * internal function such as _int_malloc has one of these among its
+ * callers; the internal names count too when the symbol table has them. */
 static const char *const libc_locked[] = {
 	"malloc", "free", "calloc", "realloc", "reallocarray",
 	"memalign", "posix_memalign", "aligned_alloc", "valloc",
-	"pvalloc", "malloc_trim", "malloc_info", "malloc_stats",
+	"pvalloc", "malloc_trim", "malloc_info", "malloc_stats", "mallopt",
 	"mallinfo", "mallinfo2", "_int_malloc", "_int_free",
 	"_int_realloc", "_int_memalign", "malloc_consolidate",
 	"sysmalloc", "arena_get2", "tcache_init", "dl_iterate_phdr",
@@ -435,10 +438,12 @@ static int borrow(pid_t pid, struct stopped *st, char *err, size_t errlen)
 	char why[256];
 
 	deny_ranges(pid, &b);
+	vlog("borrow: deny ranges ready");
 	if (unwind_get(pid, &u, err, errlen)) {
 		free(b.d);
 		return -ESRCH;
 	}
+	vlog("borrow: unwinder ready");
 	for (round = 0; round < 400 && rc; round++) {
 		pid_t *tids;
 		size_t n, i;

@@ -266,7 +266,8 @@ const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias)
 	elfsym_close(f);
 	f = NULL;
 	snprintf(f_path, sizeof(f_path), "%s", path);
-	if (elfsym_open(path, &f, e, sizeof(e)))
+	/* Its exported functions are all that is looked up in it. */
+	if (elfsym_open_dynsym(path, &f, e, sizeof(e)))
 		f = NULL;
 	return f;
 }
