@@ -95,6 +95,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	}
 	if (!todo)
 		goto release; /* an interrupted run wrote everything */
+	vlog("holding every thread");
 	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
 	if (rc)
 		goto out;
