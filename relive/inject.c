@@ -57,24 +57,36 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-/* A thread to borrow: the main thread if it is alive, else any. */
+/*
+ * The thread to try first: one that sleeps (state S) and is not the main
+ * thread, else the main thread, else any live one.  In a server the main
+ * thread often runs the event loop and the workers run requests; a thread
+ * asleep in a condition variable or a blocking read costs the service
+ * nothing while it serves relive.
+ */
 pid_t pick_thread(pid_t pid)
 {
-	pid_t *tids, t = 0;
+	pid_t *tids, sleeper = 0, alive = 0;
 	size_t n, i;
+	char main_state = proc_thread_state(pid, pid);
 
-	if (proc_thread_state(pid, pid) && proc_thread_state(pid, pid) != 'Z')
-		return pid;
 	if (proc_tasks(pid, &tids, &n))
-		return 0;
-	for (i = 0; i < n && !t; i++) {
-		char s = proc_thread_state(pid, tids[i]);
+		return main_state ? pid : 0;
+	for (i = 0; i < n && !sleeper; i++) {
+		char s = tids[i] == pid ? main_state :
+					  proc_thread_state(pid, tids[i]);
 
-		if (s && s != 'Z' && s != 'X')
-			t = tids[i];
+		if (tids[i] != pid && s == 'S')
+			sleeper = tids[i];
+		else if (!alive && s && s != 'Z' && s != 'X')
+			alive = tids[i];
 	}
 	free(tids);
-	return t;
+	if (sleeper)
+		return sleeper;
+	if (main_state && main_state != 'Z' && main_state != 'X')
+		return pid;
+	return alive;
 }
 
 int agent_read_ctl(struct agent *a)
@@ -452,7 +464,7 @@ static int borrow(pid_t pid, struct stopped *st, char *err, size_t errlen)
 			rc = -ESRCH;
 			break;
 		}
-		/* the main thread first */
+		/* the thread picked first */
 		for (i = 0; i < n; i++)
 			if (tids[i] == first) {
 				tids[i] = tids[0];
