@@ -5,13 +5,14 @@ same open fds.
 """
 import os
 import re
+import shutil
 import struct
 import subprocess
 
 import pytest
 
-from conftest import (AGENT, FAILED, RELIVE, apply, disable, mapped_files,
-                      open_fds, patch_path, relive, snapshot)
+from conftest import (AGENT, FAILED, OK, RELIVE, RELIVE_ENV, apply, disable,
+                      mapped_files, open_fds, patch_path, relive, snapshot)
 
 PROBES = ["call 5", "lib 5", "scale1 3", "scale2 3"]
 
@@ -202,3 +203,30 @@ def test_agent_version_mismatch(basic):
             mem.write(abi)
     disable(basic.pid, "fix_main")
     assert basic.ask("call 5") == "6"
+
+
+def test_agent_file_replaced_on_disk(spawn, tmp_path):
+    """The agent's file is replaced while a process keeps the old one
+    mapped (relive upgraded or rebuilt): relive still finds that agent,
+    through the mapping, works with it, and never loads a second one."""
+    agent = tmp_path / AGENT.name
+    shutil.copy(AGENT, agent)
+    # relive run takes its preload shim from beside the agent
+    shutil.copy(AGENT.parent / "librelive-preload.so", tmp_path)
+    env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
+    t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"], ask_pid=True,
+              env=env)
+    replacement = tmp_path / "new.so"
+    shutil.copy(AGENT, replacement)
+    os.replace(replacement, agent)
+    assert f"{agent} (deleted)" in open(f"/proc/{t.pid}/maps").read()
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_main"),
+                          env=env)
+    assert rc == OK, err
+    assert t.ask("call 5") == "105"
+    agents = {line.split(None, 5)[5].strip()
+              for line in open(f"/proc/{t.pid}/maps")
+              if AGENT.name in line}
+    assert agents == {f"{agent} (deleted)"}, agents
+    disable(t.pid, "fix_main")
+    assert t.ask("call 5") == "6"
