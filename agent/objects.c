@@ -104,7 +104,7 @@ bool code_segment_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
  * the rest (it may contain dots: "libplug.so"). */
 static int parse_ref(const char *s, struct klp_reloc *r)
 {
-	const char *lastdot = strrchr(s, '.'), *symdot;
+	const char *lastdot = strrchr(s, '.'), *symdot, *colon;
 	char *end;
 
 	if (!lastdot || lastdot == s)
@@ -112,6 +112,14 @@ static int parse_ref(const char *s, struct klp_reloc *r)
 	r->sympos = strtoul(lastdot + 1, &end, 10);
 	if (*end || end == lastdot + 1)
 		return -1;
+	/* "OBJ:SYM.POS": the form relive-build writes, for names with dots
+	 * of their own ("count.0", "foo.isra.0"). */
+	colon = strchr(s, ':');
+	if (colon && colon > s && colon < lastdot - 1) {
+		r->obj = strndup(s, colon - s);
+		r->sym = strndup(colon + 1, lastdot - colon - 1);
+		return r->obj && r->sym ? 0 : -1;
+	}
 	for (symdot = lastdot - 1; symdot > s && *symdot != '.'; symdot--)
 		;
 	if (symdot <= s)

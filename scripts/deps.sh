@@ -3,7 +3,7 @@
 # and benchmark, when any is missing.  Run by `make` before building.
 set -e
 PKGS="gcc make meson ninja-build pkgconf libelf-dev libdw-dev libzydis-dev
-libcmocka-dev python3 python3-pytest gnuplot-nox procps util-linux"
+libcmocka-dev python3 python3-pytest gnuplot-nox procps util-linux patch"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
