@@ -366,6 +366,228 @@ static void cold_parents(struct ddiff *d)
 	}
 }
 
+/*
+ * IPA-RA: GCC compiles a caller knowing which registers a callee of the
+ * same file really clobbers, and keeps values in the others across the
+ * call.  A new version of the callee may clobber more, so every caller in
+ * the file that may rely on the old one's registers is replaced too (its
+ * new copy is compiled with -fno-ipa-ra, assuming nothing).  A callee that
+ * makes any call GCC cannot see into (another file, a library, a pointer)
+ * is known to clobber every call-clobbered register: nobody relies on it.
+ */
+struct cg {
+	bool *opaque;  /* per orig symbol: makes a call GCC cannot see into */
+	size_t (*edge)[2]; /* caller, callee */
+	size_t nedge;
+};
+
+static int call_graph(const struct dobj *o, struct cg *g)
+{
+	ZydisDecoder dec;
+	size_t i;
+
+	memset(g, 0, sizeof(*g));
+	g->opaque = calloc(o->nsyms ? o->nsyms : 1, sizeof(*g->opaque));
+	if (!g->opaque)
+		return -1;
+	ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+	for (i = 1; i < o->nsyms; i++) {
+		struct span sp;
+		uint64_t off = 0;
+
+		if (!is_func(o, i) || span_of(o, i, &sp))
+			continue;
+		while (sp.s->bytes && off < sp.size) {
+			ZydisDecodedInstruction in;
+			const uint8_t *code = sp.s->bytes + sp.start;
+			bool call, jmp;
+			size_t k;
+
+			if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(
+				    &dec, NULL, code + off, sp.size - off, &in))) {
+				g->opaque[i] = true;
+				break;
+			}
+			call = in.mnemonic == ZYDIS_MNEMONIC_CALL;
+			jmp = in.mnemonic == ZYDIS_MNEMONIC_JMP;
+			if (call || jmp) {
+				const struct drel *r = NULL;
+
+				for (k = 0; k < sp.nrels; k++)
+					if (sp.rels[k]->offset >= sp.start + off &&
+					    sp.rels[k]->offset < sp.start + off + in.length)
+						r = sp.rels[k];
+				if (r) {
+					long named;
+					int64_t roff;
+
+					dobj_rel_target(o, r, &named, &roff);
+					if (named >= 0 && is_func(o, (size_t)named) &&
+					    (size_t)named != i) {
+						size_t (*n)[2] = realloc(g->edge,
+							(g->nedge + 1) * sizeof(*n));
+
+						if (!n) {
+							free(sp.rels);
+							return -1;
+						}
+						g->edge = n;
+						g->edge[g->nedge][0] = i;
+						g->edge[g->nedge][1] = (size_t)named;
+						g->nedge++;
+					} else if (o->syms[r->sym].sym.st_shndx == SHN_UNDEF) {
+						/* Another file or a library. */
+						g->opaque[i] = true;
+					}
+				} else if (call && in.raw.imm[0].size == 0) {
+					/* Through a register or memory.  (An
+					 * indirect jmp may be a switch: not
+					 * counted, which only includes more.) */
+					g->opaque[i] = true;
+				}
+			}
+			off += in.length;
+		}
+		free(sp.rels);
+	}
+	/* A function that calls an opaque one is opaque: iterate to a fixed
+	 * point. */
+	for (;;) {
+		bool more = false;
+
+		for (i = 0; i < g->nedge; i++)
+			if (g->opaque[g->edge[i][1]] && !g->opaque[g->edge[i][0]]) {
+				g->opaque[g->edge[i][0]] = true;
+				more = true;
+			}
+		if (!more)
+			break;
+	}
+	return 0;
+}
+
+static struct dentry *entry_by_old(struct ddiff *d, const char *oldname)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		if (d->e[i].oldname && !strcmp(d->e[i].oldname, oldname) &&
+		    d->e[i].type == STT_FUNC)
+			return &d->e[i];
+	return NULL;
+}
+
+/* The smallest function relive can redirect: its entry takes a 5-byte
+ * jump. */
+#define MIN_REDIRECT 5
+
+/* Whether symbol k of o is referenced other than by a direct call or jump
+ * from code (a function pointer in data, an address taken in code). */
+static bool address_taken(const struct dobj *o, size_t k)
+{
+	size_t i, j;
+
+	for (i = 1; i < o->nsecs; i++) {
+		const struct dsec *s = &o->secs[i];
+
+		if (!(s->sh.sh_flags & SHF_ALLOC))
+			continue;
+		for (j = 0; j < s->nrels; j++) {
+			const struct drel *r = &s->rels[j];
+			long named;
+			int64_t off;
+			bool branch;
+
+			dobj_rel_target(o, r, &named, &off);
+			if (named != (long)k)
+				continue;
+			branch = (s->sh.sh_flags & SHF_EXECINSTR) && s->bytes &&
+				 r->offset >= 1 &&
+				 (r->type == R_X86_64_PLT32 || r->type == R_X86_64_PC32) &&
+				 (s->bytes[r->offset - 1] == 0xe8 ||
+				  s->bytes[r->offset - 1] == 0xe9);
+			if (!branch)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* One round of both rules that pull callers in: IPA-RA, and a changed
+ * function too short to be redirected.  Returns 1 when something was
+ * added, 0 when nothing, -1 on error. */
+static int callers_round(const struct dobj *orig, struct ddiff *d,
+			 const struct cg *g)
+{
+	size_t i;
+	int more = 0;
+
+	for (i = 0; i < d->n; i++) {
+		struct dentry *e = &d->e[i];
+		long k;
+
+		if (e->status != D_CHANGED || e->type != STT_FUNC || e->cold ||
+		    e->tiny || !e->oldname || (k = dobj_find(orig, e->oldname)) < 0 ||
+		    orig->syms[k].sym.st_size >= MIN_REDIRECT)
+			continue;
+		e->tiny = true;
+		more = 1;
+		if (orig->syms[k].bind != STB_LOCAL || address_taken(orig, (size_t)k)) {
+			if (refuse(d,
+				   "function '%s' (%s) is %llu bytes, too short for "
+				   "the %d-byte jump that redirects a function, and "
+				   "%s: change its callers instead, or mark it "
+				   "noinline and make it longer in the running "
+				   "program's next build",
+				   e->oldname, d->file ? d->file : "?",
+				   (unsigned long long)orig->syms[k].sym.st_size,
+				   MIN_REDIRECT,
+				   orig->syms[k].bind != STB_LOCAL
+					   ? "other files may call it"
+					   : "its address is taken") < 0)
+				return -1;
+		}
+	}
+	for (i = 0; i < g->nedge; i++) {
+		size_t caller = g->edge[i][0], callee = g->edge[i][1];
+		struct dentry *ce = entry_by_old(d, orig->syms[callee].name);
+		struct dentry *cr = entry_by_old(d, orig->syms[caller].name);
+
+		if (!ce || !cr || ce->status != D_CHANGED ||
+		    (cr->status != D_SAME && cr->status != D_LINES))
+			continue;
+		if (ce->tiny) {
+			cr->why = "calls a changed function too short to be "
+				  "redirected on its own";
+		} else if (!g->opaque[callee]) {
+			cr->why = "calls a changed function whose registers it "
+				  "may rely on (IPA-RA)";
+		} else {
+			continue;
+		}
+		cr->status = D_CHANGED;
+		more = 1;
+	}
+	return more;
+}
+
+static int pull_callers(const struct dobj *orig, struct ddiff *d)
+{
+	struct cg g;
+	int rc;
+
+	if (call_graph(orig, &g)) {
+		free(g.opaque);
+		free(g.edge);
+		return -1;
+	}
+	while ((rc = callers_round(orig, d, &g)) > 0)
+		cold_parents(d);
+	free(g.opaque);
+	free(g.edge);
+	return rc;
+}
+
 int diff_objects(const struct dobj *orig, const struct dobj *patched,
 		 const struct linemap *lines, struct ddiff *d, char *err,
 		 size_t errlen)
@@ -440,6 +662,8 @@ int diff_objects(const struct dobj *orig, const struct dobj *patched,
 			      orig->syms[i].type, D_REMOVED))
 			goto oom;
 	cold_parents(d);
+	if (pull_callers(orig, d))
+		goto oom;
 	if (is_asm_file(d->file) &&
 	    (ddiff_count(d, D_CHANGED, 0) || ddiff_count(d, D_NEW, 0) ||
 	     ddiff_count(d, D_REMOVED, 0)) &&

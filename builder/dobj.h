@@ -141,6 +141,10 @@ struct dentry {
 	enum dstatus status;
 	bool cold;      /* a .cold part: goes with its parent, never replaced
 			   on its own */
+	const char *why; /* for D_CHANGED code that did not change: why it is
+			    included anyway */
+	bool tiny;      /* shorter than the 5-byte jump: carried by its
+			   callers, never redirected itself */
 };
 
 struct drefusal {

@@ -487,6 +487,13 @@ int emit_patch_object(const struct dobj *large, const struct dobj *orig,
 
 		if (en->status != D_CHANGED || en->type != STT_FUNC || en->cold)
 			continue;
+		if (en->tiny) {
+			if (opts->report)
+				fprintf(opts->report,
+					"    %s: too short to redirect: its new code "
+					"goes with its callers\n", en->oldname);
+			continue;
+		}
 		li = dobj_find(large, en->name);
 		if (li < 0) {
 			char *n = dobj_normalize(en->name);

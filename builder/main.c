@@ -44,10 +44,11 @@ static void print_diff(const struct ddiff *d)
 
 		if (e->oldname && strcmp(e->oldname, e->name))
 			snprintf(was, sizeof(was), " (was %s)", e->oldname);
-		printf("  %-9s %s %s%s%s\n",
+		printf("  %-9s %s %s%s%s%s%s\n",
 		       e->status == D_LINES ? "moved" : dstatus_name(e->status),
 		       e->type == STT_FUNC ? "function" : "data", e->name,
-		       e->cold ? " (cold part)" : "", was);
+		       e->cold ? " (cold part)" : "", was,
+		       e->why ? ": " : "", e->why ? e->why : "");
 	}
 	for (i = 0; i < d->nrefusals; i++)
 		printf("  REFUSED   %s\n", d->refusals[i].what);
