@@ -189,6 +189,55 @@ static const uint8_t *bytes_at(const struct bin *b, uint64_t addr,
 	return NULL;
 }
 
+/* One function decoded, padding left out.  Padding inside a function
+ * depends on where its section starts (with -ffunction-sections each
+ * function starts its own section), so the same code can carry nops of
+ * other lengths, and branches over them other displacements: instructions
+ * are compared by meaning, a branch inside the function by the index of
+ * the instruction it lands on. */
+struct ins {
+	uint64_t off;
+	ZydisDecodedInstruction in;
+	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+};
+
+static struct ins *decode_all(const uint8_t *code, uint64_t size, size_t *n)
+{
+	struct ins *v = calloc(size ? size : 1, sizeof(*v));
+	ZydisDecoder dec;
+	uint64_t off = 0;
+
+	*n = 0;
+	if (!v)
+		return NULL;
+	ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+	while (off < size) {
+		struct ins *x = &v[*n];
+
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, code + off, size - off,
+							 &x->in, x->ops))) {
+			free(v);
+			return NULL;
+		}
+		x->off = off;
+		off += x->in.length;
+		if (x->in.mnemonic != ZYDIS_MNEMONIC_NOP)
+			(*n)++;
+	}
+	return v;
+}
+
+/* Index of the first instruction at or after off. */
+static size_t index_at(const struct ins *v, size_t n, uint64_t off)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].off >= off)
+			return i;
+	return n;
+}
+
 /* What address addr of b is, as a string equal across two builds. */
 static void name_addr(const struct bin *b, uint64_t addr, char *buf, size_t len)
 {
@@ -210,6 +259,21 @@ static void name_addr(const struct bin *b, uint64_t addr, char *buf, size_t len)
 		const struct bsym *s = &b->s[i];
 
 		if (addr == s->addr || addr < s->addr + s->size) {
+			const uint8_t *code;
+			struct ins *v;
+			size_t nv;
+
+			/* Into the middle of a function (a .cold part
+			 * jumping back): which instruction, padding left
+			 * out. */
+			if (s->type == STT_FUNC && addr != s->addr &&
+			    (code = bytes_at(b, s->addr, &avail, NULL)) &&
+			    avail >= s->size && (v = decode_all(code, s->size, &nv))) {
+				snprintf(buf, len, "%s#%zu", s->name,
+					 index_at(v, nv, addr - s->addr));
+				free(v);
+				return;
+			}
 			snprintf(buf, len, "%s+%llu", s->name,
 				 (unsigned long long)(addr - s->addr));
 			return;
@@ -250,15 +314,37 @@ static void name_addr(const struct bin *b, uint64_t addr, char *buf, size_t len)
 			off += in.length;
 		}
 	}
-	if (p && !strncmp(b->shname[sec], ".rodata", 7)) {
-		size_t n = strnlen((const char *)p, avail);
-
-		if (n < avail && n < len - 8) {
-			snprintf(buf, len, "str:%s", (const char *)p);
-			return;
-		}
-	}
+	/* Data without a symbol (string literals, jump tables, constants)
+	 * is named by its section only: a jump table's offsets depend on the
+	 * layout, and its bytes can look like a string. */
 	snprintf(buf, len, "in:%s", b->shname[sec]);
+}
+
+static bool same_operand(const ZydisDecodedOperand *x,
+			 const ZydisDecodedOperand *y)
+{
+	if (x->type != y->type)
+		return false;
+	/* A branch may be short in one build and near in the other (the
+	 * assembler cannot shorten one into another section). */
+	if (x->size != y->size &&
+	    !(x->type == ZYDIS_OPERAND_TYPE_IMMEDIATE && x->imm.is_relative))
+		return false;
+	switch (x->type) {
+	case ZYDIS_OPERAND_TYPE_REGISTER:
+		return x->reg.value == y->reg.value;
+	case ZYDIS_OPERAND_TYPE_MEMORY:
+		return x->mem.type == y->mem.type && x->mem.base == y->mem.base &&
+		       x->mem.index == y->mem.index && x->mem.scale == y->mem.scale &&
+		       x->mem.segment == y->mem.segment &&
+		       (x->mem.base == ZYDIS_REGISTER_RIP ||
+			x->mem.disp.value == y->mem.disp.value);
+	case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+		return x->imm.is_relative == y->imm.is_relative &&
+		       (x->imm.is_relative || x->imm.value.u == y->imm.value.u);
+	default:
+		return true;
+	}
 }
 
 /* Compares function f of a with function g of b.  Returns true when the
@@ -266,79 +352,77 @@ static void name_addr(const struct bin *b, uint64_t addr, char *buf, size_t len)
 static bool same_function(const struct bin *a, const struct bsym *f,
 			  const struct bin *b, const struct bsym *g)
 {
-	uint64_t availa = 0, availb = 0, off = 0;
+	uint64_t availa = 0, availb = 0;
 	const uint8_t *x = bytes_at(a, f->addr, &availa, NULL);
 	const uint8_t *y = bytes_at(b, g->addr, &availb, NULL);
-	ZydisDecoder dec;
+	struct ins *va = NULL, *vb = NULL;
+	size_t na = 0, nb = 0, i = 0;
+	bool same = false;
+	const ZyanU32 attrs = ZYDIS_ATTRIB_HAS_LOCK | ZYDIS_ATTRIB_HAS_REP |
+			      ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE;
 
-	if (f->size != g->size || !x || !y || availa < f->size || availb < g->size)
+	if (!x || !y || availa < f->size || availb < g->size)
 		return false;
-	ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
-	while (off < f->size) {
-		ZydisDecodedInstruction ia, ib;
-		ZydisDecodedOperand oa[ZYDIS_MAX_OPERAND_COUNT], ob[ZYDIS_MAX_OPERAND_COUNT];
-		uint8_t ma[16], mb[16];
+	va = decode_all(x, f->size, &na);
+	vb = decode_all(y, g->size, &nb);
+	if (!va || !vb) {
+		/* Not all code (data in text): compare raw. */
+		same = f->size == g->size && !memcmp(x, y, f->size);
+		goto out;
+	}
+	if (na != nb)
+		goto out;
+	for (i = 0; i < na; i++) {
+		const struct ins *p = &va[i], *q = &vb[i];
 		unsigned k;
 
-		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, x + off, f->size - off,
-							 &ia, oa)) ||
-		    !ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, y + off, g->size - off,
-							 &ib, ob))) {
-			/* Not code (data in text): compare the rest raw. */
-			return !memcmp(x + off, y + off, f->size - off);
-		}
-		if (ia.length != ib.length || ia.mnemonic != ib.mnemonic)
-			return false;
-		memcpy(ma, x + off, ia.length);
-		memcpy(mb, y + off, ib.length);
-		for (k = 0; k < ia.operand_count_visible && k < ib.operand_count_visible; k++) {
+		if (p->in.mnemonic != q->in.mnemonic ||
+		    p->in.operand_count_visible != q->in.operand_count_visible ||
+		    p->in.operand_width != q->in.operand_width ||
+		    (p->in.attributes & attrs) != (q->in.attributes & attrs))
+			goto out;
+		for (k = 0; k < p->in.operand_count_visible; k++) {
 			uint64_t ta, tb;
-			char na[300], nb[300];
-			bool rel = false;
+			char sa[300], sb[300];
 
-			if (oa[k].type == ZYDIS_OPERAND_TYPE_MEMORY &&
-			    oa[k].mem.base == ZYDIS_REGISTER_RIP)
-				rel = true;
-			if (oa[k].type == ZYDIS_OPERAND_TYPE_IMMEDIATE && oa[k].imm.is_relative)
-				rel = true;
-			if (!rel)
+			if (!same_operand(&p->ops[k], &q->ops[k]))
+				goto out;
+			if (!((p->ops[k].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+			       p->ops[k].mem.base == ZYDIS_REGISTER_RIP) ||
+			      (p->ops[k].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+			       p->ops[k].imm.is_relative)))
 				continue;
-			if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&ia, &oa[k],
-								   f->addr + off, &ta)) ||
-			    !ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&ib, &ob[k],
-								   g->addr + off, &tb)))
-				return false;
-			/* Inside the function itself: the offset must agree. */
+			if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&p->in, &p->ops[k],
+								   f->addr + p->off, &ta)) ||
+			    !ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&q->in, &q->ops[k],
+								   g->addr + q->off, &tb)))
+				goto out;
 			if (ta >= f->addr && ta < f->addr + f->size) {
-				if (ta - f->addr != tb - g->addr)
-					return false;
-			} else {
-				name_addr(a, ta, na, sizeof(na));
-				name_addr(b, tb, nb, sizeof(nb));
-				if (strcmp(na, nb))
-					return false;
+				/* Inside the function: the same instruction. */
+				if (!(tb >= g->addr && tb < g->addr + g->size) ||
+				    index_at(va, na, ta - f->addr) !=
+					    index_at(vb, nb, tb - g->addr))
+					goto out;
+				continue;
 			}
-			/* Mask the field that holds the address. */
-			if (oa[k].type == ZYDIS_OPERAND_TYPE_MEMORY && ia.raw.disp.size) {
-				memset(ma + ia.raw.disp.offset, 0, ia.raw.disp.size / 8u);
-				memset(mb + ib.raw.disp.offset, 0, ib.raw.disp.size / 8u);
-			} else {
-				unsigned j;
-
-				for (j = 0; j < 2; j++)
-					if (ia.raw.imm[j].is_relative) {
-						memset(ma + ia.raw.imm[j].offset, 0,
-						       ia.raw.imm[j].size / 8u);
-						memset(mb + ib.raw.imm[j].offset, 0,
-						       ib.raw.imm[j].size / 8u);
-					}
+			name_addr(a, ta, sa, sizeof(sa));
+			name_addr(b, tb, sb, sizeof(sb));
+			if (strcmp(sa, sb)) {
+				if (getenv("RELIVE_BUILD_DEBUG"))
+					fprintf(stderr, "%s+%llu: %s / %s\n", f->name,
+						(unsigned long long)p->off, sa, sb);
+				goto out;
 			}
 		}
-		if (memcmp(ma, mb, ia.length))
-			return false;
-		off += ia.length;
 	}
-	return true;
+	same = true;
+out:
+	if (!same && getenv("RELIVE_BUILD_DEBUG"))
+		fprintf(stderr, "%s: %zu/%zu instructions, stopped at %zu\n",
+			f->name, na, nb, i);
+	free(va);
+	free(vb);
+	return same;
 }
 
 static void number_dups(struct bin *b)
