@@ -112,18 +112,15 @@ const struct dentry *ddiff_get(const struct ddiff *d, const char *name)
 	return NULL;
 }
 
-/* The counterpart in o of symbol i of other: same name, else the same
- * name without the compiler's numbering when that is unique. */
-static long counterpart(const struct dobj *o, const struct dobj *other,
-			size_t i)
+static bool is_func(const struct dobj *o, size_t i)
 {
-	const struct dsym *y = &other->syms[i];
-	long k = dobj_find(o, y->name);
+	return dobj_is_defined(o, i) && o->syms[i].type == STT_FUNC;
+}
 
-	if (k >= 0 && o->syms[k].type == y->type)
-		return k;
-	k = dobj_find_norm(o, y->norm, y->type);
-	return k >= 0 ? k : -1;
+static bool is_data(const struct dobj *o, size_t i)
+{
+	return dobj_is_defined(o, i) &&
+	       (o->syms[i].type == STT_OBJECT || o->syms[i].type == STT_TLS);
 }
 
 struct span {
@@ -176,6 +173,210 @@ static bool masked(const struct span *sp, uint64_t at)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Which symbol of the original build each symbol of the patched build is.
+ * A plain name is itself.  A name the compiler numbered (a static local
+ * "calls.0", a clone "scale.constprop.1") is not: GCC numbers them per
+ * file, so a new one can take an old one's number.  Those are matched, in
+ * this order, by the functions that use them (the k-th use of a "calls.N"
+ * in counter() of one build is the k-th in the other), then when there is
+ * one candidate on each side, then for functions by identical code; what
+ * is left is new.  No original symbol is claimed twice.
+ */
+static bool numbered(const struct dsym *y)
+{
+	return strcmp(y->name, y->norm) != 0;
+}
+
+static bool matchable(const struct dobj *o, size_t i)
+{
+	return dobj_is_defined(o, i);
+}
+
+/* The ordinal of reference r among the references of function fn (a span)
+ * to symbols of the same normalized name; -1 when r is not one. */
+static long use_ordinal(const struct dobj *o, const struct span *sp, size_t r,
+			const char *norm)
+{
+	long n = 0;
+	size_t k;
+
+	for (k = 0; k <= r; k++) {
+		long named;
+		int64_t off;
+
+		dobj_rel_target(o, sp->rels[k], &named, &off);
+		if (named < 0 || strcmp(o->syms[named].norm, norm))
+			continue;
+		if (k == r)
+			return n;
+		n++;
+	}
+	return -1;
+}
+
+/* The symbol of o that the ord-th use of norm in fn refers to, or -1. */
+static long use_at(const struct dobj *o, const struct span *sp, long ord,
+		   const char *norm)
+{
+	long n = 0;
+	size_t k;
+
+	for (k = 0; k < sp->nrels; k++) {
+		long named;
+		int64_t off;
+
+		dobj_rel_target(o, sp->rels[k], &named, &off);
+		if (named < 0 || strcmp(o->syms[named].norm, norm))
+			continue;
+		if (n++ == ord)
+			return named;
+	}
+	return -1;
+}
+
+static long by_use(const struct dobj *orig, const struct dobj *patched,
+		   size_t i, const bool *claimed)
+{
+	const struct dsym *y = &patched->syms[i];
+	size_t f;
+
+	for (f = 1; f < patched->nsyms; f++) {
+		struct span sp = { 0 }, so = { 0 };
+		long fo, found = -1;
+		size_t k;
+
+		if (!is_func(patched, f) || numbered(&patched->syms[f]) || f == i ||
+		    (fo = dobj_find(orig, patched->syms[f].name)) < 0 ||
+		    !is_func(orig, (size_t)fo))
+			continue;
+		if (span_of(patched, f, &sp) || span_of(orig, (size_t)fo, &so)) {
+			free(sp.rels);
+			free(so.rels);
+			continue;
+		}
+		for (k = 0; k < sp.nrels && found < 0; k++) {
+			long named, ord, cand;
+			int64_t off;
+
+			dobj_rel_target(patched, sp.rels[k], &named, &off);
+			if (named != (long)i)
+				continue;
+			ord = use_ordinal(patched, &sp, k, y->norm);
+			cand = use_at(orig, &so, ord, y->norm);
+			if (cand >= 0 && orig->syms[cand].type == y->type &&
+			    !claimed[cand])
+				found = cand;
+		}
+		free(sp.rels);
+		free(so.rels);
+		if (found >= 0)
+			return found;
+	}
+	return -1;
+}
+
+static enum dstatus compare_code(const struct dobj *o, size_t oi,
+				 const struct dobj *p, size_t pi,
+				 const struct linemap *lines, const char *file);
+
+/* Fills match[i] (patched symbol -> original symbol, or -1) and the
+ * canonical names identities are built from. */
+static int match_symbols(struct dobj *orig, struct dobj *patched, long *match)
+{
+	bool *claimed = calloc(orig->nsyms ? orig->nsyms : 1, sizeof(*claimed));
+	size_t i, k;
+	int pass;
+
+	if (!claimed)
+		return -1;
+	for (i = 0; i < patched->nsyms; i++)
+		match[i] = -1;
+	/* Plain names. */
+	for (i = 1; i < patched->nsyms; i++) {
+		long m;
+
+		if (!matchable(patched, i) || numbered(&patched->syms[i]))
+			continue;
+		m = dobj_find(orig, patched->syms[i].name);
+		if (m >= 0 && orig->syms[m].type == patched->syms[i].type &&
+		    !claimed[m]) {
+			match[i] = m;
+			claimed[m] = true;
+		}
+	}
+	/* Numbered names: by use, then alone of their name, then by code. */
+	for (pass = 0; pass < 3; pass++) {
+		for (i = 1; i < patched->nsyms; i++) {
+			const struct dsym *y = &patched->syms[i];
+			long m = -1;
+
+			if (!matchable(patched, i) || !numbered(y) || match[i] >= 0)
+				continue;
+			if (pass == 0) {
+				m = by_use(orig, patched, i, claimed);
+			} else if (pass == 1) {
+				size_t no = 0, np = 0;
+				long cand = -1;
+
+				for (k = 1; k < orig->nsyms; k++)
+					if (matchable(orig, k) && !claimed[k] &&
+					    orig->syms[k].type == y->type &&
+					    !strcmp(orig->syms[k].norm, y->norm)) {
+						no++;
+						cand = (long)k;
+					}
+				for (k = 1; k < patched->nsyms; k++)
+					if (matchable(patched, k) && match[k] < 0 &&
+					    patched->syms[k].type == y->type &&
+					    !strcmp(patched->syms[k].norm, y->norm))
+						np++;
+				if (no == 1 && np == 1)
+					m = cand;
+			} else if (y->type == STT_FUNC) {
+				for (k = 1; k < orig->nsyms && m < 0; k++)
+					if (is_func(orig, k) && !claimed[k] &&
+					    !strcmp(orig->syms[k].norm, y->norm) &&
+					    compare_code(orig, k, patched, i, NULL,
+							 NULL) == D_SAME)
+						m = (long)k;
+			}
+			if (m >= 0) {
+				match[i] = m;
+				claimed[m] = true;
+			}
+		}
+	}
+	/* Identities: the original's own names; the patched build's names
+	 * as matched, "new:" otherwise. */
+	for (k = 1; k < orig->nsyms; k++) {
+		free(orig->syms[k].canon);
+		orig->syms[k].canon = strdup(orig->syms[k].name);
+		if (!orig->syms[k].canon)
+			goto oom;
+	}
+	for (i = 1; i < patched->nsyms; i++) {
+		const struct dsym *y = &patched->syms[i];
+		char *c;
+
+		if (!matchable(patched, i))
+			c = strdup(y->name);
+		else if (match[i] >= 0)
+			c = strdup(orig->syms[match[i]].name);
+		else if (asprintf(&c, "new:%s", y->name) < 0)
+			c = NULL;
+		if (!c)
+			goto oom;
+		free(patched->syms[i].canon);
+		patched->syms[i].canon = c;
+	}
+	free(claimed);
+	return 0;
+oom:
+	free(claimed);
+	return -1;
 }
 
 /* Whether the only byte differences are immediates that are line numbers
@@ -328,23 +529,8 @@ static bool same_data(const struct dobj *o, size_t oi, const struct dobj *p,
 		       strchr(ib, '#') ? strchr(ib, '#') : ib);
 }
 
-static bool is_asm_file(const char *f)
-{
-	size_t n = f ? strlen(f) : 0;
 
-	return n > 2 && f[n - 2] == '.' && (f[n - 1] == 's' || f[n - 1] == 'S');
-}
 
-static bool is_func(const struct dobj *o, size_t i)
-{
-	return dobj_is_defined(o, i) && o->syms[i].type == STT_FUNC;
-}
-
-static bool is_data(const struct dobj *o, size_t i)
-{
-	return dobj_is_defined(o, i) &&
-	       (o->syms[i].type == STT_OBJECT || o->syms[i].type == STT_TLS);
-}
 
 /* A .cold part that changed takes its parent with it. */
 static void cold_parents(struct ddiff *d)
@@ -588,15 +774,18 @@ static int pull_callers(const struct dobj *orig, struct ddiff *d)
 	return rc;
 }
 
-int diff_objects(const struct dobj *orig, const struct dobj *patched,
+int diff_objects(struct dobj *orig, struct dobj *patched,
 		 const struct linemap *lines, struct ddiff *d, char *err,
 		 size_t errlen)
 {
 	size_t i;
 	bool *seen = calloc(orig->nsyms ? orig->nsyms : 1, sizeof(*seen));
+	long *match = calloc(patched->nsyms ? patched->nsyms : 1, sizeof(*match));
 
 	memset(d, 0, sizeof(*d));
-	if (!seen) {
+	if (!seen || !match || match_symbols(orig, patched, match)) {
+		free(seen);
+		free(match);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -608,7 +797,7 @@ int diff_objects(const struct dobj *orig, const struct dobj *patched,
 
 		if (!is_func(patched, i) && !is_data(patched, i))
 			continue;
-		k = counterpart(orig, patched, i);
+		k = match[i];
 		if (k < 0) {
 			if (add_entry(d, y->name, NULL, y->type, D_NEW))
 				goto oom;
@@ -664,19 +853,21 @@ int diff_objects(const struct dobj *orig, const struct dobj *patched,
 	cold_parents(d);
 	if (pull_callers(orig, d))
 		goto oom;
-	if (is_asm_file(d->file) &&
+	if ((orig->from_asm || patched->from_asm) &&
 	    (ddiff_count(d, D_CHANGED, 0) || ddiff_count(d, D_NEW, 0) ||
 	     ddiff_count(d, D_REMOVED, 0)) &&
 	    refuse(d,
-		   "assembly source '%s' changed%s: relive-build compares "
+		   "assembly source %s changed: relive-build compares "
 		   "compiled C; write the new version of the routine as a C "
 		   "function in a hand-written patch (see docs/patch-guide.md)",
-		   d->file, "") < 0)
+		   d->file ? d->file : patched->path) < 0)
 		goto oom;
 	free(seen);
+	free(match);
 	return 0;
 oom:
 	free(seen);
+	free(match);
 	ddiff_free(d);
 	snprintf(err, errlen, "out of memory");
 	return -1;

@@ -48,6 +48,8 @@ struct dsec {
 struct dsym {
 	const char *name;
 	char *norm; /* name without its numeric suffixes ("calls.1" -> "calls") */
+	char *canon; /* the name identities use: after diff_objects(), the
+			original build's name of the same thing */
 	GElf_Sym sym;
 	int type, bind;
 };
@@ -61,6 +63,8 @@ struct dobj {
 	struct dsym *syms;
 	size_t nsyms;
 	const char *file; /* the first STT_FILE name: the source file */
+	bool from_asm;    /* assembled from .s/.S (a compiler always leaves
+			     a .comment section and a file symbol) */
 };
 
 /* Opens a relocatable x86-64 object.  Returns 0, or -1 with err filled. */
@@ -162,7 +166,7 @@ struct ddiff {
 /* Compares the original and the patched build of one object file.  lines
  * may be NULL (no line-number tolerance).  Returns 0, or -1 with err filled
  * when the objects cannot be compared at all. */
-int diff_objects(const struct dobj *orig, const struct dobj *patched,
+int diff_objects(struct dobj *orig, struct dobj *patched,
 		 const struct linemap *lines, struct ddiff *d, char *err,
 		 size_t errlen);
 void ddiff_free(struct ddiff *d);

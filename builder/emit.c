@@ -192,16 +192,20 @@ static const struct dentry *entry_for(const struct out *o, size_t i)
 
 	if (e)
 		return e;
-	/* The large-model build may number a clone differently. */
+	/* The large-model build may number a clone differently: its plain
+	 * name then, when only one entry has it. */
+	e = NULL;
 	for (k = 0; k < o->d->n; k++) {
 		char *n = dobj_normalize(o->d->e[k].name);
-		bool same = n && !strcmp(n, y->norm);
+		bool same = n && !strcmp(n, y->norm) && o->d->e[k].type == y->type;
 
 		free(n);
+		if (same && e)
+			return NULL;
 		if (same)
-			return &o->d->e[k];
+			e = &o->d->e[k];
 	}
-	return NULL;
+	return e;
 }
 
 static bool wanted(const struct dentry *e)

@@ -148,7 +148,8 @@ int dobj_open(const char *path, struct dobj **out, char *err, size_t errlen)
 				y->type = GELF_ST_TYPE(y->sym.st_info);
 				y->bind = GELF_ST_BIND(y->sym.st_info);
 				y->norm = dobj_normalize(y->name);
-				if (!y->norm) {
+				y->canon = y->norm ? strdup(y->norm) : NULL;
+				if (!y->norm || !y->canon) {
 					fail(err, errlen, path, "out of memory");
 					goto bad;
 				}
@@ -160,6 +161,17 @@ int dobj_open(const char *path, struct dobj **out, char *err, size_t errlen)
 	if (!o->syms) {
 		fail(err, errlen, path, "has no symbol table");
 		goto bad;
+	}
+	{
+		size_t n = o->file ? strlen(o->file) : 0;
+		bool comment = false;
+
+		for (i = 1; i < o->nsecs; i++)
+			if (!strcmp(o->secs[i].name, ".comment"))
+				comment = true;
+		o->from_asm = (n > 2 && o->file[n - 2] == '.' &&
+			       (o->file[n - 1] == 's' || o->file[n - 1] == 'S')) ||
+			      (!comment && !o->file);
 	}
 	scn = NULL;
 	while ((scn = elf_nextscn(o->elf, scn))) {
@@ -189,8 +201,10 @@ void dobj_close(struct dobj *o)
 		return;
 	for (i = 0; i < o->nsecs; i++)
 		free(o->secs[i].rels);
-	for (i = 0; i < o->nsyms; i++)
+	for (i = 0; i < o->nsyms; i++) {
 		free(o->syms[i].norm);
+		free(o->syms[i].canon);
+	}
 	free(o->secs);
 	free(o->syms);
 	if (o->elf)
@@ -415,7 +429,7 @@ static uint64_t content_hash(const struct dobj *o, size_t shndx, uint64_t start,
 			}
 		}
 		if (depth == 1) {
-			h = fnv(h, o->syms[r->sym].norm, strlen(o->syms[r->sym].norm));
+			h = fnv(h, o->syms[r->sym].canon, strlen(o->syms[r->sym].canon));
 			continue;
 		}
 		dobj_rel_ident(o, r, id, sizeof(id));
@@ -440,14 +454,14 @@ static void ident_depth(const struct dobj *o, const struct drel *r, char *buf,
 		const struct dsym *n = &o->syms[named];
 
 		if (!dobj_is_writable(o, (size_t)named) && n->type == STT_OBJECT)
-			snprintf(buf, len, "ro:%s%+lld#%016llx", n->norm,
+			snprintf(buf, len, "ro:%s%+lld#%016llx", n->canon,
 				 (long long)off,
 				 (unsigned long long)content_hash(
 					 o, n->sym.st_shndx, n->sym.st_value,
 					 n->sym.st_size, depth - 1));
 		else
 			snprintf(buf, len, "%s:%s%+lld",
-				 n->type == STT_FUNC ? "fn" : "obj", n->norm,
+				 n->type == STT_FUNC ? "fn" : "obj", n->canon,
 				 (long long)off);
 		return;
 	}
