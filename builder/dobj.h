@@ -186,10 +186,15 @@ struct emit_opts {
 	FILE *report;          /* gets human-readable lines */
 };
 
+/* emit_patch_object()'s return when the source file has no code in the
+ * target (an object of another program of the same tree). */
+#define EMIT_NOT_IN_TARGET 1
+
 /* Writes out_path: the functions d includes, taken from large (the patched
  * source compiled with -mcmodel=large), references to everything else
  * turned into relive references.  orig is the original build of the same
- * source (for the names the target knows).  Returns 0, or -1 with err. */
+ * source (for the names the target knows).  Returns 0, EMIT_NOT_IN_TARGET
+ * (nothing written), or -1 with err. */
 int emit_patch_object(const struct dobj *large, const struct dobj *orig,
 		      const struct ddiff *d, const struct emit_opts *opts,
 		      const char *out_path, char *err, size_t errlen);

@@ -99,6 +99,25 @@ static int target_open(const char *path, struct target *t, char *err,
 	return 0;
 }
 
+static const char *basename_of(const char *p)
+{
+	const char *s = p ? strrchr(p, '/') : NULL;
+
+	return s ? s + 1 : p;
+}
+
+/* Whether the binary has code from a source file of that base name. */
+static bool target_has_file(const struct target *t, const char *file)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->s[i].type == STT_FILE &&
+		    !strcmp(basename_of(t->s[i].name), basename_of(file)))
+			return true;
+	return false;
+}
+
 static void target_close(struct target *t)
 {
 	free(t->s);
@@ -108,12 +127,6 @@ static void target_close(struct target *t)
 		close(t->fd);
 }
 
-static const char *basename_of(const char *p)
-{
-	const char *s = p ? strrchr(p, '/') : NULL;
-
-	return s ? s + 1 : p;
-}
 
 /* Position of name for KLP_SYMBOL: 0 when unique, else the 1-based
  * position of the definition that comes from source file.  -1 when the
@@ -433,6 +446,14 @@ int emit_patch_object(const struct dobj *large, const struct dobj *orig,
 	o.t.fd = -1;
 	if (target_open(opts->target, &o.t, err, errlen))
 		goto out;
+	if (orig->file && !target_has_file(&o.t, orig->file)) {
+		if (opts->report)
+			fprintf(opts->report,
+				"    not part of %s (no code from %s in it): "
+				"nothing to patch\n", opts->target, orig->file);
+		rc = EMIT_NOT_IN_TARGET;
+		goto out;
+	}
 	o.incsec = calloc(large->nsecs, sizeof(*o.incsec));
 	o.secmap = calloc(large->nsecs, sizeof(*o.secmap));
 	o.symmap = calloc(large->nsyms, sizeof(*o.symmap));
@@ -604,11 +625,14 @@ int emit_patch_object(const struct dobj *large, const struct dobj *orig,
 				if (r->type != R_X86_64_64) {
 					snprintf(err, errlen,
 						 "%s: %s refers to '%s' of the target "
-						 "with relocation type %u, which cannot "
-						 "reach it from a patch; build with "
-						 "-mcmodel=large",
+						 "with relocation type %u%s, which a "
+						 "patch cannot resolve; write this "
+						 "function by hand (docs/patch-guide.md)",
 						 large->path, s->name,
-						 large->syms[named].name, r->type);
+						 large->syms[named].name, r->type,
+						 large->syms[named].type == STT_TLS
+							 ? " (a thread-local variable)"
+							 : "");
 					goto out;
 				}
 			}

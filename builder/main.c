@@ -8,7 +8,9 @@
  *       2 a change that cannot be patched live (refused), 3 an error.
  *   relive-diff-object emit --diff FIX.diff --target RUNNING --object NAME
  *       --serial N --descriptor FILE --large LARGE.o -o OUT.o ORIG.o PATCHED.o
- *       writes the patch's object for one source file; exit 0, 2 or 3.
+ *       writes the patch's object for one source file; exit 0, 2 (refused),
+ *       3 (error) or 4 (the file has no code in the target: nothing
+ *       written).
  *   relive-diff-object samecode RUNNING REBUILT
  *       exit 0 when every function has the same code, 1 when not, 3 error.
  */
@@ -150,11 +152,11 @@ static int cmd_emit(int argc, char **argv)
 		goto out;
 	}
 	if (dobj_open(large, &l, err, sizeof(err)) ||
-	    emit_patch_object(l, a, &d, &eo, out, err, sizeof(err))) {
+	    (c = emit_patch_object(l, a, &d, &eo, out, err, sizeof(err))) < 0) {
 		fprintf(stderr, "relive-diff-object: %s\n", err);
 		goto out;
 	}
-	rc = 0;
+	rc = c == EMIT_NOT_IN_TARGET ? 4 : 0;
 out:
 	if (eo.descriptor)
 		fclose(eo.descriptor);

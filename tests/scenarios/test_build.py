@@ -176,3 +176,31 @@ def test_usage_errors(toy, tmp_path):
     assert "does not exist" in r.stderr
     r = build(toy, "fix.diff", tmp_path / "x.bin")
     assert r.returncode == USAGE and "must end in .so" in r.stderr
+
+
+def test_patch_for_a_shared_library(toy, tmp_path):
+    out = tmp_path / "libfix.so"
+    r = subprocess.run(
+        [str(RELIVE_BUILD), "--source", str(toy), "--patch",
+         str(FIXES / "libfix.diff"), "--target", "src/libtoy.so", "-o",
+         str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "changed   function lib_check" in r.stdout
+    assert "relive.klp.sym.libtoy.so:hits.0" in r.stdout
+    assert "replaced in libtoy.so" in r.stdout
+    t = start(toy)
+    try:
+        assert t.ask("check 200") == "1"
+        assert t.ask("check 14") == "1"
+        relive_ok("patch", "-p", t.pid, out)
+        assert t.ask("check 200") == "0"
+        assert t.ask("check -7") == "0"
+        assert t.ask("check 21") == "1"
+        # The library's static counter went on.
+        assert t.ask("hits") == "5"
+        lst = listing(t.pid)
+        objs = {o["name"]: {f["name"] for f in o["funcs"]}
+                for p in lst["patches"] for o in p["objects"]}
+        assert objs == {"libtoy.so": {"lib_check"}}
+    finally:
+        t.close()

@@ -28,6 +28,10 @@ int main(void)
 			printf("%s\n", greeting());
 		else if (!strcmp(line, "where"))
 			printf("%s\n", where());
+		else if (!strncmp(line, "check ", 6))
+			printf("%d\n", lib_check(atoi(line + 6)));
+		else if (!strcmp(line, "hits"))
+			printf("%d\n", lib_hits());
 		else if (!strcmp(line, "fast"))
 			printf("%d\n", fast_one());
 		else if (!strcmp(line, "verbosity"))

@@ -1,4 +1,5 @@
-/* The toy's functions, one file each: calc.c, names.c, fast.S. */
+/* The toy's functions, one file each: calc.c, names.c, fast.S, and lib.c
+ * (libtoy.so). */
 #ifndef TOY_H
 #define TOY_H
 int compute(int x);
@@ -8,5 +9,7 @@ void set_limit(int v);
 const char *greeting(void);
 const char *where(void);
 int fast_one(void);
+int lib_check(int v);
+int lib_hits(void);
 extern int verbosity;
 #endif
