@@ -148,7 +148,9 @@ struct relive_patch_info {
  *
  * The declaration gets a unique, weak, undefined symbol name, so the dynamic
  * loader can never bind it to a same-named symbol of another object and
- * loading the patch never fails because of it.
+ * loading the patch never fails because of it.  relive-build writes the
+ * same reference as "relive.klp.sym.OBJ:SYM.POS", a form in which SYM may
+ * contain dots (a static local "calls.0", a clone "f.isra.0").
  */
 #define KLP_SYMBOL(objname, sym, sympos)                                       \
 	__asm__("relive.klp.sym." objname "." #sym "." #sympos)              \
