@@ -116,6 +116,7 @@ AGENT_EXPORT long relive_agent_request(void)
 	memcpy(arg, c->arg, sizeof(arg));
 	arg[sizeof(arg) - 1] = '\0';
 	c->msg[0] = '\0';
+	c->server_tid = (uint32_t)gettid();
 	/* Lock order: the dynamic loader's lock, then agent_lock (the loader
 	 * calls objects.c's hook with its lock held).  So whatever calls into
 	 * the loader (dlopen, dlsym, dlclose) runs outside agent_lock. */

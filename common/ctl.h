@@ -87,7 +87,10 @@ struct relive_ctl {
 
 	/* Request. */
 	uint32_t op;
-	uint32_t pad0;
+	uint32_t server_tid;      /* the thread that served the last request:
+				     the controller borrows it again, so the
+				     agent's allocations stay in one thread's
+				     malloc arena */
 	char arg[4096];
 
 	/* Reply. */

@@ -441,11 +441,16 @@ static int deny_cb(uint64_t pc, void *arg)
 	return 0;
 }
 
-static int borrow(pid_t pid, struct stopped *st, char *err, size_t errlen)
+/* prefer: a thread to try first while it lives (the agent's last server),
+ * or 0. */
+static int borrow(pid_t pid, pid_t prefer, struct stopped *st, char *err,
+		  size_t errlen)
 {
 	struct borrow_ctx b = { 0 };
 	struct unwinder *u = NULL;
-	pid_t first = pick_thread(pid), fallback = 0;
+	char ps = prefer > 0 ? proc_thread_state(pid, prefer) : 0;
+	pid_t first = ps && ps != 'Z' && ps != 'X' ? prefer : pick_thread(pid),
+	      fallback = 0;
 	int round, rc = -EAGAIN;
 	char why[256];
 
@@ -536,7 +541,7 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 		rc = libc_restorer(pid, &restorer, err, errlen);
 	if (rc)
 		return rc;
-	rc = borrow(pid, &st, err, errlen);
+	rc = borrow(pid, 0, &st, err, errlen);
 	if (rc)
 		return rc;
 	/* The path goes on the thread's stack, well below the red zone and
@@ -602,7 +607,7 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		return rc;
 	}
 	vlog("request %u to the agent", op);
-	rc = borrow(a->pid, &st, msg, msglen);
+	rc = borrow(a->pid, (pid_t)a->c.server_tid, &st, msg, msglen);
 	if (rc)
 		return rc;
 	tid = st.tid;
