@@ -158,7 +158,7 @@ static long target_sympos(const struct target *t, const char *name,
 
 /* ---- building the output ---- */
 
-enum how { H_NONE, H_INCLUDE, H_REF, H_EXTERN };
+enum how { H_NONE, H_INCLUDE, H_REF, H_AMBIG };
 
 struct out {
 	const struct dobj *in;
@@ -235,6 +235,11 @@ static enum how decide(struct out *o, size_t i)
 
 	if (o->incsec[y->sym.st_shndx])
 		return H_INCLUDE;
+	/* A variable the comparison does not know by this name could be a
+	 * running one: a copy would lose its value. */
+	if ((!e || e->status == D_REMOVED) && y->type != STT_FUNC &&
+	    dobj_is_writable(o->in, i))
+		return H_AMBIG;
 	if (!e || wanted(e) || e->status == D_REMOVED)
 		return H_INCLUDE;
 	/* Unchanged: the target's own, if the target has it. */
@@ -336,6 +341,15 @@ static int closure(struct out *o)
 						    &work, &nwork))
 					goto out;
 				break;
+			case H_AMBIG:
+				snprintf(o->err, sizeof(o->err),
+					 "'%s' (%s) uses variable '%s', which the "
+					 "patch's build names differently from the "
+					 "original build: relive-build cannot tell "
+					 "which running variable it is",
+					 s->name, o->orig->file ? o->orig->file : "?",
+					 o->in->syms[named].name);
+				goto out;
 			case H_NONE:
 				snprintf(o->err, sizeof(o->err),
 					 "'%s' (%s) uses variable '%s', which the "
