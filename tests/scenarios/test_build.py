@@ -16,7 +16,7 @@ import pytest
 
 from conftest import BUILD, ROOT, Target, listing, relive_ok
 
-RELIVE_BUILD = BUILD / "builder" / "relive-build"
+RELIVE_BUILD = BUILD / "relive-build"
 TOY = ROOT / "tests" / "builder" / "toy"
 FIXES = ROOT / "tests" / "builder"
 REFUSED, USAGE = 1, 2

@@ -21,7 +21,7 @@ from conftest import BUILD, ROOT, listing, relive_ok, wait_until
 from redisproto import Redis, RedisError, malicious_hll
 
 CVE_DIR = BUILD / "redis-cve"
-RELIVE_BUILD = BUILD / "builder" / "relive-build"
+RELIVE_BUILD = BUILD / "relive-build"
 MAKE = "make -j2 OPTIMIZATION=-O2 MALLOC=libc BUILD_TLS=no USE_SYSTEMD=no"
 INVALID = RedisError("INVALIDOBJ Corrupted HLL object detected")
 
