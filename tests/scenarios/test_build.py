@@ -165,6 +165,21 @@ def test_diff_that_does_not_apply(toy, tmp_path):
     assert not out.exists()
 
 
+def test_fix_already_in_the_tree(toy, tmp_path):
+    fixed = tmp_path / "fixed"
+    shutil.copytree(toy, fixed)
+    subprocess.run(["patch", "-p1", "-s", "-i", str(FIXES / "fix.diff")],
+                   cwd=fixed, check=True)
+    out = tmp_path / "never.so"
+    r = subprocess.run(
+        [str(RELIVE_BUILD), "--source", str(fixed), "--patch",
+         str(FIXES / "fix.diff"), "--target", "src/toy", "-o", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert r.returncode == USAGE
+    assert "already applied" in r.stderr
+    assert not out.exists()
+
+
 def test_usage_errors(toy, tmp_path):
     r = subprocess.run([str(RELIVE_BUILD), "--source", str(toy)],
                        capture_output=True, text=True)
