@@ -34,6 +34,7 @@ struct relive_func {
 	struct relive_ops *ops;    /* NULL while the object is not loaded */
 	bool on_stack;             /* pushed on ops->stack */
 	uintptr_t new_lo, new_hi;  /* code of new_func (kernel: new_size) */
+	uintptr_t new_cold_lo, new_cold_hi; /* its "NAME.cold" part, if any */
 };
 
 /* One object of one patch (kernel: struct klp_object). */
@@ -84,6 +85,9 @@ struct relive_stub_data {
 struct relive_ops {
 	uintptr_t func_addr;
 	size_t size;                /* of the original function */
+	uintptr_t cold_lo, cold_hi; /* its "NAME.cold" part (GCC's split of
+				       the unlikely code), if any: a thread
+				       there runs the function too */
 	char *name;                 /* "func in object", for messages */
 	struct relive_site site;
 	uint8_t *stub;              /* code: jmp *slot, then the dispatcher */

@@ -154,6 +154,26 @@ static const char *patch_name_of(const char *path, char *buf, size_t len)
 	return buf;
 }
 
+/* GCC moves the unlikely code of a function NAME into a separate
+ * function "NAME.cold", entered only by jumps from NAME: a thread there is
+ * running NAME.  Its range, when the name is unique. */
+static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
+		      uintptr_t *lo, uintptr_t *hi)
+{
+	struct elfsym_sym sym;
+	char cold[512];
+
+	if (*hi || !f || !name)
+		return;
+	snprintf(cold, sizeof(cold), "%s.cold", name);
+	if (elfsym_lookup(f, cold, 0, &sym, NULL) == 0 &&
+	    sym.type == STT_FUNC && sym.size) {
+		*lo = bias + sym.value;
+		*hi = *lo + sym.size;
+	}
+}
+
+
 /* Resolves one object's functions and builds their ops.  The object must
  * be loaded.  Returns 0 or a negative errno with the message set. */
 int resolve_object(struct relive_object *o, const char *path)
@@ -208,6 +228,8 @@ int resolve_object(struct relive_object *o, const char *path)
 			elfsym_close(f);
 			return -EINVAL;
 		}
+		cold_part(f, fn->old_name, o->bias, &fn->ops->cold_lo,
+			  &fn->ops->cold_hi);
 	}
 	elfsym_close(f);
 	return 0;
@@ -280,15 +302,21 @@ static void new_func_range(struct relive_func *f, struct elfsym_file *pf,
 	const ElfW(Sym) *sym = NULL;
 	struct elfsym_sym es;
 
+	const char *name = NULL;
+
 	if (dladdr1(f->new_func, &info, (void **)&sym, RTLD_DL_SYMENT) &&
 	    sym && info.dli_saddr == f->new_func && sym->st_size) {
 		f->new_lo = (uintptr_t)f->new_func;
 		f->new_hi = f->new_lo + sym->st_size;
+		cold_part(pf, info.dli_sname, bias, &f->new_cold_lo,
+			  &f->new_cold_hi);
 		return;
 	}
-	if (pf && elfsym_func_at(pf, (uintptr_t)f->new_func - bias, &es) == 0) {
+	if (pf && elfsym_func_name_at(pf, (uintptr_t)f->new_func - bias, &es,
+				      &name) == 0) {
 		f->new_lo = (uintptr_t)f->new_func;
 		f->new_hi = f->new_lo + es.size;
+		cold_part(pf, name, bias, &f->new_cold_lo, &f->new_cold_hi);
 		return;
 	}
 	if (!code_segment_of((uintptr_t)f->new_func, &f->new_lo, &f->new_hi)) {

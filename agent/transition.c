@@ -136,14 +136,24 @@ static int add_version(struct relive_ops *o, uint64_t target, int world)
 			rc = add_range(o->site.copy_addr,
 				       o->site.copy_addr + o->site.copy_len,
 				       world, o->name);
+		if (!rc && o->cold_hi)
+			rc = add_range(o->cold_lo, o->cold_hi, world, o->name);
 		return rc;
 	}
 	lo = target;
 	hi = target + 1;
 	for (size_t i = 0; i < o->nstack; i++)
 		if ((uintptr_t)o->stack[i]->new_func == target) {
-			lo = o->stack[i]->new_lo;
-			hi = o->stack[i]->new_hi;
+			const struct relive_func *f = o->stack[i];
+
+			lo = f->new_lo;
+			hi = f->new_hi;
+			if (f->new_cold_hi) {
+				rc = add_range(f->new_cold_lo, f->new_cold_hi,
+					       world, o->name);
+				if (rc)
+					return rc;
+			}
 		}
 	return add_range(lo, hi, world, o->name);
 }

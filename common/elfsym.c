@@ -690,6 +690,12 @@ static int byaddr_cmp(const void *a, const void *b)
 int elfsym_func_at(struct elfsym_file *f, uint64_t value,
 		   struct elfsym_sym *sym)
 {
+	return elfsym_func_name_at(f, value, sym, NULL);
+}
+
+int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
+			struct elfsym_sym *sym, const char **name)
+{
 	uint32_t i, lo = 0, hi;
 
 	if (!f->byaddr) {
@@ -721,6 +727,8 @@ int elfsym_func_at(struct elfsym_file *f, uint64_t value,
 	sym->size = f->syms[i].size;
 	sym->type = f->syms[i].type;
 	sym->bind = f->syms[i].bind;
+	if (name)
+		*name = f->names + f->syms[i].name;
 	return 0;
 }
 

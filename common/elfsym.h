@@ -72,9 +72,12 @@ int elfsym_lookup(const struct elfsym_file *f, const char *name,
 		  unsigned *count);
 
 /* The function symbol (with a size) that starts at value, whatever its
- * name: 0, or -ENOENT. */
+ * name: 0, or -ENOENT.  name, when not NULL, gets the symbol's name (valid
+ * until elfsym_close()). */
 int elfsym_func_at(struct elfsym_file *f, uint64_t value,
 		   struct elfsym_sym *sym);
+int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
+			struct elfsym_sym *sym, const char **name);
 
 /* Formats a lookup error the way relive reports it:
  * "symbol 'bar' is ambiguous in libx.so.1 (3 definitions); set old_sympos",

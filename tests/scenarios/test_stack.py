@@ -9,7 +9,8 @@ import itertools
 
 import pytest
 
-from conftest import apply, disable, find_patch, listing, patch_names, remove
+from conftest import (apply, disable, find_patch, listing, patch_names,
+                      patch_path, relive, relive_ok, remove)
 
 VALUE = {"stack_p1": "1005", "stack_p2": "2005", "stack_p3": "3005"}
 ENABLE_ORDER = ["stack_p1", "stack_p2", "stack_p3"]
@@ -74,3 +75,27 @@ def test_reenable_goes_on_top(spawn):
         disable(t.pid, name)
         remove(t.pid, name)
     assert t.ask("call 5") == "6"
+
+
+def test_thread_in_a_cold_part_keeps_its_function_pending(spawn):
+    """GCC moves the unlikely code of coldpart_gate() into a separate
+    function, coldpart_gate.cold, reached only by jumps from it.  A thread
+    asleep there is running coldpart_gate(): the transition waits for it
+    (exit 3, the listing names coldpart_gate), and its call finishes with
+    the old code."""
+    t = spawn("coldpart")
+    assert t.ask("call 5") == "6"
+    assert t.ask("park") == "parked"
+    rc, _, err = relive("patch", "-p", t.pid, patch_path("fix_coldpart"),
+                        "--timeout", "1")
+    assert rc == 3, err
+    tr = listing(t.pid)["transition"]
+    assert tr is not None and tr["patch"] == "fix_coldpart"
+    assert [p["function"] for p in tr["pending"]] == ["coldpart_gate"], tr
+    # The main thread was switched: it runs the new version.
+    assert t.ask("call 5") == "1006"
+    # The parked call ends in the old version, and then the transition.
+    assert t.ask("release") == "released 1"
+    relive_ok("wait", "-p", t.pid)
+    assert listing(t.pid)["transition"] is None
+    assert t.ask("call 5") == "1006"
