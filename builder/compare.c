@@ -553,13 +553,12 @@ static void cold_parents(struct ddiff *d)
 }
 
 /*
- * IPA-RA: GCC compiles a caller knowing which registers a callee of the
- * same file really clobbers, and keeps values in the others across the
- * call.  A new version of the callee may clobber more, so every caller in
- * the file that may rely on the old one's registers is replaced too (its
- * new copy is compiled with -fno-ipa-ra, assuming nothing).  A callee that
- * makes any call GCC cannot see into (another file, a library, a pointer)
- * is known to clobber every call-clobbered register: nobody relies on it.
+ * The call graph of the original build: who calls whom directly, and who
+ * makes a call that goes out of the file or through a pointer (opaque).
+ * A changed function too short to be redirected is replaced through its
+ * callers.  (Callers that rely on a changed function's registers, GCC's
+ * IPA-RA, are found later, in emit.c with regs.c: that needs the new
+ * version's code as the patch will carry it.)
  */
 struct cg {
 	bool *opaque;  /* per orig symbol: makes a call GCC cannot see into */
@@ -699,9 +698,9 @@ static bool address_taken(const struct dobj *o, size_t k)
 	return false;
 }
 
-/* One round of both rules that pull callers in: IPA-RA, and a changed
- * function too short to be redirected.  Returns 1 when something was
- * added, 0 when nothing, -1 on error. */
+/* One round of the rule that pulls callers in: a changed function too
+ * short to be redirected.  Returns 1 when something was added, 0 when
+ * nothing, -1 on error. */
 static int callers_round(const struct dobj *orig, struct ddiff *d,
 			 const struct cg *g)
 {
@@ -742,15 +741,10 @@ static int callers_round(const struct dobj *orig, struct ddiff *d,
 		if (!ce || !cr || ce->status != D_CHANGED ||
 		    (cr->status != D_SAME && cr->status != D_LINES))
 			continue;
-		if (ce->tiny) {
-			cr->why = "calls a changed function too short to be "
-				  "redirected on its own";
-		} else if (!g->opaque[callee]) {
-			cr->why = "calls a changed function whose registers it "
-				  "may rely on (IPA-RA)";
-		} else {
+		if (!ce->tiny)
 			continue;
-		}
+		cr->why = "calls a changed function too short to be "
+			  "redirected on its own";
 		cr->status = D_CHANGED;
 		more = 1;
 	}

@@ -14,6 +14,8 @@
  *   compare.c   compares two builds of one source file function by
  *               function and data object by data object, and refuses what
  *               cannot be patched live;
+ *   regs.c      finds the callers that keep a value in a register across
+ *               a call to a changed function (GCC's IPA-RA);
  *   emit.c      writes the relocatable object that becomes the patch: the
  *               changed and new functions, with every reference to the
  *               unchanged code and data of the target turned into a
@@ -29,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct drel {
 	uint64_t offset;
@@ -196,8 +199,29 @@ struct emit_opts {
  * source (for the names the target knows).  Returns 0, EMIT_NOT_IN_TARGET
  * (nothing written), or -1 with err. */
 int emit_patch_object(const struct dobj *large, const struct dobj *orig,
-		      const struct ddiff *d, const struct emit_opts *opts,
+		      struct ddiff *d, const struct emit_opts *opts,
 		      const char *out_path, char *err, size_t errlen);
+
+/* ---- regs.c ---- */
+
+/* Call-clobbered registers as bits: rax rcx rdx rsi rdi r8-r11, xmm0-15,
+ * and one for anything else. */
+typedef uint32_t regset;
+#define REGS_ALL ((1u << 26) - 1)
+#define REGS_KNOWN (1u << 31)
+/* The registers code writes; *calls gets the number of call instructions. */
+regset regs_written(const uint8_t *code, size_t size, unsigned *calls);
+/* Whether, from offset from, some path reads a register of set before
+ * writing all of it (returning, a call's arguments and leaving the code
+ * count as reads). */
+bool regs_read_after(const uint8_t *code, size_t size, size_t from,
+		     regset set);
+/* Marks D_CHANGED (with a reason) every unchanged function of orig that
+ * keeps a value across a call to a changed function in a register that the
+ * function's new version (in large) writes and the old one, with what it
+ * calls, did not.  Until nothing more changes.  Returns 0 or -1. */
+int ipa_ra_callers(const struct dobj *orig, const struct dobj *large,
+		   struct ddiff *d, FILE *report);
 
 /* ---- samecode.c ---- */
 

@@ -443,7 +443,7 @@ static Elf_Scn *new_section(Elf *e, const char *name, GElf_Shdr *sh,
 }
 
 int emit_patch_object(const struct dobj *large, const struct dobj *orig,
-		      const struct ddiff *d, const struct emit_opts *opts,
+		      struct ddiff *d, const struct emit_opts *opts,
 		      const char *out_path, char *err, size_t errlen)
 {
 	struct out o = { .in = large, .orig = orig, .d = d, .opts = opts };
@@ -466,6 +466,11 @@ int emit_patch_object(const struct dobj *large, const struct dobj *orig,
 				"    not part of %s (no code from %s in it): "
 				"nothing to patch\n", opts->target, orig->file);
 		rc = EMIT_NOT_IN_TARGET;
+		goto out;
+	}
+	/* Callers that rely on a changed function's registers come too. */
+	if (ipa_ra_callers(orig, large, d, opts->report)) {
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	o.incsec = calloc(large->nsecs, sizeof(*o.incsec));

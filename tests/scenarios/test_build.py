@@ -219,3 +219,56 @@ def test_patch_for_a_shared_library(toy, tmp_path):
         assert objs == {"libtoy.so": {"lib_check"}}
     finally:
         t.close()
+
+
+ONE_FILE = r'''
+#include <stdio.h>
+#include <string.h>
+static int total;
+__attribute__((noinline)) int add(int v)
+{
+	total += v;
+	return total * %d;
+}
+int main(void)
+{
+	char l[64];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	puts("ready");
+	while (fgets(l, sizeof(l), stdin) && strncmp(l, "quit", 4))
+		printf("%%d\n", add(1));
+	return 0;
+}
+'''
+
+
+def test_program_compiled_and_linked_in_one_command(tmp_path):
+    """cc -o prog prog.c, no object file: relive-build compiles each
+    source to an object of its own, and links those."""
+    tree = tmp_path / "one"
+    tree.mkdir()
+    (tree / "prog.c").write_text(ONE_FILE % 2)
+    (tree / "Makefile").write_text("prog: prog.c\n\t$(CC) -O2 -g -o $@ $^\n")
+    make(tree)
+    fixed = tmp_path / "fixed.c"
+    fixed.write_text(ONE_FILE % 3)
+    diff = subprocess.run(["diff", "-u", str(tree / "prog.c"), str(fixed)],
+                          capture_output=True, text=True).stdout
+    lines = diff.splitlines()
+    lines[0], lines[1] = "--- a/prog.c", "+++ b/prog.c"
+    (tmp_path / "fix.diff").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "one.so"
+    r = subprocess.run(
+        [str(RELIVE_BUILD), "--source", str(tree), "--patch",
+         str(tmp_path / "fix.diff"), "--target", "prog", "-o", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "changed   function add" in r.stdout
+    t = Target([tree / "prog"], "prog")
+    t.handshake()
+    try:
+        assert t.ask("x") == "2"
+        relive_ok("patch", "-p", t.pid, out)
+        assert t.ask("x") == "6"
+    finally:
+        t.close()
