@@ -553,15 +553,13 @@ static void cold_parents(struct ddiff *d)
 }
 
 /*
- * The call graph of the original build: who calls whom directly, and who
- * makes a call that goes out of the file or through a pointer (opaque).
- * A changed function too short to be redirected is replaced through its
- * callers.  (Callers that rely on a changed function's registers, GCC's
- * IPA-RA, are found later, in emit.c with regs.c: that needs the new
- * version's code as the patch will carry it.)
+ * The call graph of the original build: who calls (or tail-calls) whom
+ * directly.  A changed function too short to be redirected is replaced
+ * through its callers.  (Callers that rely on a changed function's
+ * registers, GCC's IPA-RA, are found later, in emit.c with regs.c: that
+ * needs the new version's code as the patch will carry it.)
  */
 struct cg {
-	bool *opaque;  /* per orig symbol: makes a call GCC cannot see into */
 	size_t (*edge)[2]; /* caller, callee */
 	size_t nedge;
 };
@@ -572,9 +570,6 @@ static int call_graph(const struct dobj *o, struct cg *g)
 	size_t i;
 
 	memset(g, 0, sizeof(*g));
-	g->opaque = calloc(o->nsyms ? o->nsyms : 1, sizeof(*g->opaque));
-	if (!g->opaque)
-		return -1;
 	ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
 	for (i = 1; i < o->nsyms; i++) {
 		struct span sp;
@@ -585,68 +580,41 @@ static int call_graph(const struct dobj *o, struct cg *g)
 		while (sp.s->bytes && off < sp.size) {
 			ZydisDecodedInstruction in;
 			const uint8_t *code = sp.s->bytes + sp.start;
-			bool call, jmp;
+			const struct drel *r = NULL;
+			long named;
+			int64_t roff;
 			size_t k;
 
 			if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(
-				    &dec, NULL, code + off, sp.size - off, &in))) {
-				g->opaque[i] = true;
+				    &dec, NULL, code + off, sp.size - off, &in)))
 				break;
-			}
-			call = in.mnemonic == ZYDIS_MNEMONIC_CALL;
-			jmp = in.mnemonic == ZYDIS_MNEMONIC_JMP;
-			if (call || jmp) {
-				const struct drel *r = NULL;
-
-				for (k = 0; k < sp.nrels; k++)
-					if (sp.rels[k]->offset >= sp.start + off &&
-					    sp.rels[k]->offset < sp.start + off + in.length)
-						r = sp.rels[k];
-				if (r) {
-					long named;
-					int64_t roff;
-
-					dobj_rel_target(o, r, &named, &roff);
-					if (named >= 0 && is_func(o, (size_t)named) &&
-					    (size_t)named != i) {
-						size_t (*n)[2] = realloc(g->edge,
-							(g->nedge + 1) * sizeof(*n));
-
-						if (!n) {
-							free(sp.rels);
-							return -1;
-						}
-						g->edge = n;
-						g->edge[g->nedge][0] = i;
-						g->edge[g->nedge][1] = (size_t)named;
-						g->nedge++;
-					} else if (o->syms[r->sym].sym.st_shndx == SHN_UNDEF) {
-						/* Another file or a library. */
-						g->opaque[i] = true;
-					}
-				} else if (call && in.raw.imm[0].size == 0) {
-					/* Through a register or memory.  (An
-					 * indirect jmp may be a switch: not
-					 * counted, which only includes more.) */
-					g->opaque[i] = true;
-				}
-			}
 			off += in.length;
+			if (in.mnemonic != ZYDIS_MNEMONIC_CALL &&
+			    in.mnemonic != ZYDIS_MNEMONIC_JMP)
+				continue;
+			for (k = 0; k < sp.nrels; k++)
+				if (sp.rels[k]->offset >= sp.start + off - in.length &&
+				    sp.rels[k]->offset < sp.start + off)
+					r = sp.rels[k];
+			if (!r)
+				continue;
+			dobj_rel_target(o, r, &named, &roff);
+			if (named >= 0 && is_func(o, (size_t)named) &&
+			    (size_t)named != i) {
+				size_t (*n)[2] = realloc(g->edge,
+							 (g->nedge + 1) * sizeof(*n));
+
+				if (!n) {
+					free(sp.rels);
+					return -1;
+				}
+				g->edge = n;
+				g->edge[g->nedge][0] = i;
+				g->edge[g->nedge][1] = (size_t)named;
+				g->nedge++;
+			}
 		}
 		free(sp.rels);
-	}
-	/* A function that calls an opaque one is opaque: iterate to a fixed
-	 * point. */
-	for (;;) {
-		bool more = false;
-
-		for (i = 0; i < g->nedge; i++)
-			if (g->opaque[g->edge[i][1]] && !g->opaque[g->edge[i][0]]) {
-				g->opaque[g->edge[i][0]] = true;
-				more = true;
-			}
-		if (!more)
-			break;
 	}
 	return 0;
 }
@@ -757,13 +725,11 @@ static int pull_callers(const struct dobj *orig, struct ddiff *d)
 	int rc;
 
 	if (call_graph(orig, &g)) {
-		free(g.opaque);
 		free(g.edge);
 		return -1;
 	}
 	while ((rc = callers_round(orig, d, &g)) > 0)
 		cold_parents(d);
-	free(g.opaque);
 	free(g.edge);
 	return rc;
 }
