@@ -127,9 +127,6 @@ bool linemap_moved(const struct linemap *m, const char *file,
 		   unsigned long oldline, unsigned long newline);
 /* Whether the diff touches a file of that base name at all. */
 bool linemap_touches(const struct linemap *m, const char *file);
-/* Number of files in the diff and the i-th path (as in "+++ b/PATH"). */
-size_t linemap_nfiles(const struct linemap *m);
-const char *linemap_file(const struct linemap *m, size_t i);
 
 /* ---- compare.c ---- */
 

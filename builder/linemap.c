@@ -161,16 +161,6 @@ bool linemap_touches(const struct linemap *m, const char *file)
 	return find(m, file) != NULL;
 }
 
-size_t linemap_nfiles(const struct linemap *m)
-{
-	return m ? m->nf : 0;
-}
-
-const char *linemap_file(const struct linemap *m, size_t i)
-{
-	return m->f[i].path;
-}
-
 bool linemap_moved(const struct linemap *m, const char *file,
 		   unsigned long oldline, unsigned long newline)
 {
