@@ -2,8 +2,9 @@
  * agent/agent.c - the agent's front door: the control block the controller
  * reads and writes, and the one entry point it makes a thread call.
  *
- * The controller (relive/) borrows a thread of the target, writes a request
- * into relive_agent_ctl, and makes that thread call relive_agent_request().
+ * The controller (relive/) writes a request into relive_agent_ctl and has
+ * relive_agent_request() called: by the agent's own thread (service.c),
+ * or, when there is none yet, by a thread of the target it borrows.
  * The other threads keep running meanwhile: nothing here may assume the
  * process is stopped.  The reply (status and message) goes back into the
  * control block; the listing is kept up to date there too (core_snapshot),
@@ -99,6 +100,7 @@ __attribute__((constructor)) static void agent_init(void)
 	transition_init();
 	objects_init();
 	core_snapshot();
+	service_start();
 	agent_log("agent %s loaded", RELIVE_VERSION);
 }
 
@@ -113,6 +115,8 @@ AGENT_EXPORT long relive_agent_request(void)
 	char arg[sizeof(c->arg)];
 	int rc = 0;
 
+	if (!c->svc_tid)
+		service_start(); /* a fork child, or a closed pipe */
 	memcpy(arg, c->arg, sizeof(arg));
 	arg[sizeof(arg) - 1] = '\0';
 	c->msg[0] = '\0';

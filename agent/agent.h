@@ -103,11 +103,15 @@ struct relive_ops {
 
 extern pthread_mutex_t agent_lock;
 extern struct relive_ctl relive_agent_ctl;
+long relive_agent_request(void);
 extern struct relive_patch *agent_patches;
 
 /* agent.c */
 void agent_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* service.c: the agent's own thread, which serves requests */
+void service_start(void);
 
 /* core.c: patches and objects */
 struct relive_patch *core_open(const char *path, int *rc);

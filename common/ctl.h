@@ -4,8 +4,10 @@
  *
  * The agent exports one symbol, relive_agent_ctl, of this type.  The
  * controller finds it through the agent's symbol table and /proc/PID/maps,
- * reads and writes it with process_vm_readv/writev, and makes one thread of
- * the target call relive_agent_request() to act on a request.  Everything
+ * reads and writes it with process_vm_readv/writev, and wakes the agent's
+ * own thread (svc_*, agent/service.c) to act on a request, or, when there
+ * is none, makes one borrowed thread of the target call
+ * relive_agent_request().  Everything
  * the controller must read about the agent's state (the listing, the plan of
  * code writes) is reachable from here, so no request is needed to read.
  *
@@ -18,7 +20,7 @@
 #include <stdint.h>
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 2u
+#define RELIVE_CTL_ABI 3u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -130,6 +132,15 @@ struct relive_ctl {
 	 * is served, so the controller waits without tracing the thread. */
 	uint64_t req_seq;
 	uint64_t done_seq;
+
+	/* The agent's own thread (agent/service.c), blocked in read(2) on a
+	 * pipe: the controller opens /proc/PID/fd/svc_fd for writing, checks
+	 * that it is the pipe svc_ino, and writes one byte to have the request
+	 * served.  svc_tid 0: no such thread (not started, or lost in a fork
+	 * child); the controller borrows a thread instead. */
+	uint32_t svc_tid;
+	int32_t svc_fd;
+	uint64_t svc_ino;
 };
 
 #endif

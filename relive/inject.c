@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "elfsym.h"
@@ -572,7 +573,41 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 }
 
 /*
- * Makes a borrowed thread serve one request.  msg receives the agent's
+ * Wakes the agent's own thread (agent/service.c) with one byte in its pipe.
+ * Returns its thread ID, or 0 when there is no such thread or its pipe is
+ * not the one the agent named (the program closed the descriptor and
+ * reused the number): then a thread is borrowed instead.
+ */
+static pid_t service_ring(struct agent *a)
+{
+	struct {
+		uint32_t tid;
+		int32_t fd;
+		uint64_t ino;
+	} svc;
+	char path[64];
+	struct stat st;
+	pid_t tid = 0;
+	int fd;
+
+	if (proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, svc_tid),
+		      &svc, sizeof(svc)) ||
+	    !svc.tid || svc.fd < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", a->pid, svc.fd);
+	fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
+	    (uint64_t)st.st_ino == svc.ino && write(fd, "r", 1) == 1)
+		tid = (pid_t)svc.tid;
+	close(fd);
+	return tid;
+}
+
+/*
+ * Has the agent serve one request: its own thread when it has one, else a
+ * borrowed thread of the target.  msg receives the agent's
  * message.  Returns the agent's status (0 or a negative errno) or a
  * negative errno of the controller's own.
  */
@@ -607,15 +642,21 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		return rc;
 	}
 	vlog("request %u to the agent", op);
-	rc = borrow(a->pid, (pid_t)a->c.server_tid, &st, msg, msglen);
-	if (rc)
-		return rc;
-	tid = st.tid;
-	vlog("thread %d borrowed", tid);
-	rc = pt_call(&st, a->request, NULL, 0, a->restorer, true, msg, msglen);
-	pt_release(&st);
-	if (rc)
-		return rc;
+	tid = service_ring(a);
+	if (tid) {
+		vlog("the agent's thread %d woken", tid);
+	} else {
+		rc = borrow(a->pid, (pid_t)a->c.server_tid, &st, msg, msglen);
+		if (rc)
+			return rc;
+		tid = st.tid;
+		vlog("thread %d borrowed", tid);
+		rc = pt_call(&st, a->request, NULL, 0, a->restorer, true, msg,
+			     msglen);
+		pt_release(&st);
+		if (rc)
+			return rc;
+	}
 	/* The thread serves the request untraced: no stop at each of its
 	 * system calls.  Wait for the agent to say it is done. */
 	for (unsigned n = 0;; n++) {

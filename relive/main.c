@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <elf.h>
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
@@ -486,20 +487,54 @@ static bool matchable(const struct patchfile *pf)
 	return false;
 }
 
+/* Patches one process of --all and prints its line; returns its exit code. */
+static int patch_all_one(pid_t pid, const char *real, struct patchfile *pf,
+			 double timeout)
+{
+	char err[4096];
+	int rc = patch_one(pid, real, pf, timeout, err, sizeof(err));
+
+	if (rc != EXIT_DONE && rc != EXIT_ALREADY && exited(pid)) {
+		snprintf(err, sizeof(err), "the process exited");
+		rc = EXIT_ALREADY;
+	}
+	if (rc == EXIT_DONE)
+		printf("%d: patched\n", pid);
+	else if (rc == EXIT_ALREADY)
+		printf("%d: skipped: %s\n", pid, err);
+	else
+		printf("%d: %s: %s\n", pid,
+		       rc == EXIT_TIMEOUT ? "in transition" : "failed", err);
+	fflush(stdout);
+	return rc;
+}
+
+/* What the workers of --all share: the next process to take, the counts. */
+struct fleet {
+	size_t next;
+	int patched, skipped, failed;
+};
+
 /*
  * `relive patch --all`: every process of the machine that maps one of the
- * patch's objects, a few at a time in parallel (one child per process, at
- * most two per CPU), one line per process and a summary.
+ * patch's objects, one line per process and a summary.  The processes are
+ * found first; then a few workers (two per CPU), forked once, take them
+ * one after the other from a shared counter, so what a worker has read
+ * (libc's symbols, the patch) serves every process it patches.  A worker
+ * that dies loses only its current process, which the parent reports as
+ * failed.
  */
 static int patch_all(const char *real, struct patchfile *pf, double timeout)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int width = ncpu > 0 ? 2 * ncpu : 2, running = 0;
-	int patched = 0, skipped = 0, failed = 0;
-	bool warmed = false;
+	int width = ncpu > 0 ? 2 * ncpu : 2, running = 0, w;
+	int skipped = 0, lost = 0;
 	struct dirent *de;
 	DIR *d = opendir("/proc");
 	pid_t self = getpid();
+	pid_t *pids = NULL;
+	size_t npids = 0, cap = 0;
+	struct fleet *fl;
 
 	if (!matchable(pf)) {
 		if (d)
@@ -514,84 +549,117 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 		die_msg("cannot read /proc: %s", strerror(errno));
 		return EXIT_REFUSED;
 	}
+	while ((de = readdir(d))) {
+		char *end;
+		long v = strtol(de->d_name, &end, 10);
+
+		if (*end || v <= 0 || v == self)
+			continue;
+		switch (wants((pid_t)v, pf)) {
+		case WANT_NO:
+			continue;
+		case WANT_OTHER_BUILD:
+			printf("%ld: skipped: maps another build of the "
+			       "patch's objects (build-id differs)\n", v);
+			skipped++;
+			continue;
+		case WANT_YES:
+			break;
+		}
+		if (npids == cap) {
+			pid_t *np = realloc(pids, (cap ? 2 * cap : 64) *
+						  sizeof(*pids));
+
+			if (!np) {
+				closedir(d);
+				free(pids);
+				die_msg("out of memory");
+				return EXIT_REFUSED;
+			}
+			pids = np;
+			cap = cap ? 2 * cap : 64;
+		}
+		pids[npids++] = (pid_t)v;
+	}
+	closedir(d);
+	fl = mmap(NULL, sizeof(*fl), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (fl == MAP_FAILED) {
+		free(pids);
+		die_msg("cannot share memory with the workers: %s",
+			strerror(errno));
+		return EXIT_REFUSED;
+	}
+	memset(fl, 0, sizeof(*fl));
+	/* Children inherit what the first lookup read: most processes share
+	 * one libc. */
+	if (npids)
+		agent_warm(pids[0]);
+	if ((size_t)width > npids)
+		width = (int)npids;
 	fflush(stdout);
-	for (;;) {
-		pid_t pid = 0, child;
+	for (w = 0; w < width; w++) {
+		pid_t child = fork();
+
+		if (child == 0) {
+			for (;;) {
+				size_t i = __atomic_fetch_add(&fl->next, 1,
+							      __ATOMIC_RELAXED);
+				int rc;
+
+				if (i >= npids)
+					break;
+				rc = patch_all_one(pids[i], real, pf, timeout);
+				__atomic_fetch_add(rc == EXIT_DONE ? &fl->patched :
+						   rc == EXIT_ALREADY ? &fl->skipped :
+									&fl->failed,
+						   1, __ATOMIC_RELAXED);
+			}
+			_exit(0);
+		}
+		if (child < 0) {
+			printf("relive: cannot start a worker: %s\n",
+			       strerror(errno));
+			break;
+		}
+		running++;
+	}
+	if (!running && npids) {
+		/* No worker at all: patch them here, one by one. */
+		for (size_t i = 0; i < npids; i++) {
+			int rc = patch_all_one(pids[i], real, pf, timeout);
+
+			if (rc == EXIT_DONE)
+				fl->patched++;
+			else if (rc == EXIT_ALREADY)
+				fl->skipped++;
+			else
+				fl->failed++;
+		}
+		fl->next = npids;
+	}
+	while (running) {
 		int status;
 
-		while (running < width && (de = readdir(d))) {
-			char *end;
-			long v = strtol(de->d_name, &end, 10);
-
-			if (*end || v <= 0 || v == self)
-				continue;
-			switch (wants((pid_t)v, pf)) {
-			case WANT_NO:
-				continue;
-			case WANT_OTHER_BUILD:
-				printf("%ld: skipped: maps another build of the "
-				       "patch's objects (build-id differs)\n",
-				       v);
-				skipped++;
-				continue;
-			case WANT_YES:
-				break;
-			}
-			pid = (pid_t)v;
-			if (!warmed) {
-				/* Children inherit what the first lookup
-				 * read: most processes share one libc. */
-				agent_warm(pid);
-				warmed = true;
-			}
-			child = fork();
-			if (child == 0) {
-				char err[4096];
-				int rc = patch_one(pid, real, pf, timeout, err,
-						   sizeof(err));
-
-				if (rc != EXIT_DONE && rc != EXIT_ALREADY &&
-				    exited(pid)) {
-					snprintf(err, sizeof(err), "the process "
-						 "exited");
-					rc = EXIT_ALREADY;
-				}
-				if (rc == EXIT_DONE)
-					printf("%d: patched\n", pid);
-				else if (rc == EXIT_ALREADY)
-					printf("%d: skipped: %s\n", pid, err);
-				else
-					printf("%d: %s: %s\n", pid,
-					       rc == EXIT_TIMEOUT ? "in transition" :
-								    "failed",
-					       err);
-				fflush(stdout);
-				_exit(rc);
-			}
-			if (child < 0) {
-				printf("%d: failed: fork: %s\n", pid,
-				       strerror(errno));
-				failed++;
-				continue;
-			}
-			running++;
-		}
-		if (!running)
-			break;
 		if (wait(&status) < 0)
 			break;
 		running--;
-		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_DONE)
-			patched++;
-		else if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_ALREADY)
-			skipped++;
-		else
-			failed++;
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			lost++; /* its current process goes unreported */
 	}
-	closedir(d);
+	if (lost) {
+		int counted = fl->patched + fl->skipped + fl->failed;
+
+		printf("relive: %d worker(s) died; %d process(es) not "
+		       "reported\n", lost, (int)npids - counted);
+		fl->failed += (int)npids - counted;
+	}
 	printf("relive: patch '%s': %d patched, %d skipped, %d failed\n",
-	       pf->name, patched, skipped, failed);
-	return failed ? EXIT_REFUSED : EXIT_DONE;
+	       pf->name, fl->patched, skipped + fl->skipped, fl->failed);
+	w = fl->failed ? EXIT_REFUSED : EXIT_DONE;
+	munmap(fl, sizeof(*fl));
+	free(pids);
+	return w;
 }
 
 static int cmd_patch(int argc, char **argv)

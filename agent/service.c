@@ -1,0 +1,122 @@
+/*
+ * agent/service.c - the agent's own thread, which serves the controller's
+ * requests so that no thread of the program is held while they run.
+ *
+ * Without it, every request borrows a thread of the program: the
+ * controller stops one, checks its stack, and makes it call
+ * relive_agent_request(); that thread is then away from the program for
+ * the whole request (a dlopen of the patch, stubs for every function).
+ * With it, the controller writes the request into the control block and
+ * one byte into a pipe; this thread wakes, serves the request, and sleeps
+ * again.  No ptrace, no stop, no stack check per request.
+ *
+ * The thread blocks every signal (process-directed signals keep going to
+ * the program's threads, as before), is named "relive-agent", and owns
+ * both ends of one pipe, close-on-exec.  The controller reaches the pipe
+ * through /proc/PID/fd/svc_fd and checks its inode first, so a descriptor
+ * the program closed and reused is never written to.  A fork child has no
+ * such thread: its first request borrows a thread, which starts one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+static pthread_mutex_t service_lock = PTHREAD_MUTEX_INITIALIZER;
+static int service_pipe[2] = { -1, -1 };
+static bool atfork_done;
+
+/* The child of a fork has no service thread and must not share the
+ * parent's pipe: a byte meant for the child would wake the parent. */
+static void service_forked(void)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+
+	if (service_pipe[0] >= 0) {
+		close(service_pipe[0]);
+		close(service_pipe[1]);
+	}
+	service_pipe[0] = service_pipe[1] = -1;
+	c->svc_tid = 0;
+	c->svc_fd = -1;
+	c->svc_ino = 0;
+	pthread_mutex_init(&service_lock, NULL);
+}
+
+static void *service_main(void *arg)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+	int fd = (int)(intptr_t)arg;
+	char b;
+
+	pthread_setname_np(pthread_self(), "relive-agent");
+	__atomic_store_n(&c->svc_tid, (uint32_t)gettid(), __ATOMIC_RELEASE);
+	for (;;) {
+		ssize_t r = read(fd, &b, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != 1)
+			break; /* the program closed the pipe: borrow again */
+		if (__atomic_load_n(&c->req_seq, __ATOMIC_ACQUIRE) ==
+		    __atomic_load_n(&c->done_seq, __ATOMIC_ACQUIRE))
+			continue; /* a second ring for a served request */
+		relive_agent_request();
+	}
+	agent_log("the service thread stops: its pipe was closed");
+	/* The descriptors are the program's now: forget them, never close
+	 * them.  The next borrowed request starts a new thread. */
+	pthread_mutex_lock(&service_lock);
+	c->svc_tid = 0;
+	c->svc_fd = -1;
+	c->svc_ino = 0;
+	service_pipe[0] = service_pipe[1] = -1;
+	pthread_mutex_unlock(&service_lock);
+	return NULL;
+}
+
+void service_start(void)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	struct stat st;
+	int p[2];
+
+	pthread_mutex_lock(&service_lock);
+	if (c->svc_tid || service_pipe[0] >= 0)
+		goto out;
+	if (!atfork_done && pthread_atfork(NULL, NULL, service_forked))
+		goto out;
+	atfork_done = true;
+	if (pipe2(p, O_CLOEXEC))
+		goto out;
+	if (fstat(p[0], &st)) {
+		close(p[0]);
+		close(p[1]);
+		goto out;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 1 << 20);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&t, &attr, service_main, (void *)(intptr_t)p[0])) {
+		close(p[0]);
+		close(p[1]);
+	} else {
+		service_pipe[0] = p[0];
+		service_pipe[1] = p[1];
+		c->svc_ino = st.st_ino;
+		c->svc_fd = p[0];
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+out:
+	pthread_mutex_unlock(&service_lock);
+}
