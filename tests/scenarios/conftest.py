@@ -162,6 +162,19 @@ def open_fds(pid):
     return fds
 
 
+def agent_threads(pid):
+    """The threads of pid named "relive-agent": the agent's own thread,
+    which serves relive's requests (agent/service.c)."""
+    n = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                n += f.read().strip() == "relive-agent"
+        except FileNotFoundError:
+            continue
+    return n
+
+
 def thread_states(pid):
     """{tid: state letter} from /proc/PID/task/TID/stat."""
     states = {}

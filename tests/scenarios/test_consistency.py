@@ -21,9 +21,9 @@ import time
 
 import pytest
 
-from conftest import (FAILED, OK, RELIVE, RELIVE_ENV, TIMEOUT, apply, disable,
-                      find_patch, listing, patch_names, patch_path, relive,
-                      remove, thread_states, wait_until)
+from conftest import (FAILED, OK, RELIVE, RELIVE_ENV, TIMEOUT, agent_threads,
+                      apply, disable, find_patch, listing, patch_names,
+                      patch_path, relive, remove, thread_states, wait_until)
 
 
 def cblog_env(tmp_path):
@@ -334,7 +334,9 @@ def test_64_threads_100_operations(spawn):
     assert stats["bad"] == 0, stats
     assert stats["v1"] > 0 and stats["v2"] > 0 and stats["v3"] > 0, stats
     assert t.alive()
-    assert int(t.ask("threads")) == 65
+    # The program's 65 threads and the agent's one: none leaked.
+    assert agent_threads(t.pid) == 1
+    assert int(t.ask("threads")) == 65 + 1
     assert patch_names(listing(t.pid)) == []
     maps, rss = footprint(t.pid)
     assert maps <= base[0] + 4, f"mappings grew: {base[0]} -> {maps}"
@@ -531,4 +533,5 @@ def test_getpid_hammer_transition_completes(spawn):
         assert_no_transition(listing(t.pid))
         assert t.ask("call") == value
     remove(t.pid, "cm_chain_v2")
-    assert int(t.ask("threads")) == 17
+    assert agent_threads(t.pid) == 1
+    assert int(t.ask("threads")) == 17 + 1

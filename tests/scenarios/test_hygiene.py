@@ -23,9 +23,21 @@ def test_no_file_descriptor_left(spawn):
     t = spawn("basic_pie")
     before = open_fds(t.pid)
     patch_cycle(t.pid)
-    assert open_fds(t.pid) == before
+    # The agent keeps exactly one pipe (both ends, close-on-exec): the
+    # doorbell of its own thread (agent/service.c).  Nothing else.
+    after = open_fds(t.pid)
+    added = {fd: link for fd, link in after.items() if fd not in before}
+    assert {fd: before[fd] for fd in before} == \
+        {fd: after[fd] for fd in before}
+    assert len(added) == 2 and len(set(added.values())) == 1, added
+    assert next(iter(added.values())).startswith("pipe:"), added
+    for fd in added:
+        with open(f"/proc/{t.pid}/fdinfo/{fd}") as f:
+            flags = next(int(line.split()[1], 8) for line in f
+                         if line.startswith("flags:"))
+        assert flags & 0o2000000, f"fd {fd} is not close-on-exec"
     patch_cycle(t.pid)                    # with the agent already loaded
-    assert open_fds(t.pid) == before
+    assert open_fds(t.pid) == after
 
 
 def tmp_entries():

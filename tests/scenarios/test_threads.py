@@ -7,8 +7,8 @@ run`.
 import os
 import re
 
-from conftest import (RELIVE, TARGETS, apply, disable, listing, patch_names,
-                      remove, thread_states, wait_until)
+from conftest import (RELIVE, TARGETS, agent_threads, apply, disable,
+                      listing, patch_names, remove, thread_states, wait_until)
 
 HAMMER_CYCLES = int(os.environ.get("RELIVE_HAMMER_CYCLES", "200"))
 
@@ -50,7 +50,9 @@ def test_hammer_patch_disable_remove_cycles(spawn):
     assert stats["bad"] == 0, stats
     assert stats["old"] > 0 and stats["new"] > 0
     assert t.alive()
-    assert int(t.ask("threads")) == threads
+    # The program's threads and the agent's own one: none leaked.
+    assert agent_threads(t.pid) == 1
+    assert int(t.ask("threads")) == threads + 1
     assert patch_names(listing(t.pid)) == []
 
 

@@ -91,6 +91,19 @@ bool target_common(const char *line)
 			file = strrchr(info.dli_fname, '/') ?
 				strrchr(info.dli_fname, '/') + 1 : info.dli_fname;
 		target_reply("sym %s %s", name, file);
+	} else if (strcmp(line, "fork") == 0) {
+		/* A child that keeps the parent's memory (and agent) and
+		 * only waits to be killed. */
+		pid_t child = fork();
+
+		if (child == 0)
+			for (;;)
+				pause();
+		target_reply("%d", (int)child);
+	} else if (strncmp(line, "close ", 6) == 0) {
+		int fd = atoi(line + 6);
+
+		target_reply(close(fd) == 0 ? "closed %d" : "not closed %d", fd);
 	} else if (strcmp(line, "quit") == 0) {
 		target_reply("bye");
 		exit(0);

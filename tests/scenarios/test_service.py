@@ -1,0 +1,109 @@
+"""The agent's own thread (agent/service.c): once the agent is loaded, the
+controller's requests are served by a thread of the agent, woken through a
+pipe, and no thread of the program is borrowed.  It blocks every signal,
+forks do not share it, and a program that closes its pipe only sends relive
+back to borrowing a thread."""
+import os
+import signal
+
+from conftest import (RELIVE, agent_threads, apply, disable, listing,
+                      patch_names, patch_path, relive, remove)
+
+
+def agent_tid(pid):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() == "relive-agent":
+                return int(tid)
+    return None
+
+
+def verbose(args):
+    """relive CMD -v ARGS...: exit code and what it logged."""
+    rc, _, err = relive(args[0], "-v", *args[1:])
+    return rc, err
+
+
+def test_requests_go_to_the_agent_thread(spawn):
+    t = spawn("basic_pie")
+    assert agent_threads(t.pid) == 0
+    apply(t.pid, "fix_main")           # injects the agent: it starts its thread
+    assert agent_threads(t.pid) == 1
+    tid = agent_tid(t.pid)
+    rc, log = verbose(["disable", "-p", str(t.pid), "fix_main"])
+    assert rc == 0, log
+    assert f"the agent's thread {tid} woken" in log
+    assert "borrowed" not in log
+    assert t.ask("call 1") == "2"
+    assert agent_threads(t.pid) == 1
+
+
+def test_agent_thread_blocks_every_signal(spawn):
+    t = spawn("basic_pie")
+    apply(t.pid, "fix_main")
+    tid = agent_tid(t.pid)
+    with open(f"/proc/{t.pid}/task/{tid}/status") as f:
+        blk = next(int(line.split()[1], 16) for line in f
+                   if line.startswith("SigBlk:"))
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1,
+                signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD):
+        assert blk & (1 << (sig - 1)), f"{sig!r} not blocked: {blk:#x}"
+
+
+def test_preloaded_agent_has_its_thread_from_the_start(spawn):
+    t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"])
+    assert agent_threads(t.pid) == 1
+    rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
+    assert rc == 0, log
+    assert "borrowed" not in log
+    assert t.ask("call 1") == "101"
+
+
+def test_fork_child_gets_its_own_agent_thread(spawn):
+    t = spawn("basic_pie")
+    apply(t.pid, "fix_lib")
+    child = int(t.ask("fork"))
+    try:
+        # The child has the agent (its memory is the parent's) but no
+        # thread: its first request borrows one, which starts the child's
+        # own.  The parent's thread never serves the child's requests.
+        assert agent_threads(child) == 0
+        rc, log = verbose(["patch", "-p", str(child), patch_path("fix_main")])
+        assert rc == 0, log
+        assert "borrowed" in log
+        assert agent_threads(child) == 1
+        assert sorted(patch_names(listing(child))) == ["fix_lib", "fix_main"]
+        assert patch_names(listing(t.pid)) == ["fix_lib"]
+        rc, log = verbose(["disable", "-p", str(child), "fix_main"])
+        assert rc == 0, log
+        assert f"the agent's thread {agent_tid(child)} woken" in log
+        # The parent's thread is still the parent's.
+        disable(t.pid, "fix_lib")
+        assert t.ask("lib 1") == "3"
+        remove(t.pid, "fix_lib")
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_closed_pipe_falls_back_to_borrowing(spawn):
+    t = spawn("basic_pie")
+    apply(t.pid, "fix_main")
+    # The program closes every pipe descriptor it does not know about:
+    # the agent's.  relive then borrows a thread again, and still works.
+    fds = {}
+    for fd in os.listdir(f"/proc/{t.pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{t.pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if int(fd) > 2 and link.startswith("pipe:"):
+            fds[int(fd)] = link
+    assert fds, "the agent's pipe is not among the descriptors"
+    for fd in fds:
+        assert t.ask(f"close {fd}") == f"closed {fd}"
+    rc, log = verbose(["disable", "-p", str(t.pid), "fix_main"])
+    assert rc == 0, log
+    assert "borrowed" in log
+    assert t.ask("call 1") == "2"
+    remove(t.pid, "fix_main")
+    assert patch_names(listing(t.pid)) == []
