@@ -95,6 +95,49 @@ int agent_read_ctl(struct agent *a)
 	return proc_read(a->pid, a->ctl, &a->c, sizeof(a->c));
 }
 
+/* The agent's symbols, by file: `relive patch --all` finds the same agent
+ * file in every process it patches. */
+struct agent_symbols {
+	uint64_t first_vaddr, ctl, request, restorer;
+};
+
+static struct {
+	char path[4096];
+	struct stat st;
+	struct agent_symbols sy;
+	bool valid;
+} agent_cache;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static bool agent_symbols_cached(const char *path, struct agent_symbols *sy)
+{
+	struct stat st;
+
+	if (!agent_cache.valid || strcmp(path, agent_cache.path) ||
+	    stat(path, &st) || !same_file(&st, &agent_cache.st))
+		return false;
+	*sy = agent_cache.sy;
+	return true;
+}
+
+static void agent_symbols_cache(const char *path,
+				const struct agent_symbols *sy)
+{
+	agent_cache.valid = strlen(path) < sizeof(agent_cache.path) &&
+			    !stat(path, &agent_cache.st);
+	if (!agent_cache.valid)
+		return;
+	snprintf(agent_cache.path, sizeof(agent_cache.path), "%s", path);
+	agent_cache.sy = *sy;
+}
+
 /* Finds the agent in pid's memory.  Returns 0 (a->loaded says whether it
  * is there) or an error when an agent is there but unusable. */
 int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
@@ -112,6 +155,7 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 	for (i = 0; i < n; i++) {
 		struct elfsym_file *f;
 		struct elfsym_sym ctl, req, rst;
+		struct agent_symbols sy;
 		const char *bn = base_name(maps[i].path);
 		char e[256], file[128];
 		const char *open_path = maps[i].path;
@@ -130,26 +174,36 @@ int agent_find(pid_t pid, struct agent *a, char *err, size_t errlen)
 				 (unsigned long long)maps[i].hi);
 			open_path = file;
 		}
-		if (elfsym_open(open_path, &f, e, sizeof(e))) {
-			snprintf(err, errlen, "agent in process %d: %s", pid, e);
-			rc = -ENOENT;
-			break;
-		}
-		if (elfsym_lookup(f, "relive_agent_ctl", 0, &ctl, NULL) ||
-		    elfsym_lookup(f, "relive_agent_request", 0, &req, NULL) ||
-		    elfsym_lookup(f, "relive_agent_restorer", 0, &rst, NULL)) {
-			snprintf(err, errlen,
-				 "%s in process %d is not a relive agent",
-				 maps[i].path, pid);
+		if (!agent_symbols_cached(open_path, &sy)) {
+			if (elfsym_open(open_path, &f, e, sizeof(e))) {
+				snprintf(err, errlen, "agent in process %d: %s",
+					 pid, e);
+				rc = -ENOENT;
+				break;
+			}
+			if (elfsym_lookup(f, "relive_agent_ctl", 0, &ctl, NULL) ||
+			    elfsym_lookup(f, "relive_agent_request", 0, &req,
+					  NULL) ||
+			    elfsym_lookup(f, "relive_agent_restorer", 0, &rst,
+					  NULL)) {
+				snprintf(err, errlen,
+					 "%s in process %d is not a relive agent",
+					 maps[i].path, pid);
+				elfsym_close(f);
+				rc = -ENOENT;
+				break;
+			}
+			sy.first_vaddr = elfsym_first_vaddr(f);
+			sy.ctl = ctl.value;
+			sy.request = req.value;
+			sy.restorer = rst.value;
 			elfsym_close(f);
-			rc = -ENOENT;
-			break;
+			agent_symbols_cache(open_path, &sy);
 		}
-		uint64_t bias = maps[i].lo - elfsym_first_vaddr(f);
-		elfsym_close(f);
-		a->ctl = bias + ctl.value;
-		a->request = bias + req.value;
-		a->restorer = bias + rst.value;
+		uint64_t bias = maps[i].lo - sy.first_vaddr;
+		a->ctl = bias + sy.ctl;
+		a->request = bias + sy.request;
+		a->restorer = bias + sy.restorer;
 		snprintf(a->path, sizeof(a->path), "%s", maps[i].path);
 		/* The header first: the rest of the block is laid out by
 		 * the agent's version. */
@@ -377,27 +431,45 @@ static const char *const libc_locked[] = {
 	"__run_exit_handlers", "__cxa_finalize",
 };
 
-static void libc_deny_ranges(pid_t pid, struct borrow_ctx *b)
+/* The ranges of libc_locked as offsets from libc's load bias: looked up
+ * once per libc file, which `relive patch --all` finds in every process. */
+static void libc_deny_offsets(const struct elfsym_file *f,
+			      struct borrow_ctx *b)
 {
-	uint64_t bias;
-	const struct elfsym_file *f = proc_libc(pid, &bias);
 	size_t k;
 
-	if (!f)
-		return;
 	for (k = 0; k < sizeof(libc_locked) / sizeof(*libc_locked); k++) {
 		struct elfsym_sym sym;
 		unsigned cnt = 0, pos;
 
 		if (elfsym_lookup(f, libc_locked[k], 0, &sym, &cnt) == 0) {
-			deny_add(b, bias + sym.value, bias + sym.value + sym.size);
+			deny_add(b, sym.value, sym.value + sym.size);
 			continue;
 		}
 		for (pos = 1; pos <= cnt; pos++)
 			if (!elfsym_lookup(f, libc_locked[k], pos, &sym, NULL))
-				deny_add(b, bias + sym.value,
-					 bias + sym.value + sym.size);
+				deny_add(b, sym.value, sym.value + sym.size);
 	}
+}
+
+static void libc_deny_ranges(pid_t pid, struct borrow_ctx *b)
+{
+	static struct borrow_ctx off;
+	static const struct elfsym_file *off_file;
+	uint64_t bias;
+	const struct elfsym_file *f = proc_libc(pid, &bias);
+	size_t i;
+
+	if (!f)
+		return;
+	if (off_file != f) {
+		free(off.d);
+		memset(&off, 0, sizeof(off));
+		libc_deny_offsets(f, &off);
+		off_file = f;
+	}
+	for (i = 0; i < off.n; i++)
+		deny_add(b, bias + off.d[i].lo, bias + off.d[i].hi);
 }
 
 static void deny_ranges(pid_t pid, struct borrow_ctx *b)
