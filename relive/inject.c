@@ -3,10 +3,12 @@
  * and sending it requests.
  *
  * Loading borrows one thread of the target and makes it call the C
- * library's dlopen() on the agent's path; every later request makes a
- * borrowed thread call relive_agent_request().  While the borrowed thread
- * works, all the others run, so a lock it needs (malloc's, the dynamic
- * loader's) is always released by its holder.
+ * library's dlopen() on the agent's path.  Later requests wake the agent's
+ * own thread (agent/service.c) through its pipe; only when it has none (a
+ * fork child, a program that closed the pipe) does a borrowed thread call
+ * relive_agent_request().  While a borrowed thread works, all the others
+ * run, so a lock it needs (malloc's, the dynamic loader's) is always
+ * released by its holder.
  */
 #include <dlfcn.h>
 #include <errno.h>
