@@ -29,6 +29,7 @@ AGENT_EXPORT struct relive_ctl relive_agent_ctl = {
 	.abi = RELIVE_CTL_ABI,
 	.version = RELIVE_VERSION,
 	.pending = "[]",
+	.svc_fd = -1,
 };
 
 /* Initialised to a non-zero value so that it lives in .tdata, the TLS

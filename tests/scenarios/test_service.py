@@ -100,7 +100,7 @@ def test_closed_pipe_falls_back_to_borrowing(spawn):
             fds[int(fd)] = link
     assert fds, "the agent's pipe is not among the descriptors"
     for fd in fds:
-        assert t.ask(f"close {fd}") == f"closed {fd}"
+        assert t.ask(f"closefd {fd}") == f"closed {fd}"
     rc, log = verbose(["disable", "-p", str(t.pid), "fix_main"])
     assert rc == 0, log
     assert "borrowed" in log

@@ -100,8 +100,8 @@ bool target_common(const char *line)
 			for (;;)
 				pause();
 		target_reply("%d", (int)child);
-	} else if (strncmp(line, "close ", 6) == 0) {
-		int fd = atoi(line + 6);
+	} else if (strncmp(line, "closefd ", 8) == 0) {
+		int fd = atoi(line + 8);
 
 		target_reply(close(fd) == 0 ? "closed %d" : "not closed %d", fd);
 	} else if (strcmp(line, "quit") == 0) {

@@ -13,7 +13,7 @@
  *                   dlsym(RTLD_DEFAULT, NAME) finds, by file name
  *     fork       -> the pid of a child that only waits in pause(2) to be
  *                   killed (the test kills it)
- *     close FD   -> "closed FD" or "not closed FD": close(2) of a descriptor
+ *     closefd FD -> "closed FD" or "not closed FD": close(2) of a descriptor
  *     quit       -> "bye", then exit status 0 (EOF on stdin does the same)
  *
  * Functions that a test patches are marked PATCHABLE: noipa keeps them out
