@@ -253,12 +253,35 @@ class Bench:
         hist = [int(x) for x in m.group(2).split(",")]
         return gaps, hist  # ms
 
-    def cycle(self, t, so, name, settle, undo=True):
+    @staticmethod
+    def hold_ms(log):
+        """The all-threads holds in a `relive -v` log: the time from each
+        "holding every thread" to the next "threads released", in ms."""
+        holds, start = [], None
+        for line in log.splitlines():
+            m = re.match(r"relive: \[\s*([0-9.]+) ms\] (.*)", line)
+            if not m:
+                continue
+            if m.group(2).startswith("holding every thread"):
+                start = float(m.group(1))
+            elif m.group(2) == "threads released" and start is not None:
+                holds.append(float(m.group(1)) - start)
+                start = None
+        return holds
+
+    def cycle(self, t, so, name, settle, undo=True, holds=None):
         """reset, relive patch, settle, read; then (undo) disable and
         remove.  Returns (patch wall seconds, per-thread max gaps in ms,
-        histogram)."""
+        histogram).  holds: a list that gets the all-threads holds of the
+        patch (relive -v)."""
         t.cmd("reset")
-        wall = self.must(0, "patch", "-p", t.pid, so)
+        if holds is None:
+            wall = self.must(0, "patch", "-p", t.pid, so)
+        else:
+            rc, wall, out = self.relive("patch", "-v", "-p", t.pid, so)
+            if rc != 0:
+                raise RuntimeError("relive patch: exit %d:\n%s" % (rc, out))
+            holds.extend(self.hold_ms(out))
         time.sleep(settle)
         gaps, hist = self.parse_gaps(t.cmd("read"))
         if undo:
@@ -286,12 +309,14 @@ class Bench:
                                          ("sleep", (0, 64, 0), 0.05, 5)):
             if self.quick:
                 runs = 1 if mode == "spin" else 2
-            res = {"patch": [], "base": []}
+            res = {"patch": [], "base": [], "hold_all_ms": []}
             for _ in range(runs):
                 t = self.many(*args, preload=True)
+                hold = []
                 try:
                     wall, gaps, hist = self.cycle(t, so, "many100", settle,
-                                                  undo=False)
+                                                  undo=False, holds=hold)
+                    res["hold_all_ms"].append(max(hold) if hold else 0.0)
                     bgaps, bhist = self.baseline(t, wall + settle)
                 finally:
                     t.close()
@@ -316,6 +341,9 @@ class Bench:
                      median(px) - median(bx), "ms")
             self.row("3", "  relive patch wall time meanwhile", median(walls),
                      "ms", sp=spread(walls))
+            ha = res["hold_all_ms"]
+            self.row("3", "  all threads held at once (relive -v)",
+                     median(ha), "ms", sp=spread(ha))
 
     # ------------------------------------------------------------------
     # Time to take effect, and scale.

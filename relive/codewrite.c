@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +40,28 @@ static int fix_pc(struct stopped *st, const struct relive_ctl_write *w)
 	return 0;
 }
 
+/* Raises relive to the lowest real-time priority; false if it may not. */
+static bool hold_priority(int *old_policy, struct sched_param *old_param)
+{
+	struct sched_param p = { .sched_priority = 1 };
+
+	*old_policy = sched_getscheduler(0);
+	if (*old_policy < 0 || sched_getparam(0, old_param))
+		return false;
+	if (*old_policy == SCHED_FIFO || *old_policy == SCHED_RR)
+		return false; /* already real-time: leave it */
+	return sched_setscheduler(0, SCHED_FIFO, &p) == 0;
+}
+
 int codewrite_apply(struct agent *a, char *err, size_t errlen)
 {
 	struct relive_ctl_write *plan;
 	struct stopped *held = NULL;
 	size_t nheld = 0, i, j, n, todo = 0;
 	char path[64], msg[512];
-	int fd = -1, rc;
+	struct sched_param old_param;
+	int fd = -1, rc, old_policy;
+	bool rt = false;
 
 	if (agent_read_ctl(a))
 		return -EIO;
@@ -95,7 +111,26 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	}
 	if (!todo)
 		goto release; /* an interrupted run wrote everything */
-	vlog("holding every thread");
+	/* Give each page its private copy now, while every thread runs: the
+	 * first write through /proc/PID/mem to a page of a file mapping
+	 * copies it (a page fault, a TLB flush), and that cost stays out of
+	 * the hold.  The byte written is the one there: nothing changes. */
+	for (i = 0; i < n; i++)
+		if (plan[i].len &&
+		    pwrite(fd, plan[i].expect, 1, plan[i].addr) != 1) {
+			rc = -EIO;
+			snprintf(err, errlen, "cannot write code at %#llx; "
+				 "nothing was changed",
+				 (unsigned long long)plan[i].addr);
+			goto out;
+		}
+	/* While it holds every thread, relive must not wait behind them:
+	 * each thread it lets go wakes up and would preempt it (and on a
+	 * small machine, take the CPU it needs to let the next one go).  A
+	 * real-time priority for the hold, when relive may take one, keeps
+	 * the hold as short as the system calls it makes. */
+	rt = hold_priority(&old_policy, &old_param);
+	vlog("tracing every thread%s", rt ? " (real-time priority)" : "");
 	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
 	if (rc)
 		goto out;
@@ -144,8 +179,11 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 			goto release;
 		}
 	}
+	vlog("%zu code writes done", todo);
 release:
 	pt_release_all(held, nheld);
+	if (rt)
+		sched_setscheduler(0, old_policy, &old_param);
 	vlog("threads released");
 	if (!rc)
 		rc = agent_request(a, RELIVE_OP_WRITTEN, NULL, msg,

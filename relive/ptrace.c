@@ -51,9 +51,8 @@ static void restart_eintr(struct user_regs_struct *r)
 	}
 }
 
-/* First half of a stop: ask the thread to stop, without waiting. */
-static int pt_interrupt(pid_t tid, struct stopped *st, char *err,
-			size_t errlen)
+/* Traces the thread without stopping it. */
+static int pt_seize(pid_t tid, struct stopped *st, char *err, size_t errlen)
 {
 	int rc;
 
@@ -65,6 +64,16 @@ static int pt_interrupt(pid_t tid, struct stopped *st, char *err,
 			 strerror(errno));
 		return rc;
 	}
+	return 0;
+}
+
+/* First half of a stop of a seized thread: ask it to stop, without
+ * waiting. */
+static int pt_interrupt_seized(struct stopped *st, char *err, size_t errlen)
+{
+	pid_t tid = st->tid;
+	int rc;
+
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0)) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot interrupt thread %d: %s", tid,
@@ -73,6 +82,15 @@ static int pt_interrupt(pid_t tid, struct stopped *st, char *err,
 		return rc;
 	}
 	return 0;
+}
+
+/* First half of a stop: trace the thread and ask it to stop. */
+static int pt_interrupt(pid_t tid, struct stopped *st, char *err,
+			size_t errlen)
+{
+	int rc = pt_seize(tid, st, err, errlen);
+
+	return rc ? rc : pt_interrupt_seized(st, err, errlen);
 }
 
 /* Second half: wait until it is stopped and read its registers. */
@@ -401,16 +419,18 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 			}
 			l = nl;
 		}
-		/* Ask every new thread to stop first, then wait for them all:
-		 * the stops overlap, so holding N threads costs about one
-		 * scheduling delay, not N of them. */
+		/* Trace every new thread first (that holds no one), then ask
+		 * them all to stop, then wait for them all: the stops overlap,
+		 * so holding N threads costs about one scheduling delay, not N
+		 * of them, and the first one held does not wait for the others
+		 * to be traced. */
 		for (i = 0; i < nt; i++) {
 			char e[256];
 			int rc;
 
 			if (known(l, cnt, tids[i]))
 				continue;
-			rc = pt_interrupt(tids[i], &l[cnt], e, sizeof(e));
+			rc = pt_seize(tids[i], &l[cnt], e, sizeof(e));
 			if (rc) {
 				/* A thread that exits meanwhile cannot be
 				 * traced any more: it needs no holding. */
@@ -420,9 +440,11 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 				    st == 'X')
 					continue;
 				free(tids);
-				/* those interrupted but not collected yet */
+				/* those traced but not stopped yet */
 				for (size_t j = first; j < cnt; j++)
-					if (!pt_collect(&l[j], e, sizeof(e)))
+					if (!pt_interrupt_seized(&l[j], e,
+								 sizeof(e)) &&
+					    !pt_collect(&l[j], e, sizeof(e)))
 						pt_release(&l[j]);
 				pt_release_all(l, first);
 				snprintf(err, errlen, "%s", e);
@@ -432,6 +454,37 @@ int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 			again = true;
 		}
 		free(tids);
+		if (!first && cnt)
+			vlog("holding every thread");
+		for (i = first; i < cnt;) {
+			char e[256], st;
+			int rc = pt_interrupt_seized(&l[i], e, sizeof(e));
+
+			if (!rc) {
+				i++;
+				continue;
+			}
+			st = proc_thread_state(pid, l[i].tid);
+			if (rc == -ESRCH || !st || st == 'Z' || st == 'X') {
+				l[i] = l[--cnt]; /* exited meanwhile */
+				continue;
+			}
+			/* Cannot hold it: let every other one go. */
+			for (size_t j = first; j < cnt; j++) {
+				char e2[256];
+
+				if (j == i)
+					continue;
+				if (j > i && pt_interrupt_seized(&l[j], e2,
+								 sizeof(e2)))
+					continue;
+				if (!pt_collect(&l[j], e2, sizeof(e2)))
+					pt_release(&l[j]);
+			}
+			pt_release_all(l, first);
+			snprintf(err, errlen, "%s", e);
+			return rc;
+		}
 		for (i = first; i < cnt;) {
 			char e[256];
 
