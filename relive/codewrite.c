@@ -7,7 +7,10 @@
  * protections as they were, while every thread is held: no thread can
  * fetch a half-written instruction.  A held thread whose PC is inside the
  * bytes a jump displaces is moved to the same instruction in the relocated
- * copy, so it is never resumed in the middle of the new jump.
+ * copy, so it is never resumed in the middle of the new jump.  The hold is
+ * kept short: the pages get their private copies before it, and relive
+ * holds the threads at real-time priority when it may, so those it lets go
+ * do not preempt it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -133,7 +136,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	vlog("tracing every thread%s", rt ? " (real-time priority)" : "");
 	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
 	if (rc)
-		goto out;
+		goto out; /* pt_stop_all let go of those it held */
 	vlog("%zu threads held for %zu code writes", nheld, n);
 	for (i = 0; i < n; i++) {
 		if (!plan[i].len)
@@ -182,13 +185,17 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	vlog("%zu code writes done", todo);
 release:
 	pt_release_all(held, nheld);
+	held = NULL;
 	if (rt)
 		sched_setscheduler(0, old_policy, &old_param);
+	rt = false;
 	vlog("threads released");
 	if (!rc)
 		rc = agent_request(a, RELIVE_OP_WRITTEN, NULL, msg,
 				   sizeof(msg));
 out:
+	if (rt)
+		sched_setscheduler(0, old_policy, &old_param);
 	if (fd >= 0)
 		close(fd);
 	free(plan);
