@@ -591,7 +591,7 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 		return EXIT_REFUSED;
 	}
 	memset(fl, 0, sizeof(*fl));
-	/* Children inherit what the first lookup read: most processes share
+	/* The workers inherit what the first lookup read: most processes share
 	 * one libc. */
 	if (npids)
 		agent_warm(pids[0]);
