@@ -515,6 +515,14 @@ struct fleet {
 	int patched, skipped, failed;
 };
 
+/* Counts one process's outcome, from any worker. */
+static void fleet_count(struct fleet *fl, int rc)
+{
+	__atomic_fetch_add(rc == EXIT_DONE ? &fl->patched :
+			   rc == EXIT_ALREADY ? &fl->skipped : &fl->failed,
+			   1, __ATOMIC_RELAXED);
+}
+
 /*
  * `relive patch --all`: every process of the machine that maps one of the
  * patch's objects, one line per process and a summary.  The processes are
@@ -610,10 +618,7 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 				if (i >= npids)
 					break;
 				rc = patch_all_one(pids[i], real, pf, timeout);
-				__atomic_fetch_add(rc == EXIT_DONE ? &fl->patched :
-						   rc == EXIT_ALREADY ? &fl->skipped :
-									&fl->failed,
-						   1, __ATOMIC_RELAXED);
+				fleet_count(fl, rc);
 			}
 			_exit(0);
 		}
@@ -626,16 +631,9 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 	}
 	if (!running && npids) {
 		/* No worker at all: patch them here, one by one. */
-		for (size_t i = 0; i < npids; i++) {
-			int rc = patch_all_one(pids[i], real, pf, timeout);
-
-			if (rc == EXIT_DONE)
-				fl->patched++;
-			else if (rc == EXIT_ALREADY)
-				fl->skipped++;
-			else
-				fl->failed++;
-		}
+		for (size_t i = 0; i < npids; i++)
+			fleet_count(fl, patch_all_one(pids[i], real, pf,
+						      timeout));
 		fl->next = npids;
 	}
 	while (running) {
