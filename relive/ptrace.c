@@ -358,7 +358,12 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 				   &si) > 0 &&
 			    si.op == PTRACE_SYSCALL_INFO_ENTRY &&
 			    si.entry.nr == 15 &&
-			    si.instruction_pointer == restorer + 9) {
+			    si.instruction_pointer == restorer + 9 &&
+			    si.stack_pointer == frame + 8) {
+				/* Our frame's rt_sigreturn (the call's `ret`
+				 * popped pretcode), not that of a signal
+				 * handler run meanwhile, which returns
+				 * through the same restorer. */
 				ptrace(PTRACE_DETACH, tid, 0, 0);
 				return 0;
 			}

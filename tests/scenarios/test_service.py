@@ -107,3 +107,19 @@ def test_closed_pipe_falls_back_to_borrowing(spawn):
     assert t.ask("call 1") == "2"
     remove(t.pid, "fix_main")
     assert patch_names(listing(t.pid)) == []
+
+
+def test_injection_under_a_storm_of_signals(spawn):
+    """The program's own signal handlers run, and return through the C
+    library's restorer, while the borrowed thread loads the agent: the end
+    of the call is told apart from those returns, so every injection
+    succeeds and no signal is lost."""
+    for _ in range(5):
+        t = spawn("basic_pie")
+        assert t.ask("alarms 100") == "alarms on"
+        before = int(t.ask("alarmed"))
+        apply(t.pid, "fix_main")
+        assert t.ask("call 1") == "101"
+        assert agent_threads(t.pid) == 1
+        assert int(t.ask("alarmed")) > before
+        t.close()

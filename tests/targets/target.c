@@ -10,11 +10,13 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/time.h>
 
 static pthread_mutex_t reply_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -69,6 +71,29 @@ static int count_threads(void)
 	return n;
 }
 
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+/* SIGALRM every us microseconds, handled (SA_RESTART) by whichever thread
+ * the kernel picks. */
+static bool start_alarms(long us)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+	struct itimerval it = {
+		.it_interval = { .tv_sec = us / 1000000, .tv_usec = us % 1000000 },
+		.it_value = { .tv_sec = us / 1000000, .tv_usec = us % 1000000 },
+	};
+
+	sigemptyset(&sa.sa_mask);
+	return us > 0 && !sigaction(SIGALRM, &sa, NULL) &&
+	       !setitimer(ITIMER_REAL, &it, NULL);
+}
+
 bool target_common(const char *line)
 {
 	if (strcmp(line, "pid") == 0) {
@@ -91,6 +116,11 @@ bool target_common(const char *line)
 			file = strrchr(info.dli_fname, '/') ?
 				strrchr(info.dli_fname, '/') + 1 : info.dli_fname;
 		target_reply("sym %s %s", name, file);
+	} else if (strncmp(line, "alarms ", 7) == 0) {
+		target_reply(start_alarms(atol(line + 7)) ? "alarms on" :
+							    "alarms failed");
+	} else if (strcmp(line, "alarmed") == 0) {
+		target_reply("%ld", (long)alarms);
 	} else if (strcmp(line, "fork") == 0) {
 		/* A child that keeps the parent's memory (and agent) and
 		 * only waits to be killed. */

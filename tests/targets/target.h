@@ -11,6 +11,9 @@
  *     threads    -> number of threads (entries of /proc/self/task)
  *     sym NAME   -> "sym NAME none", or "sym NAME FILE": the object that
  *                   dlsym(RTLD_DEFAULT, NAME) finds, by file name
+ *     alarms US  -> "alarms on": SIGALRM every US microseconds from now on,
+ *                   handled (SA_RESTART) by whichever thread gets it
+ *     alarmed    -> how many SIGALRMs were handled
  *     fork       -> the pid of a child that only waits in pause(2) to be
  *                   killed (the test kills it)
  *     closefd FD -> "closed FD" or "not closed FD": close(2) of a descriptor
