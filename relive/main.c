@@ -284,16 +284,16 @@ static int precheck(pid_t pid, const struct patchfile *pf, char *err,
 
 	for (i = 0; i < pf->nobjs; i++) {
 		const struct pf_object *o = &pf->objs[i];
-		struct elfsym_file *f;
+		const struct elfsym_file *f;
 		char path[4096];
 		uint64_t bias;
 		int rc;
 
 		if (proc_find_object(pid, o->name, path, sizeof(path), &bias))
 			continue;
-		rc = elfsym_open(path, &f, err, errlen);
-		if (rc)
-			return rc;
+		f = filecache_symbols(path, err, errlen);
+		if (!f)
+			return -ENOEXEC;
 		if (o->build_id && o->build_id[0] &&
 		    strcasecmp(o->build_id, elfsym_build_id(f))) {
 			snprintf(err, errlen,
@@ -304,7 +304,6 @@ static int precheck(pid_t pid, const struct patchfile *pf, char *err,
 				 elfsym_build_id(f)[0] ? elfsym_build_id(f) :
 							 "(none)",
 				 o->build_id);
-			elfsym_close(f);
 			return -ENOEXEC;
 		}
 		for (j = 0; j < o->nfuncs; j++) {
@@ -320,18 +319,15 @@ static int precheck(pid_t pid, const struct patchfile *pf, char *err,
 						objname(o->name), msg,
 						sizeof(msg));
 				snprintf(err, errlen, "%s: %s", pf->name, msg);
-				elfsym_close(f);
 				return rc;
 			}
 			if (sym.type != STT_FUNC) {
 				snprintf(err, errlen, "%s: symbol '%s' in %s is "
 					 "not a function", pf->name,
 					 o->funcs[j].old_name, objname(o->name));
-				elfsym_close(f);
 				return -EINVAL;
 			}
 		}
-		elfsym_close(f);
 	}
 	return 0;
 }
@@ -435,7 +431,7 @@ static enum want wants(pid_t pid, const struct patchfile *pf)
 
 	for (i = 0; i < pf->nobjs; i++) {
 		const struct pf_object *o = &pf->objs[i];
-		struct elfsym_file *f;
+		const struct elfsym_file *f;
 		char path[4096], e[256];
 		uint64_t bias;
 		bool match;
@@ -446,10 +442,10 @@ static enum want wants(pid_t pid, const struct patchfile *pf)
 			continue;
 		if (!o->build_id)
 			return WANT_YES;
-		if (elfsym_open_header(path, &f, e, sizeof(e)))
+		f = filecache_header(path, e, sizeof(e));
+		if (!f)
 			continue;
 		match = !strcasecmp(elfsym_build_id(f), o->build_id);
-		elfsym_close(f);
 		if (match)
 			return WANT_YES;
 		if (o->name)

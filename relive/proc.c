@@ -187,7 +187,7 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 	}
 	for (i = 0; i < n && rc; i++) {
 		struct proc_map *m = &maps[i];
-		struct elfsym_file *f;
+		const struct elfsym_file *f;
 		bool match;
 
 		if (m->off != 0 || m->path[0] != '/')
@@ -197,20 +197,18 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		} else {
 			match = !strcmp(base_name(m->path), name);
 			if (!match && strstr(m->path, ".so") &&
-			    elfsym_open_header(m->path, &f, err,
-					       sizeof(err)) == 0) {
+			    (f = filecache_header(m->path, err, sizeof(err)))) {
 				const char *so = elfsym_soname(f);
 
 				match = so && !strcmp(so, name);
-				elfsym_close(f);
 			}
 		}
 		if (!match)
 			continue;
-		if (elfsym_open_header(m->path, &f, err, sizeof(err)))
+		f = filecache_header(m->path, err, sizeof(err));
+		if (!f)
 			continue;
 		*bias = m->lo - elfsym_first_vaddr(f);
-		elfsym_close(f);
 		snprintf(path, pathlen, "%s", m->path);
 		rc = 0;
 	}

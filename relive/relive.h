@@ -47,6 +47,13 @@ int proc_read(pid_t pid, uint64_t addr, void *buf, size_t len);
 int proc_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
 char proc_thread_state(pid_t pid, pid_t tid);
 
+/* filecache.c: object files, each read once per command (elfsym.h);
+ * NULL with err filled when the file cannot be read */
+const struct elfsym_file *filecache_header(const char *path, char *err,
+					   size_t errlen);
+const struct elfsym_file *filecache_symbols(const char *path, char *err,
+					    size_t errlen);
+
 /* ptrace.c: stopping one thread, calling a function on it */
 struct stopped {
 	pid_t tid;

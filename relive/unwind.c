@@ -116,6 +116,63 @@ struct unwinder {
 static char *debuginfo_path;
 
 /*
+ * The object files unwinding has opened, kept for the whole command:
+ * `relive patch --all` meets the same libraries in every process, and a
+ * new Dwfl per process would map and parse each again.  An Elf handle is
+ * reference-counted (elf_begin with a reference handle and its descriptor
+ * returns the same handle, one reference more), so each Dwfl gets a
+ * reference of its own and dwfl_end drops only that one.  The key is the
+ * file's identity as the target sees it.
+ */
+struct elf_file {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	int fd;
+	Elf *elf;
+	struct elf_file *next;
+};
+
+static struct elf_file *elf_files;
+
+static Elf *elf_file_ref(const char *path, const struct stat *st)
+{
+	struct elf_file *e;
+
+	for (e = elf_files; e; e = e->next)
+		if (e->dev == st->st_dev && e->ino == st->st_ino &&
+		    e->size == st->st_size &&
+		    e->mtime.tv_sec == st->st_mtim.tv_sec &&
+		    e->mtime.tv_nsec == st->st_mtim.tv_nsec)
+			return elf_begin(e->fd, ELF_C_READ_MMAP, e->elf);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0) {
+		free(e);
+		return NULL;
+	}
+	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF) {
+		if (e->elf)
+			elf_end(e->elf);
+		close(e->fd);
+		free(e);
+		return NULL;
+	}
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->size = st->st_size;
+	e->mtime = st->st_mtim;
+	e->next = elf_files;
+	elf_files = e;
+	/* The cache's own reference stays; this one is for the Dwfl. */
+	return elf_begin(e->fd, ELF_C_READ_MMAP, e->elf);
+}
+
+/*
  * The file of a mapping, as the target sees it: through /proc/PID/root, so
  * a target in another mount namespace or chroot is not unwound with the
  * CFI of whatever file has that name here.  Deleted files and the vDSO are
@@ -128,7 +185,6 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name,
 	const char *sp = strrchr(name, ' ');
 	char path[4200];
 	struct stat st;
-	int fd;
 
 	if (!u || name[0] != '/' || (sp && strcmp(sp, " (deleted)") == 0))
 		return dwfl_linux_proc_find_elf(mod, userdata, name, base,
@@ -139,15 +195,17 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name,
 	/* Only regular files: a device could block on open or read. */
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
 		return -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	*elfp = elf_file_ref(path, &st);
+	if (!*elfp)
 		return -1;
 	*file_name = strdup(path);
 	if (!*file_name) {
-		close(fd);
+		elf_end(*elfp);
+		*elfp = NULL;
 		return -1;
 	}
-	return fd;
+	/* No descriptor of its own: the cache keeps the file open. */
+	return -1;
 }
 
 static int set_userdata(Dwfl_Module *mod, void **userdata, const char *name,

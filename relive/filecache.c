@@ -1,0 +1,117 @@
+/*
+ * relive/filecache.c - the object files relive reads, each read once per
+ * command.
+ *
+ * Finding an object by DT_SONAME, checking a build-id, resolving the
+ * functions a patch replaces: each reads an ELF file's headers or symbol
+ * table.  One `relive patch` asks several times about the same files, and
+ * `relive patch --all` asks about the same libraries in every process it
+ * patches.  Here each file is read once and kept, keyed by its identity
+ * (device, inode, size, modification time), so a file replaced under the
+ * same name is read again; the one stat(2) per question is all that is
+ * left of the I/O.
+ *
+ * What is returned belongs to the cache and stays valid until the command
+ * ends; a file of full symbols may be dropped by a later filecache_symbols
+ * call (a handful are kept), so a caller uses it before asking again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "relive.h"
+#include "elfsym.h"
+
+#define MAX_SYMBOL_FILES 8
+
+struct cached {
+	char *path;
+	struct stat st;
+	struct elfsym_file *f;
+	struct cached *next;
+};
+
+static struct cached *headers, *symbols;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void drop(struct cached *c)
+{
+	elfsym_close(c->f);
+	free(c->path);
+	free(c);
+}
+
+/* Looks path up in *list; on a miss reads it with reader() and keeps it at
+ * the head, dropping the entries past max (0: no limit). */
+static const struct elfsym_file *
+get(struct cached **list, const char *path, size_t max,
+    int (*reader)(const char *, struct elfsym_file **, char *,
+		  size_t),
+    char *err, size_t errlen)
+{
+	struct cached **pp, *c;
+	struct stat st;
+	size_t n = 0;
+	int rc;
+
+	if (stat(path, &st)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (pp = list; (c = *pp); pp = &c->next) {
+		if (!strcmp(c->path, path) && same_file(&c->st, &st)) {
+			*pp = c->next; /* to the head: most recently used */
+			c->next = *list;
+			*list = c;
+			return c->f;
+		}
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->path = strdup(path))) {
+		free(c);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	rc = reader(path, &c->f, err, errlen);
+	if (rc) {
+		drop(c);
+		return NULL;
+	}
+	c->st = st;
+	c->next = *list;
+	*list = c;
+	for (pp = list; max && (c = *pp); pp = &c->next)
+		if (++n > max) {
+			*pp = NULL;
+			while (c) {
+				struct cached *next = c->next;
+
+				drop(c);
+				c = next;
+			}
+			break;
+		}
+	return (*list)->f;
+}
+
+const struct elfsym_file *filecache_header(const char *path, char *err,
+					   size_t errlen)
+{
+	return get(&headers, path, 0, elfsym_open_header, err, errlen);
+}
+
+const struct elfsym_file *filecache_symbols(const char *path, char *err,
+					    size_t errlen)
+{
+	return get(&symbols, path, MAX_SYMBOL_FILES, elfsym_open, err,
+		   errlen);
+}
