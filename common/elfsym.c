@@ -538,7 +538,7 @@ static int load_debug_table(struct elfsym_file *f)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF)
 		goto out;
 	rc = read_build_id(elf, &id);
@@ -581,8 +581,10 @@ static int open_file(const char *path, enum open_mode mode,
 		set_err(err, errlen, path, -rc);
 		return rc;
 	}
-	elf = elf_begin(fd, mode != OPEN_HEADER ? ELF_C_READ_MMAP : ELF_C_READ,
-			NULL);
+	/* Read, not mapped: libelf reads just the sections asked for, and
+	 * the agent changes no mapping of the process it runs in (a munmap
+	 * there interrupts every CPU the program's threads run on). */
+	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf) {
 		set_msg(err, errlen, path, libelf_msg());
 		rc = -EIO;
