@@ -43,7 +43,10 @@
  *
  * Cost: unwind_open reads /proc/PID/maps and auxv, no object yet; each
  * object's ELF and .eh_frame are opened on the first frame that needs them
- * and kept until unwind_close, so later walks do no file I/O at all.
+ * and kept until unwind_close, so later walks do no file I/O at all.  The
+ * files themselves stay open for the whole command (up to MAX_ELF_FILES,
+ * or until unwind_drop_files), so the next process that maps them costs
+ * no file I/O either.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -135,6 +138,11 @@ struct elf_file {
 };
 
 static struct elf_file *elf_files;
+static size_t n_elf_files;
+
+/* Beyond this many files, unwind_open drops those no Dwfl uses: each keeps
+ * a descriptor open. */
+#define MAX_ELF_FILES 64
 
 static Elf *elf_file_ref(const char *path, const struct stat *st)
 {
@@ -168,6 +176,7 @@ static Elf *elf_file_ref(const char *path, const struct stat *st)
 	e->mtime = st->st_mtim;
 	e->next = elf_files;
 	elf_files = e;
+	n_elf_files++;
 	/* The cache's own reference stays; this one is for the Dwfl. */
 	return elf_begin(e->fd, ELF_C_READ_MMAP, e->elf);
 }
@@ -519,6 +528,26 @@ int unwind_thread(struct unwinder *u, pid_t tid,
 
 /* ---- setup ------------------------------------------------------------ */
 
+void unwind_drop_files(void)
+{
+	struct elf_file **pp = &elf_files, *e;
+
+	while ((e = *pp)) {
+		/* elf_end drops the cache's reference and says how many are
+		 * left: a file some Dwfl still uses gets its reference back
+		 * and stays. */
+		if (elf_end(e->elf) == 0) {
+			close(e->fd);
+			*pp = e->next;
+			free(e);
+			n_elf_files--;
+		} else {
+			elf_begin(e->fd, ELF_C_READ_MMAP, e->elf);
+			pp = &e->next;
+		}
+	}
+}
+
 /* /proc/PID/maps, whole; NULL when it cannot be read. */
 static char *read_maps(pid_t pid, size_t *len)
 {
@@ -594,6 +623,8 @@ int unwind_open(pid_t pid, struct unwinder **up, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	u->pid = pid;
+	if (n_elf_files > MAX_ELF_FILES)
+		unwind_drop_files();
 	if (elf_version(EV_CURRENT) == EV_NONE) {
 		snprintf(err, errlen, "libelf: %s", elf_errmsg(-1));
 		free(u);

@@ -47,4 +47,8 @@ int unwind_thread(struct unwinder *u, pid_t tid,
 		  int (*cb)(uint64_t pc, void *arg), void *arg, char *why,
 		  size_t whylen);
 
+/* Closes the object files unwinders opened and no longer use (they are
+ * otherwise kept for the next process: see unwind.c). */
+void unwind_drop_files(void);
+
 #endif
