@@ -147,6 +147,7 @@ static size_t n_elf_files;
 static Elf *elf_file_ref(const char *path, const struct stat *st)
 {
 	struct elf_file *e;
+	struct stat fst;
 
 	for (e = elf_files; e; e = e->next)
 		if (e->dev == st->st_dev && e->ino == st->st_ino &&
@@ -162,18 +163,22 @@ static Elf *elf_file_ref(const char *path, const struct stat *st)
 		free(e);
 		return NULL;
 	}
-	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
-	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF) {
+	/* Keyed by what was opened: the name may have been given to another
+	 * file since the stat. */
+	if (fstat(e->fd, &fst) || fst.st_dev != st->st_dev ||
+	    fst.st_ino != st->st_ino ||
+	    !(e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL)) ||
+	    elf_kind(e->elf) != ELF_K_ELF) {
 		if (e->elf)
 			elf_end(e->elf);
 		close(e->fd);
 		free(e);
 		return NULL;
 	}
-	e->dev = st->st_dev;
-	e->ino = st->st_ino;
-	e->size = st->st_size;
-	e->mtime = st->st_mtim;
+	e->dev = fst.st_dev;
+	e->ino = fst.st_ino;
+	e->size = fst.st_size;
+	e->mtime = fst.st_mtim;
 	e->next = elf_files;
 	elf_files = e;
 	n_elf_files++;
