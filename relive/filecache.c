@@ -35,7 +35,7 @@ struct cached {
 
 static struct cached *headers, *symbols;
 
-static bool same_file(const struct stat *a, const struct stat *b)
+bool filecache_same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
 	       a->st_size == b->st_size &&
@@ -68,7 +68,7 @@ get(struct cached **list, const char *path, size_t max,
 		return NULL;
 	}
 	for (pp = list; (c = *pp); pp = &c->next) {
-		if (!strcmp(c->path, path) && same_file(&c->st, &st)) {
+		if (!strcmp(c->path, path) && filecache_same_file(&c->st, &st)) {
 			*pp = c->next; /* to the head: most recently used */
 			c->next = *list;
 			*list = c;

@@ -110,20 +110,12 @@ static struct {
 	bool valid;
 } agent_cache;
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-	       a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 static bool agent_symbols_cached(const char *path, struct agent_symbols *sy)
 {
 	struct stat st;
 
 	if (!agent_cache.valid || strcmp(path, agent_cache.path) ||
-	    stat(path, &st) || !same_file(&st, &agent_cache.st))
+	    stat(path, &st) || !filecache_same_file(&st, &agent_cache.st))
 		return false;
 	*sy = agent_cache.sy;
 	return true;

@@ -53,6 +53,9 @@ const struct elfsym_file *filecache_header(const char *path, char *err,
 					   size_t errlen);
 const struct elfsym_file *filecache_symbols(const char *path, char *err,
 					    size_t errlen);
+/* Do two stats name the same, unchanged file (device, inode, size, mtime)? */
+struct stat;
+bool filecache_same_file(const struct stat *a, const struct stat *b);
 
 /* ptrace.c: stopping one thread, calling a function on it */
 struct stopped {
