@@ -143,4 +143,28 @@ struct relive_ctl {
 	uint64_t svc_ino;
 };
 
+/*
+ * librelive-boot.so (agent/boot.c), the loader of the agent: its
+ * constructor starts the boot thread on the agent beside it; relive reads
+ * state until that thread has loaded the agent or failed to.  (When the
+ * library was loaded already, relive writes path and calls
+ * relive_boot_start() itself.)
+ */
+#define RELIVE_AGENT_FILE "librelive-agent.so"
+
+enum relive_boot_state {
+	RELIVE_BOOT_IDLE = 0,
+	RELIVE_BOOT_RUNNING,      /* the thread is making the dlopen */
+	RELIVE_BOOT_LOADED,       /* the agent is loaded */
+	RELIVE_BOOT_FAILED,       /* error says why; nothing was loaded */
+};
+
+struct relive_boot {
+	uint32_t state;           /* enum relive_boot_state, set last */
+	uint32_t tid;             /* the boot thread (it ends after the dlopen) */
+	uint64_t handle;          /* this library's dlopen handle */
+	char path[4096];          /* the agent to load */
+	char error[512];          /* dlerror() of a failed load */
+};
+
 #endif

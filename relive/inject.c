@@ -3,7 +3,8 @@
  * and sending it requests.
  *
  * Loading borrows one thread of the target and makes it call the C
- * library's dlopen() on the agent's path.  Later requests wake the agent's
+ * library's dlopen() on librelive-boot.so, whose own thread then loads the
+ * agent (agent/boot.c says why).  Later requests wake the agent's
  * own thread (agent/service.c) through its pipe; only when it has none (a
  * fork child, a program that closed the pipe) does a borrowed thread call
  * relive_agent_request().  While a borrowed thread works, all the others
@@ -15,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,8 @@
 #include "relive.h"
 #include "unwind.h"
 
-#define AGENT_FILE "librelive-agent.so"
+#define AGENT_FILE RELIVE_AGENT_FILE
+#define BOOT_FILE "librelive-boot.so"
 
 const char *agent_default_path(void)
 {
@@ -589,13 +592,210 @@ static int borrow(pid_t pid, pid_t prefer, struct stopped *st, char *err,
 	return rc;
 }
 
+/* Makes a borrowed thread call func(str, arg) when str is not NULL (str
+ * is copied onto the thread's stack first), else func(arg), and waits for
+ * the call to end. */
+static int call_borrowed(pid_t pid, uint64_t func, const char *str,
+			 uint64_t arg, uint64_t restorer, char *err,
+			 size_t errlen)
+{
+	struct stopped st;
+	uint64_t args[2] = { arg, 0 };
+	int rc;
+
+	rc = borrow(pid, 0, &st, err, errlen);
+	if (rc)
+		return rc;
+	if (str) {
+		/* Well below the red zone and the frame pt_call() builds. */
+		args[0] = (st.regs.rsp - 32768 - strlen(str) - 1) & ~0xfull;
+		args[1] = arg;
+		rc = proc_write(pid, args[0], str, strlen(str) + 1);
+		if (rc) {
+			snprintf(err, errlen, "cannot write to process %d",
+				 pid);
+			pt_release(&st);
+			return rc;
+		}
+	}
+	rc = pt_call(&st, func, args, 2, restorer, false, err, errlen);
+	pt_release(&st);
+	return rc;
+}
+
+/* Where librelive-boot.so is mapped in pid, and its two symbols. */
+static int boot_find(pid_t pid, const char *boot, uint64_t *state,
+		     uint64_t *start, char *err, size_t errlen)
+{
+	const struct elfsym_file *f;
+	struct elfsym_sym st_sym, start_sym;
+	struct proc_map *maps;
+	size_t n, i;
+	int rc = -ENOENT;
+
+	f = filecache_symbols(boot, err, errlen);
+	if (!f)
+		return -ENOENT;
+	if (elfsym_lookup(f, "relive_boot", 0, &st_sym, NULL) ||
+	    elfsym_lookup(f, "relive_boot_start", 0, &start_sym, NULL)) {
+		snprintf(err, errlen, "%s is not relive's boot library", boot);
+		return -ENOENT;
+	}
+	if (proc_maps(pid, &maps, &n))
+		return -ESRCH;
+	for (i = 0; i < n && rc; i++)
+		if (!maps[i].off && !strcmp(maps[i].path, boot)) {
+			uint64_t bias = maps[i].lo - elfsym_first_vaddr(f);
+
+			*state = bias + st_sym.value;
+			*start = bias + start_sym.value;
+			rc = 0;
+		}
+	free(maps);
+	return rc;
+}
+
+/* Waits until the 32-bit word at addr in pid is no longer `from`.
+ * Returns 0 with *val, or -ESRCH when the process is gone. */
+static int wait_word(pid_t pid, uint64_t addr, uint32_t from, uint32_t *val)
+{
+	for (unsigned n = 0;; n++) {
+		if (proc_read(pid, addr, val, sizeof(*val)))
+			return -ESRCH;
+		if (*val != from)
+			return 0;
+		if (n < 32)
+			sched_yield();
+		else
+			usleep(n < 256 ? 20 : 1000);
+	}
+}
+
+/* Waits until the boot thread tid has ended (or its number names another
+ * thread already). */
+static void wait_boot_thread_gone(pid_t pid, pid_t tid)
+{
+	char path[64], comm[32];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	for (unsigned n = 0;; n++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t len = fd >= 0 ? read(fd, comm, sizeof(comm) - 1) : -1;
+
+		if (fd >= 0)
+			close(fd);
+		if (len <= 0)
+			return; /* gone */
+		comm[len] = '\0';
+		if (strcmp(comm, "relive-boot\n"))
+			return; /* a thread of the program reused the number */
+		if (n < 32)
+			sched_yield();
+		else
+			usleep(n < 256 ? 20 : 1000);
+	}
+}
+
+/*
+ * Loads the agent through librelive-boot.so (agent/boot.c): the traced
+ * dlopen is that of a library that needs nothing but libc, whose
+ * constructor starts a thread that makes the agent's own dlopen untraced.  A failure takes
+ * the boot library out again.  Returns 0 (the agent loaded), 1 when the
+ * boot library could not start its thread and is out again (the agent is
+ * to be loaded the other way), or a negative errno with err filled.
+ */
+static int boot_inject(pid_t pid, const char *real, const char *boot,
+		       uint64_t dlopen_addr, uint64_t restorer, char *err,
+		       size_t errlen)
+{
+	struct relive_boot *b = NULL;
+	uint64_t state, start, handle = 0, dlclose_addr;
+	uint32_t val = RELIVE_BOOT_IDLE, tid = 0;
+	char why[sizeof(b->error)] = "";
+	int rc;
+
+	/* Mapped already: a relive killed before it was done loaded it. */
+	bool was_loaded = !boot_find(pid, boot, &state, &start, err, errlen);
+
+	err[0] = '\0';
+	vlog("loading %s into process %d", boot, pid);
+	rc = call_borrowed(pid, dlopen_addr, boot, RTLD_NOW | RTLD_LOCAL,
+			   restorer, err, errlen);
+	if (rc)
+		return rc;
+	/* Not mapped: the process could not load it (agent_inject says
+	 * why that may be). */
+	rc = boot_find(pid, boot, &state, &start, err, errlen);
+	if (rc)
+		return rc;
+	if (was_loaded) {
+		/* Its constructor ran back then: start the thread now. */
+		vlog("%s was loaded already: starting its thread", boot);
+		if (proc_write(pid, state + offsetof(struct relive_boot, path),
+			       real, strlen(real) + 1) ||
+		    proc_write(pid, state + offsetof(struct relive_boot, state),
+			       &val, sizeof(val))) {
+			snprintf(err, errlen, "cannot write to process %d",
+				 pid);
+			return -ESRCH;
+		}
+		rc = call_borrowed(pid, start, NULL, 0, restorer, err, errlen);
+		if (rc)
+			return rc;
+	}
+	vlog("the boot thread loads the agent");
+	rc = wait_word(pid, state + offsetof(struct relive_boot, state),
+		       RELIVE_BOOT_RUNNING, &val);
+	if (!rc)
+		rc = proc_read(pid, state + offsetof(struct relive_boot, tid),
+			       &tid, sizeof(tid));
+	if (rc) {
+		snprintf(err, errlen, "process %d exited while loading the "
+			 "agent", pid);
+		return -ESRCH;
+	}
+	/* The thread ends right after the dlopen: wait for that, so relive
+	 * never meets it among the program's threads and never unloads its
+	 * code under it. */
+	if (tid)
+		wait_boot_thread_gone(pid, (pid_t)tid);
+	vlog("the boot thread is done");
+	if (val == RELIVE_BOOT_LOADED)
+		return 0;
+	proc_read(pid, state + offsetof(struct relive_boot, error), why,
+		  sizeof(why) - 1);
+	proc_read(pid, state + offsetof(struct relive_boot, handle), &handle,
+		  sizeof(handle));
+	/* Take the boot library out again. */
+	if (handle && !libc_symbol(pid, "dlclose", &dlclose_addr, err,
+				   errlen) &&
+	    !call_borrowed(pid, dlclose_addr, NULL, handle, restorer, err,
+			   errlen)) {
+		if (!tid) {
+			/* No thread could be started (a limit on threads):
+			 * the caller loads the agent the other way. */
+			vlog("the boot thread could not start: %s", why);
+			err[0] = '\0';
+			return 1;
+		}
+		snprintf(err, errlen, "loading the agent %s into process %d "
+			 "failed: %s; nothing of relive stays in the process",
+			 real, pid, why);
+		return -ENOENT;
+	}
+	if (!why[0])
+		snprintf(why, sizeof(why), "the boot thread could not start");
+	snprintf(err, errlen, "loading the agent %s into process %d failed: "
+		 "%s; relive's boot library %s stays loaded in it (it does "
+		 "nothing)", real, pid, why, boot);
+	return -ENOENT;
+}
+
 int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 {
 	const char *path = agent_default_path();
-	char real[PATH_MAX];
-	struct stopped st;
-	uint64_t dlopen_addr, restorer, str;
-	uint64_t args[2];
+	char real[PATH_MAX], boot[PATH_MAX + 32], *slash;
+	uint64_t dlopen_addr, restorer;
 	int rc;
 
 	if (!realpath(path, real)) {
@@ -608,23 +808,25 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 		rc = libc_restorer(pid, &restorer, err, errlen);
 	if (rc)
 		return rc;
-	rc = borrow(pid, 0, &st, err, errlen);
-	if (rc)
+	/* The boot library lives beside the agent; without it, the thread
+	 * borrowed for the agent's own dlopen is followed through it. */
+	snprintf(boot, sizeof(boot), "%s", real);
+	slash = strrchr(boot, '/');
+	snprintf(slash + 1, sizeof(boot) - (size_t)(slash + 1 - boot), "%s",
+		 BOOT_FILE);
+	err[0] = '\0';
+	rc = 1;
+	/* The boot library loads the agent beside it, by its usual name. */
+	if (!strcmp(base_name(real), AGENT_FILE) && access(boot, R_OK) == 0)
+		rc = boot_inject(pid, real, boot, dlopen_addr, restorer, err,
+				 errlen);
+	if (rc == 1)
+		rc = call_borrowed(pid, dlopen_addr, real,
+				   RTLD_NOW | RTLD_LOCAL, restorer, err,
+				   errlen);
+	if (rc && rc != -ENOENT)
 		return rc;
-	/* The path goes on the thread's stack, well below the red zone and
-	 * the frame pt_call() builds. */
-	str = (st.regs.rsp - 32768 - strlen(real) - 1) & ~0xfull;
-	rc = proc_write(pid, str, real, strlen(real) + 1);
-	if (rc) {
-		snprintf(err, errlen, "cannot write to process %d", pid);
-		pt_release(&st);
-		return rc;
-	}
-	args[0] = str;
-	args[1] = RTLD_NOW | RTLD_LOCAL;
-	rc = pt_call(&st, dlopen_addr, args, 2, restorer, false, err, errlen);
-	pt_release(&st);
-	if (rc)
+	if (rc == -ENOENT && err[0])
 		return rc;
 	rc = agent_find(pid, a, err, errlen);
 	if (!rc && !a->loaded) {

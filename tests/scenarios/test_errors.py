@@ -230,3 +230,26 @@ def test_agent_file_replaced_on_disk(spawn, tmp_path):
     assert agents == {f"{agent} (deleted)"}, agents
     disable(t.pid, "fix_main")
     assert t.ask("call 5") == "6"
+
+
+def test_agent_that_cannot_load(basic, tmp_path):
+    """The agent itself fails to load (here: its file is not an ELF
+    object): relive says why, in dlerror's words, and the boot library that
+    loaded it is taken out again: nothing of relive stays in the process."""
+    shutil.copy(AGENT.parent / "librelive-boot.so", tmp_path)
+    agent = tmp_path / AGENT.name
+    agent.write_bytes(b"not an ELF object\n" * 64)
+    env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
+    before = snapshot(basic, PROBES)
+    rc, out, err = relive("patch", "-p", basic.pid, patch_path("fix_main"),
+                          env=env)
+    assert rc == FAILED, (rc, out, err)
+    assert re.search(r"loading the agent .* failed: .*(invalid ELF header|"
+                     r"too short|file).*nothing of relive stays", err), err
+    assert snapshot(basic, PROBES) == before
+    comms = {open(f"/proc/{basic.pid}/task/{t}/comm").read().strip()
+             for t in os.listdir(f"/proc/{basic.pid}/task")}
+    assert not comms & {"relive-boot", "relive-agent"}, comms
+    # and the real agent loads afterwards
+    apply(basic.pid, "fix_main")
+    assert basic.ask("call 5") == "105"

@@ -4,10 +4,12 @@ pipe, and no thread of the program is borrowed.  It blocks every signal,
 forks do not share it, and a program that closes its pipe only sends relive
 back to borrowing a thread."""
 import os
+import shutil
 import signal
 
-from conftest import (RELIVE, agent_threads, apply, disable, listing,
-                      patch_names, patch_path, relive, remove)
+from conftest import (AGENT, RELIVE, RELIVE_ENV, agent_threads, apply,
+                      disable, listing, patch_names, patch_path, relive,
+                      remove, wait_until)
 
 
 def agent_tid(pid):
@@ -123,3 +125,71 @@ def test_injection_under_a_storm_of_signals(spawn):
         assert agent_threads(t.pid) == 1
         assert int(t.ask("alarmed")) > before
         t.close()
+
+
+def test_injection_through_the_boot_library(spawn):
+    """The agent is loaded by librelive-boot.so's own thread: relive follows
+    only the boot library's dlopen, and that thread has ended by the time
+    relive goes on."""
+    t = spawn("basic_pie")
+    rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
+    assert rc == 0, log
+    assert "the boot thread loads the agent" in log
+    assert "the boot thread is done" in log
+    comms = [open(f"/proc/{t.pid}/task/{tid}/comm").read().strip()
+             for tid in os.listdir(f"/proc/{t.pid}/task")]
+    assert "relive-boot" not in comms
+    assert comms.count("relive-agent") == 1
+    assert t.ask("call 1") == "101"
+
+
+def test_injection_without_the_boot_library(spawn, tmp_path):
+    """An agent with no boot library beside it is still loaded: relive
+    then follows the agent's own dlopen."""
+    agent = tmp_path / AGENT.name
+    shutil.copy(AGENT, agent)
+    env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
+    t = spawn("basic_pie")
+    rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("fix_main"),
+                        env=env)
+    assert rc == 0, err
+    assert "the boot thread" not in err
+    assert str(agent) in open(f"/proc/{t.pid}/maps").read()
+    assert t.ask("call 1") == "101"
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:
+            continue
+    return names
+
+
+def test_boot_library_left_from_an_earlier_attempt(spawn, tmp_path):
+    """A boot library already mapped without an agent (as a relive killed
+    before it was done leaves it; here the program loads it, and the agent
+    beside it fails to load) is used again: relive starts its thread."""
+    boot = tmp_path / "librelive-boot.so"
+    shutil.copy(AGENT.parent / boot.name, boot)
+    agent = tmp_path / AGENT.name
+    agent.write_bytes(b"not an ELF object\n" * 64)
+    t = spawn("obj_host")
+    assert t.ask(f"open 0 {boot} 1") == "ok"
+    wait_until(lambda: "relive-boot" not in thread_names(t.pid),
+               "the boot thread to give up")
+    assert agent_threads(t.pid) == 0
+    shutil.copy(AGENT, tmp_path / "new.so")
+    os.replace(tmp_path / "new.so", agent)
+    env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
+    rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("obj_fix"),
+                        env=env)
+    assert rc == 0, err
+    assert "was loaded already: starting its thread" in err
+    assert "the boot thread is done" in err
+    assert str(agent) in open(f"/proc/{t.pid}/maps").read()
+    assert agent_threads(t.pid) == 1
+    assert t.ask("compute 5") == "6005"

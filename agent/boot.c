@@ -1,0 +1,116 @@
+/*
+ * agent/boot.c - librelive-boot.so: loads the agent into a running process
+ * from a thread of its own.
+ *
+ * Why: relive follows the thread it borrows for a dlopen() with
+ * PTRACE_SYSCALL, because the end of the call (the rt_sigreturn of the
+ * frame relive built) is a system call; every system call of the dlopen is
+ * then two stops.  Loading the agent and its three libraries makes about 90
+ * system calls, 180 stops, several milliseconds.  This library depends on
+ * nothing but the C library, and its constructor only starts a thread, so
+ * its own dlopen is about 25 system calls; the thread makes the dlopen of
+ * the agent beside this library untraced (it waits for the dynamic loader's
+ * lock until the borrowed thread's dlopen is over) and reports in
+ * relive_boot how it went.
+ *
+ * The thread ("relive-boot") blocks every signal, so signals meant for the
+ * program never run on it, and it ends as soon as the dlopen returns.  When the agent
+ * cannot be loaded, relive unloads this library again (dlclose on the
+ * handle kept here) once the thread has ended, so a failed injection
+ * leaves nothing of relive's code behind.
+ *
+ * Nothing here is exported but relive_boot and relive_boot_start, and the
+ * layout of relive_boot is shared with relive/inject.c (ctl.h).
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+__attribute__((visibility("default"))) struct relive_boot relive_boot;
+
+static void *boot_thread(void *arg)
+{
+	struct relive_boot *b = &relive_boot;
+	void *h;
+
+	(void)arg;
+	prctl(PR_SET_NAME, "relive-boot");
+	b->tid = (uint32_t)gettid();
+	h = dlopen(b->path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		const char *e = dlerror();
+
+		snprintf(b->error, sizeof(b->error), "%s",
+			 e ? e : "dlopen failed");
+	}
+	__atomic_store_n(&b->state, h ? RELIVE_BOOT_LOADED : RELIVE_BOOT_FAILED,
+			 __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Starts the boot thread on relive_boot.path, or when that is empty on the
+ * agent beside this library.  Runs in this library's constructor, that is
+ * inside the dlopen relive has a borrowed thread make; relive calls it
+ * itself when the library was loaded already (a relive killed before it
+ * was done).  Returns 0, or an errno when the thread could not be started
+ * (relive_boot.state says so too).
+ */
+__attribute__((visibility("default"))) int relive_boot_start(void)
+{
+	struct relive_boot *b = &relive_boot;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	Dl_info info;
+	int rc;
+
+	b->tid = 0;
+	b->error[0] = '\0';
+	if (dladdr(&relive_boot, &info) && info.dli_fname) {
+		/* The handle relive closes this library with if the agent
+		 * fails to load. */
+		void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+
+		if (h) {
+			b->handle = (uint64_t)(uintptr_t)h;
+			dlclose(h); /* NOLOAD counted one more reference */
+		}
+		if (!b->path[0]) {
+			const char *slash = strrchr(info.dli_fname, '/');
+			int dir = slash ? (int)(slash - info.dli_fname) : 0;
+
+			snprintf(b->path, sizeof(b->path), "%.*s/%s", dir,
+				 info.dli_fname, RELIVE_AGENT_FILE);
+		}
+	}
+	__atomic_store_n(&b->state, RELIVE_BOOT_RUNNING, __ATOMIC_RELEASE);
+	sigfillset(&all);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 512 * 1024);
+	/* The new thread inherits the mask: all blocked from its first
+	 * instruction. */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&t, &attr, boot_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		snprintf(b->error, sizeof(b->error),
+			 "cannot start a thread: %s", strerror(rc));
+		__atomic_store_n(&b->state, RELIVE_BOOT_FAILED,
+				 __ATOMIC_RELEASE);
+	}
+	return rc;
+}
+
+__attribute__((constructor)) static void boot_init(void)
+{
+	relive_boot_start();
+}
