@@ -162,17 +162,23 @@ def open_fds(pid):
     return fds
 
 
-def agent_threads(pid):
-    """The threads of pid named "relive-agent": the agent's own thread,
-    which serves relive's requests (agent/service.c)."""
-    n = 0
+def thread_names(pid):
+    """The names (comm) of pid's threads; a thread that ends meanwhile is
+    left out."""
+    names = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                n += f.read().strip() == "relive-agent"
-        except FileNotFoundError:
+                names.append(f.read().strip())
+        except (FileNotFoundError, ProcessLookupError):
             continue
-    return n
+    return names
+
+
+def agent_threads(pid):
+    """The threads of pid named "relive-agent": the agent's own thread,
+    which serves relive's requests (agent/service.c)."""
+    return thread_names(pid).count("relive-agent")
 
 
 def thread_states(pid):
@@ -182,7 +188,7 @@ def thread_states(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 stat = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
         states[int(tid)] = stat[stat.rindex(")") + 2]
     return states

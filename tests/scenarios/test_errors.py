@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from conftest import (AGENT, FAILED, OK, RELIVE, RELIVE_ENV, apply, disable,
-                      mapped_files, open_fds, patch_path, relive, snapshot)
+                      mapped_files, open_fds, patch_path, relive, snapshot,
+                      thread_names)
 
 PROBES = ["call 5", "lib 5", "scale1 3", "scale2 3"]
 
@@ -247,8 +248,7 @@ def test_agent_that_cannot_load(basic, tmp_path):
     assert re.search(r"loading the agent .* failed: .*(invalid ELF header|"
                      r"too short|file).*nothing of relive stays", err), err
     assert snapshot(basic, PROBES) == before
-    comms = {open(f"/proc/{basic.pid}/task/{t}/comm").read().strip()
-             for t in os.listdir(f"/proc/{basic.pid}/task")}
+    comms = set(thread_names(basic.pid))
     assert not comms & {"relive-boot", "relive-agent"}, comms
     # and the real agent loads afterwards
     apply(basic.pid, "fix_main")

@@ -9,14 +9,17 @@ import signal
 
 from conftest import (AGENT, RELIVE, RELIVE_ENV, agent_threads, apply,
                       disable, listing, patch_names, patch_path, relive,
-                      remove, wait_until)
+                      remove, thread_names, wait_until)
 
 
 def agent_tid(pid):
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/comm") as f:
-            if f.read().strip() == "relive-agent":
-                return int(tid)
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == "relive-agent":
+                    return int(tid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
     return None
 
 
@@ -136,8 +139,7 @@ def test_injection_through_the_boot_library(spawn):
     assert rc == 0, log
     assert "the boot thread loads the agent" in log
     assert "the boot thread is done" in log
-    comms = [open(f"/proc/{t.pid}/task/{tid}/comm").read().strip()
-             for tid in os.listdir(f"/proc/{t.pid}/task")]
+    comms = thread_names(t.pid)
     assert "relive-boot" not in comms
     assert comms.count("relive-agent") == 1
     assert t.ask("call 1") == "101"
@@ -156,17 +158,6 @@ def test_injection_without_the_boot_library(spawn, tmp_path):
     assert "the boot thread" not in err
     assert str(agent) in open(f"/proc/{t.pid}/maps").read()
     assert t.ask("call 1") == "101"
-
-
-def thread_names(pid):
-    names = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                names.append(f.read().strip())
-        except FileNotFoundError:
-            continue
-    return names
 
 
 def test_boot_library_left_from_an_earlier_attempt(spawn, tmp_path):
