@@ -14,9 +14,9 @@
  * relive_boot how it went.
  *
  * The thread ("relive-boot") blocks every signal, so signals meant for the
- * program never run on it, and it ends as soon as the dlopen returns.  When the agent
- * cannot be loaded, relive unloads this library again (dlclose on the
- * handle kept here) once the thread has ended, so a failed injection
+ * program never run on it, and it ends as soon as the dlopen returns.  When
+ * the agent cannot be loaded, relive unloads this library again (dlclose on
+ * the handle kept here) once the thread has ended, so a failed injection
  * leaves nothing of relive's code behind.
  *
  * Nothing here is exported but relive_boot and relive_boot_start, and the
