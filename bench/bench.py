@@ -153,6 +153,16 @@ class Bench:
             return "%.2f" % v
         return "%.3f" % v
 
+    def fmt_value(self, r):
+        """A row's value, with more digits when rounding would show it
+        equal to its target's limit (94.97 against >= 95 is not 95.0)."""
+        text = self.fmt(r["value"])
+        if r["target"] and isinstance(r["value"], float):
+            lim = float(r["target"].split()[1])
+            if float(text) == lim and r["value"] != lim:
+                text = "%.6g" % r["value"]
+        return text
+
     def spread_str(self, sp):
         if "min" in sp:
             return "[%s..%s] n=%d" % (self.fmt(sp["min"]), self.fmt(sp["max"]), sp["n"])
@@ -161,7 +171,7 @@ class Bench:
     def show(self, r):
         ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
         print("  %-3s %-52s %10s %-6s %-24s %-10s %s" % (
-            r["figure"], r["name"], self.fmt(r["value"]), r["unit"],
+            r["figure"], r["name"], self.fmt_value(r), r["unit"],
             self.spread_str(r["spread"]), r["target"], ok), flush=True)
 
     # ------------------------------------------------------------------
@@ -661,7 +671,7 @@ class Bench:
         for r in self.rows:
             ok = "" if r["ok"] is None else ("yes" if r["ok"] else "**no**")
             out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-                r["figure"], r["name"].strip(), self.fmt(r["value"]), r["unit"],
+                r["figure"], r["name"].strip(), self.fmt_value(r), r["unit"],
                 self.spread_str(r["spread"]), r["target"], ok))
         return "\n".join(out) + "\n"
 
@@ -752,7 +762,7 @@ def main():
         ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
         if r["target"] or r["figure"] == "7":
             print("%s %s | %s | %s | %s | %s" % (r["figure"], r["name"].strip(),
-                                                 b.fmt(r["value"]), r["unit"],
+                                                 b.fmt_value(r), r["unit"],
                                                  r["target"], ok))
     for w in b.warnings:
         print("WARNING: " + w)
