@@ -655,6 +655,16 @@ static int boot_find(pid_t pid, const char *boot, uint64_t *state,
 	return rc;
 }
 
+/* The n-th pause of a poll of the target: a yield at first (the answer is
+ * usually a few microseconds away), then 20 us, then 1 ms. */
+static void poll_pause(unsigned n)
+{
+	if (n < 32)
+		sched_yield();
+	else
+		usleep(n < 256 ? 20 : 1000);
+}
+
 /* Waits until the 32-bit word at addr in pid is no longer `from`.
  * Returns 0 with *val, or -ESRCH when the process is gone. */
 static int wait_word(pid_t pid, uint64_t addr, uint32_t from, uint32_t *val)
@@ -664,10 +674,7 @@ static int wait_word(pid_t pid, uint64_t addr, uint32_t from, uint32_t *val)
 			return -ESRCH;
 		if (*val != from)
 			return 0;
-		if (n < 32)
-			sched_yield();
-		else
-			usleep(n < 256 ? 20 : 1000);
+		poll_pause(n);
 	}
 }
 
@@ -689,10 +696,7 @@ static void wait_boot_thread_gone(pid_t pid, pid_t tid)
 		comm[len] = '\0';
 		if (strcmp(comm, "relive-boot\n"))
 			return; /* a thread of the program reused the number */
-		if (n < 32)
-			sched_yield();
-		else
-			usleep(n < 256 ? 20 : 1000);
+		poll_pause(n);
 	}
 }
 
@@ -942,10 +946,7 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 				 "during the request", tid, a->pid);
 			return -ESRCH;
 		}
-		if (n < 32)
-			sched_yield();
-		else
-			usleep(n < 256 ? 20 : 1000);
+		poll_pause(n);
 	}
 	vlog("request %u served", op);
 	if (agent_read_ctl(a)) {
