@@ -94,6 +94,8 @@ struct relive_ops {
 	struct relive_stub_data *data;
 	bool redirected;            /* the entry jump is in place */
 	bool pinned;                /* never restored (the loader hook) */
+	bool landed;                /* the stub is at the site's landing: the
+				       entry jump is a one-byte write */
 	struct relive_func **stack; /* func_stack, bottom to top */
 	size_t nstack, capstack;
 	uint64_t plan_mark;         /* == plan_gen: in the current plan */
@@ -166,8 +168,10 @@ void ops_forget(struct relive_ops *ops);
 void ops_plan_reset(void);
 
 /* codemem.c: memory for stubs and copies near the code they serve */
-int codemem_alloc(uintptr_t near, uint8_t **code, size_t codesize,
-		  void **data, size_t datasize);
+void *codemem_code(uintptr_t near, size_t len);
+void *codemem_data(uintptr_t near, size_t len);
+bool codemem_landing(uintptr_t at, size_t len);
+void codemem_landing_drop(uintptr_t at);
 int codemem_write(void *dst, const void *src, size_t len);
 void codemem_begin(void);
 void codemem_end(void);

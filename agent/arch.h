@@ -63,6 +63,17 @@ int relive_arch_encode_jump(uint64_t from, uint64_t to,
 			    uint8_t out[RELIVE_ARCH_JUMP_LEN]);
 
 /*
+ * The landing of a site: where its entry jump leads when only the site's
+ * first byte is changed, the jump's operand being the bytes already there.
+ * A stub placed at that address makes the redirection a one-byte write,
+ * which no thread can see half done and which leaves every displaced
+ * instruction after the first intact for a thread already past the entry.
+ * Returns the address (not checked for being mappable), or 0 if the
+ * architecture has no such jump.
+ */
+uint64_t relive_arch_landing(const struct relive_site *site);
+
+/*
  * Maps a PC inside the displaced bytes of a site (site_addr < pc <
  * site_addr + displaced) to the equivalent PC in the copy.  Returns 0 with
  * *out set, or -1 if pc is not an instruction boundary (cannot happen for a

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -148,18 +149,153 @@ static void *chunk_take(uintptr_t near, size_t len, size_t csize, int prot)
 	return (void *)(c->base + c->used - len);
 }
 
-int codemem_alloc(uintptr_t near, uint8_t **code, size_t codesize,
-		  void **data, size_t datasize)
+void *codemem_code(uintptr_t near, size_t len)
 {
-	*code = chunk_take(near, codesize, CODE_CHUNK, PROT_READ | PROT_EXEC);
-	if (!*code)
-		return -ENOMEM;
-	/* The data must be within reach of the stub's RIP-relative loads. */
-	*data = chunk_take((uintptr_t)*code, datasize, DATA_CHUNK,
-			   PROT_READ | PROT_WRITE);
-	if (!*data)
-		return -ENOMEM;
-	return 0;
+	return chunk_take(near, len, CODE_CHUNK, PROT_READ | PROT_EXEC);
+}
+
+void *codemem_data(uintptr_t near, size_t len)
+{
+	return chunk_take(near, len, DATA_CHUNK, PROT_READ | PROT_WRITE);
+}
+
+/* --- landings ------------------------------------------------------------
+ *
+ * A landing is a stub at the one address a site's entry jump reaches when
+ * only the site's first byte changes (relive_arch_landing).  The address
+ * is fixed by the function's own bytes, so it is taken only where nothing
+ * is mapped (MAP_FIXED_NOREPLACE), never where the heap or the main stack
+ * would grow, and at most LANDING_MAX times: each costs a page.
+ */
+#define LANDING_MAX 1024
+#define LANDING_USES 8
+#define HEAP_ROOM ((uintptr_t)1 << 30)
+#define STACK_GAP ((uintptr_t)1 << 20)
+
+struct landing {
+	uintptr_t base;
+	size_t size;
+	unsigned nused;
+	struct {
+		uintptr_t lo, hi;
+	} used[LANDING_USES];
+	struct landing *next;
+};
+
+static struct landing *landings;
+static unsigned nlandings;
+static int landing_off = -1; /* RELIVE_NO_LANDING in the environment */
+static uintptr_t stack_lo, stack_hi;
+
+/* Where the main thread's stack may grow: from its mapping down by its
+ * limit (1 GiB when unlimited), and the kernel's guard gap. */
+static void find_stack(void)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "re");
+	struct rlimit rl;
+	uintptr_t room = 8 << 20;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (strstr(line, "[stack]") &&
+		    sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+			stack_lo = lo;
+			stack_hi = hi;
+			break;
+		}
+	}
+	fclose(f);
+	if (!getrlimit(RLIMIT_STACK, &rl))
+		room = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > HEAP_ROOM ?
+			       HEAP_ROOM : rl.rlim_cur;
+	if (stack_hi)
+		stack_lo = stack_lo > room + STACK_GAP ?
+				   stack_lo - room - STACK_GAP : 0;
+}
+
+static bool overlaps(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi)
+{
+	return a < hi && lo < b;
+}
+
+bool codemem_landing(uintptr_t at, size_t len)
+{
+	uintptr_t end = at + len, page = at & ~(uintptr_t)4095;
+	uintptr_t brk_now = (uintptr_t)sbrk(0);
+	size_t size = ((end + 4095) & ~(uintptr_t)4095) - page;
+	struct landing *l;
+	void *p;
+
+	if (landing_off < 0) {
+		landing_off = getenv("RELIVE_NO_LANDING") != NULL;
+		find_stack();
+	}
+	if (landing_off || end < at)
+		return false;
+	if (brk_now != (uintptr_t)-1 &&
+	    overlaps(at, end, brk_now, brk_now + HEAP_ROOM))
+		return false;
+	if (stack_hi && overlaps(at, end, stack_lo, stack_hi))
+		return false;
+	for (l = landings; l; l = l->next) {
+		if (!overlaps(at, end, l->base, l->base + l->size))
+			continue;
+		/* a page of ours: share it if the range is free there */
+		if (at < l->base || end > l->base + l->size ||
+		    l->nused == LANDING_USES)
+			return false;
+		for (unsigned i = 0; i < l->nused; i++)
+			if (overlaps(at, end, l->used[i].lo, l->used[i].hi))
+				return false;
+		l->used[l->nused].lo = at;
+		l->used[l->nused].hi = end;
+		l->nused++;
+		return true;
+	}
+	if (nlandings >= LANDING_MAX || !(l = calloc(1, sizeof(*l))))
+		return false;
+	p = mmap((void *)page, size, PROT_READ | PROT_EXEC,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED || p != (void *)page) {
+		/* taken (EEXIST), or a kernel that took the address as a
+		 * mere hint */
+		if (p != MAP_FAILED)
+			munmap(p, size);
+		free(l);
+		return false;
+	}
+	l->base = page;
+	l->size = size;
+	l->used[0].lo = at;
+	l->used[0].hi = end;
+	l->nused = 1;
+	l->next = landings;
+	landings = l;
+	nlandings++;
+	return true;
+}
+
+void codemem_landing_drop(uintptr_t at)
+{
+	struct landing **pp, *l;
+
+	for (pp = &landings; (l = *pp); pp = &l->next)
+		for (unsigned i = 0; i < l->nused; i++)
+			if (l->used[i].lo == at) {
+				l->used[i] = l->used[--l->nused];
+				if (l->nused)
+					return;
+				/* never reachable: nothing points there yet */
+				munmap((void *)l->base, l->size);
+				*pp = l->next;
+				free(l);
+				nlandings--;
+				return;
+			}
 }
 
 /* /proc/self/mem, kept open for the length of one request (under

@@ -11,7 +11,8 @@
  * What runs is chosen by the ops' slot, an aligned 8-byte word that the stub
  * jumps through.  Changing behaviour is a single atomic store of it; code is
  * written only to put the entry jump in place or take it away, and those
- * writes are planned here and carried out by the controller while every
+ * writes are planned here and carried out by the controller: one byte with
+ * no thread held when the stub sits at the site's landing, else while every
  * thread is held (see docs/architecture.md, "Code writes").
  */
 #include <errno.h>
@@ -47,13 +48,48 @@ static struct relive_ops *ops_find(uintptr_t func_addr)
 	return NULL;
 }
 
+/*
+ * Places o's stub and writes it: at the site's landing when the landing can
+ * be mapped (the entry jump is then a one-byte write that needs no thread
+ * held), else at the start of its code cell.  The slots go within reach of
+ * the stub's RIP-relative loads.  The original copy, already in the cell,
+ * is written by the caller.
+ */
+static int place_stub(struct relive_ops *o, uint8_t *cell)
+{
+	uint8_t stub[RELIVE_STUB_SIZE];
+	uint64_t land = relive_arch_landing(&o->site);
+
+	if (land && codemem_landing(land, RELIVE_STUB_SIZE)) {
+		o->data = codemem_data(land, sizeof(struct relive_stub_data));
+		if (o->data) {
+			o->stub = (uint8_t *)(uintptr_t)land;
+			o->landed = true;
+		} else {
+			codemem_landing_drop(land);
+		}
+	}
+	if (!o->landed) {
+		o->stub = cell;
+		o->data = codemem_data((uintptr_t)cell,
+				       sizeof(struct relive_stub_data));
+		if (!o->data)
+			return -ENOMEM;
+	}
+	o->data->slot = o->site.copy_addr;
+	o->data->before = o->site.copy_addr;
+	o->data->after = o->site.copy_addr;
+	memset(stub, 0xcc, sizeof(stub));
+	arch_emit_stub(stub, (uintptr_t)o->stub, o->data,
+		       relive_agent_ctl.tls_offset);
+	return codemem_write(o->stub, stub, sizeof(stub)) ? -EIO : 0;
+}
+
 struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 {
-	uint8_t cell[OPS_CELL];
 	struct relive_ops *o = ops_find(func_addr);
 	char err[256];
 	uint8_t *code;
-	void *data;
 	size_t h;
 
 	if (o)
@@ -64,8 +100,8 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 		agent_msg("out of memory preparing %s", what);
 		return NULL;
 	}
-	if (codemem_alloc(func_addr, &code, OPS_CELL, &data,
-			  sizeof(struct relive_stub_data))) {
+	code = codemem_code(func_addr, OPS_CELL);
+	if (!code) {
 		agent_msg("cannot patch %s: no free memory within 2 GiB of it "
 			  "for its stub", what);
 		goto fail;
@@ -79,16 +115,9 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 	}
 	o->func_addr = func_addr;
 	o->size = size;
-	o->stub = code;
-	o->data = data;
-	o->data->slot = o->site.copy_addr;
-	o->data->before = o->site.copy_addr;
-	o->data->after = o->site.copy_addr;
-	memset(cell, 0xcc, sizeof(cell));
-	arch_emit_stub(cell, (uintptr_t)code, o->data,
-		       relive_agent_ctl.tls_offset);
-	memcpy(cell + RELIVE_STUB_SIZE, o->site.copy, o->site.copy_len);
-	if (codemem_write(code, cell, RELIVE_STUB_SIZE + o->site.copy_len)) {
+	if (codemem_write(code + RELIVE_STUB_SIZE, o->site.copy,
+			  o->site.copy_len) ||
+	    place_stub(o, code)) {
 		agent_msg("cannot patch %s: writing its stub failed (%s)",
 			  what, strerror(errno));
 		goto fail;
@@ -98,7 +127,8 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 	ops_table[h] = o;
 	return o;
 fail:
-	/* The code cell, if any, stays unused: it was never reachable. */
+	/* The code cell and the landing, if any, stay unused: they were
+	 * never reachable. */
 	free(o->name);
 	free(o);
 	return NULL;
@@ -213,6 +243,8 @@ static int plan_add(struct relive_ops *o, bool redirect)
 		memcpy(w->expect, jump, w->len);
 		memcpy(w->bytes, o->site.saved, w->len);
 	}
+	if (o->landed)
+		w->flags = RELIVE_WRITE_FIRST_BYTE;
 	w->n_insns = o->site.n_insns;
 	memcpy(w->old_off, o->site.old_off, sizeof(w->old_off));
 	memcpy(w->new_off, o->site.new_off, sizeof(w->new_off));
@@ -316,47 +348,38 @@ void ops_plan_done(void)
  */
 struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
 {
-	uint8_t cell[OPS_CELL];
 	struct relive_ops *o = calloc(1, sizeof(*o));
+	static const uint8_t ret = 0xc3;
 	uint8_t *code;
-	void *data;
 	size_t h;
 
 	if (!o || !(o->name = strdup("the dynamic loader's notification")) ||
-	    codemem_alloc(site, &code, OPS_CELL, &data,
-			  sizeof(struct relive_stub_data))) {
-		if (o)
-			free(o->name);
-		free(o);
-		return NULL;
-	}
+	    !(code = codemem_code(site, OPS_CELL)))
+		goto fail;
 	o->func_addr = site;
 	o->size = 1;
 	o->pinned = true;
-	o->stub = code;
-	o->data = data;
 	o->site.func_addr = site;
 	o->site.site_addr = site;
 	o->site.displaced = RELIVE_ARCH_JUMP_LEN;
 	memcpy(o->site.saved, (const void *)site, RELIVE_ARCH_JUMP_LEN);
 	o->site.n_insns = 1;
-	o->site.copy[0] = 0xc3;
+	o->site.copy[0] = ret;
 	o->site.copy_len = 1;
 	o->site.copy_addr = (uintptr_t)code + RELIVE_STUB_SIZE;
+	if (codemem_write(code + RELIVE_STUB_SIZE, &ret, 1) ||
+	    place_stub(o, code))
+		goto fail;
 	o->data->slot = o->data->before = o->data->after = target;
-	memset(cell, 0xcc, sizeof(cell));
-	arch_emit_stub(cell, (uintptr_t)code, o->data,
-		       relive_agent_ctl.tls_offset);
-	cell[RELIVE_STUB_SIZE] = 0xc3;
-	if (codemem_write(code, cell, RELIVE_STUB_SIZE + 1)) {
-		free(o->name);
-		free(o);
-		return NULL;
-	}
 	h = ops_hash(site);
 	o->next = ops_table[h];
 	ops_table[h] = o;
 	return o;
+fail:
+	if (o)
+		free(o->name);
+	free(o);
+	return NULL;
 }
 
 /* Plans o's entry jump unless it is in place already. */

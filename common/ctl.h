@@ -58,12 +58,16 @@ struct relive_ctl_range {
 
 /* One code write of the plan: an entry jump, or the restoration of the
  * original bytes. */
+/* expect and bytes differ in their first byte only: writing that byte is
+ * the whole change, and no thread needs holding for it. */
+#define RELIVE_WRITE_FIRST_BYTE 0x1
+
 struct relive_ctl_write {
 	uint64_t addr;            /* site address */
 	uint8_t len;              /* bytes to write */
 	uint8_t n_insns;          /* PC map (redirection only) */
 	uint8_t redirect;         /* 1: writes the jump; 0: restores */
-	uint8_t pad;
+	uint8_t flags;            /* RELIVE_WRITE_* */
 	uint8_t expect[32];       /* what must be there now */
 	uint8_t bytes[32];        /* what to write */
 	uint8_t old_off[16];      /* i-th displaced instruction at addr+old_off[i] */

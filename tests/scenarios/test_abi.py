@@ -5,6 +5,7 @@ refused cleanly when they cannot be.
 
 The abi target and its functions: tests/targets/abi.h.
 """
+import re
 import subprocess
 import threading
 
@@ -34,6 +35,7 @@ ROWS = [
     ("abi_mutual", "mutual 4", "6", "60"),
     ("abi_cet", "cet 5", "6", "105"),
     ("abi_pagecross", "pagecross 5", "6", "105"),
+    ("abi_landing", "landing 5", "6 7", "105 205"),
 ]
 
 
@@ -74,6 +76,50 @@ def test_page_crossing_prologue_layout(spawn):
     assert addr % 4096 > 4096 - 5, hex(addr)
     t = spawn("abi")
     assert int(t.ask("addr page_cross"), 16) % 4096 == addr % 4096
+
+
+def mapping_at(pid, addr):
+    """The /proc/PID/maps line of the mapping holding addr, or None."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= addr < hi:
+                return line.split()
+    return None
+
+
+def test_entry_jump_of_one_byte_where_the_landing_is_free(spawn):
+    """far_landing starts with b8 00 00 00 c0: a jump made by changing its
+    first byte into e9 leads 1 GiB below it, where nothing is mapped, so
+    relive puts the stub there and redirects the function with a one-byte
+    write, holding no thread.  near_landing's such jump would lead into the
+    program's code, so its jump is written whole with every thread held.
+    Disabling and removing the patch put both entries back."""
+    t = spawn("abi")
+    far, near = (int(t.ask(f"addr {f}"), 16)
+                 for f in ("far_landing", "near_landing"))
+    far0, near0 = t.ask("peek far_landing"), t.ask("peek near_landing")
+    assert far0.startswith("b8000000c0") and near0.startswith("b810000000")
+    rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("abi_landing"))
+    assert rc == OK, err
+    assert t.ask("landing 5") == "105 205"
+
+    far1, near1 = t.ask("peek far_landing"), t.ask("peek near_landing")
+    assert far1 == "e9" + far0[2:], (far0, far1)
+    assert near1[:2] == "e9" and near1[2:10] != near0[2:10], (near0, near1)
+    landing = mapping_at(t.pid, far + 5 - (1 << 30))
+    assert landing and landing[1] == "r-xp" and len(landing) == 5, landing
+    # far_landing's write (and the loader hook's, written as the agent
+    # loads) without a hold; near_landing's alone with every thread held
+    assert re.search(r"\] [12] one-byte code writes?, no thread held", err), err
+    assert re.search(r"\] \d+ threads held for 1 code write\n", err), err
+
+    disable(t.pid, "abi_landing")
+    remove(t.pid, "abi_landing")
+    assert t.ask("peek far_landing") == far0
+    assert t.ask("peek near_landing") == near0
+    assert t.ask("landing 5") == "6 7"
+    assert near  # both were looked up
 
 
 def test_endbr64_stays_first(spawn):

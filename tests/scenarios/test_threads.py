@@ -7,7 +7,9 @@ run`.
 import os
 import re
 
-from conftest import (RELIVE, TARGETS, agent_threads, apply, disable,
+import pytest
+
+from conftest import (RELIVE, RELIVE_ENV, TARGETS, agent_threads, apply, disable,
                       listing, patch_names, remove, thread_states, wait_until)
 
 HAMMER_CYCLES = int(os.environ.get("RELIVE_HAMMER_CYCLES", "200"))
@@ -19,16 +21,22 @@ def hammer_stats(t):
     return {k: (v if k == "last_bad" else int(v)) for k, v in stats.items()}
 
 
-def test_hammer_patch_disable_remove_cycles(spawn):
+@pytest.mark.parametrize("landing", [True, False],
+                         ids=["one-byte", "threads-held"])
+def test_hammer_patch_disable_remove_cycles(spawn, landing):
     """8 threads call hammer_value in a tight loop and check every answer;
-    the patch is applied, disabled and removed HAMMER_CYCLES times.  Every
+    the patch is applied, disabled and removed HAMMER_CYCLES / 2 times.  Every
     answer is the old or the new one, and each state is seen by the
-    threads."""
-    t = spawn("hammer", "8")
+    threads.  Run twice: as is (the entry jump is a one-byte write when
+    hammer_value's landing is free, which depends on where the heap lies),
+    and with landings off in the target (RELIVE_NO_LANDING), so the jump is
+    written whole while every thread is held."""
+    env = None if landing else dict(RELIVE_ENV, RELIVE_NO_LANDING="1")
+    t = spawn("hammer", "8", env=env)
     threads = int(t.ask("threads"))
     wait_until(lambda: hammer_stats(t)["calls"] > 0, "hammer threads to run")
 
-    for cycle in range(HAMMER_CYCLES):
+    for cycle in range(HAMMER_CYCLES // 2):
         new = hammer_stats(t)["new"]
         apply(t.pid, "fix_hammer")
         wait_until(lambda: hammer_stats(t)["new"] > new,

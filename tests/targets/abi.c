@@ -19,6 +19,7 @@
  *     pagecross X  -> page_cross(X)
  *     tiny X       -> "tiny_value(X) after_tiny(X)"
  *     backjump X   -> backjump_sum(X)
+ *     landing X    -> "far_landing(X) near_landing(X)"
  *     addr NAME    -> NAME's address in hex, for NAME in the list below
  *     peek NAME    -> NAME's first 16 bytes in hex
  *     recwait X    -> a worker thread starts rec_sum(X) and blocks at the
@@ -152,6 +153,8 @@ static const struct {
 	{ "tiny_value", (const void *)tiny_value },
 	{ "after_tiny", (const void *)after_tiny },
 	{ "backjump_sum", (const void *)backjump_sum },
+	{ "far_landing", (const void *)far_landing },
+	{ "near_landing", (const void *)near_landing },
 };
 
 static const void *func_addr(const char *name)
@@ -217,6 +220,9 @@ int main(void)
 				     after_tiny((int)x));
 		} else if (target_arg(line, "backjump", &x)) {
 			target_reply("%d", backjump_sum((int)x));
+		} else if (target_arg(line, "landing", &x)) {
+			target_reply("%d %d", far_landing((int)x),
+				     near_landing((int)x));
 		} else if (strncmp(line, "addr ", 5) == 0) {
 			const void *a = func_addr(line + 5);
 

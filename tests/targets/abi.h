@@ -61,5 +61,11 @@ int after_tiny(int x);
  * Original: n + (n-1) + ... + 1 for n > 0, n otherwise; patch abi_backjump:
  * -1. */
 int backjump_sum(int n);
+/* far_landing's entry jump can be a one-byte write (its landing, 1 GiB
+ * below it, is free); near_landing's cannot (its landing is in the
+ * program's code).  Original: x + 1 and x + 2; patch abi_landing: x + 100
+ * and x + 200. */
+int far_landing(int x);
+int near_landing(int x);
 
 #endif

@@ -78,4 +78,35 @@ backjump_sum:
 	.cfi_endproc
 	.size backjump_sum, .-backjump_sum
 
+/*
+ * Landings: changing only the first byte of a function's entry into e9
+ * (jmp rel32) makes a jump whose operand is the four bytes already there.
+ * far_landing starts with `mov $0xc0000000, %eax` (b8 00 00 00 c0): that
+ * jump leads 1 GiB below it, where nothing is mapped.  near_landing starts
+ * with `mov $0x10, %eax` (b8 10 00 00 00): that jump leads 16 bytes past
+ * its first five, into the program's own code.
+ * int far_landing(int x): x + 1.  int near_landing(int x): x + 2.
+ */
+	.balign 16
+	.globl far_landing
+	.type far_landing, @function
+far_landing:
+	.cfi_startproc
+	mov $0xc0000000, %eax
+	lea 1(%rdi), %eax
+	ret
+	.cfi_endproc
+	.size far_landing, .-far_landing
+
+	.balign 16
+	.globl near_landing
+	.type near_landing, @function
+near_landing:
+	.cfi_startproc
+	mov $0x10, %eax
+	lea 2(%rdi), %eax
+	ret
+	.cfi_endproc
+	.size near_landing, .-near_landing
+
 	.section .note.GNU-stack,"",@progbits

@@ -448,6 +448,47 @@ static void test_pc_to_copy(void **state)
 	assert_true(out == COPY + 8);
 }
 
+/* The landing is where the jump made by changing only the first byte of
+ * the site leads: its encoding differs from the site's bytes in that byte
+ * alone. */
+static void test_landing(void **state)
+{
+	static const uint8_t movabs[] = { /* mov $0xc0000000,%eax; lea 1(%rdi),%eax; ret */
+		0xb8, 0x00, 0x00, 0x00, 0xc0, 0x8d, 0x47, 0x01, 0xc3 };
+	static const uint8_t push[] = { /* push %rbp; mov %rsp,%rbp; mov 0x10(%rip),%eax; ... */
+		0x55, 0x48, 0x89, 0xe5, 0x8b, 0x05, 0x10, 0x00, 0x00, 0x00,
+		0x5d, 0xc3 };
+	static const uint8_t cet[] = { /* endbr64; push %r15; push %r14; ... */
+		0xf3, 0x0f, 0x1e, 0xfa, 0x41, 0x57, 0x41, 0x56, 0x41, 0x55,
+		0xc3 };
+	const struct { const uint8_t *code; size_t size; uint64_t site; } c[] = {
+		{ movabs, sizeof(movabs), FUNC },
+		{ push, sizeof(push), FUNC },
+		{ cet, sizeof(cet), FUNC + 4 },
+	};
+	uint8_t jump[RELIVE_ARCH_JUMP_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		uint64_t land;
+
+		assert_int_equal(prepare(c[i].code, c[i].size, FUNC, COPY), 0);
+		assert_true(site.site_addr == c[i].site);
+		land = relive_arch_landing(&site);
+		assert_int_equal(relive_arch_encode_jump(site.site_addr, land,
+							 jump), 0);
+		assert_int_equal(jump[0], 0xe9);
+		assert_memory_equal(jump + 1, site.saved + 1, 4);
+	}
+	/* b8 00 00 00 c0: 1 GiB below the end of the jump */
+	assert_int_equal(prepare(movabs, sizeof(movabs), FUNC, COPY), 0);
+	assert_true(relive_arch_landing(&site) == FUNC + 5 - 0x40000000ULL);
+	/* 55 48 89 e5 8b: 0x8be58948 is negative */
+	assert_int_equal(prepare(push, sizeof(push), FUNC, COPY), 0);
+	assert_true(relive_arch_landing(&site) ==
+		    FUNC + 5 + (uint64_t)(int64_t)(int32_t)0x8be58948u);
+}
+
 static void test_encode_jump(void **state)
 {
 	uint8_t out[RELIVE_ARCH_JUMP_LEN];
@@ -640,6 +681,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_pc_to_copy),
 		cmocka_unit_test(test_encode_jump),
+		cmocka_unit_test(test_landing),
 		cmocka_unit_test(test_real_code),
 	};
 

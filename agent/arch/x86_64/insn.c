@@ -452,6 +452,16 @@ int relive_arch_encode_jump(uint64_t from, uint64_t to,
 	return 0;
 }
 
+uint64_t relive_arch_landing(const struct relive_site *site)
+{
+	int32_t rel;
+
+	if (site->displaced < RELIVE_ARCH_JUMP_LEN)
+		return 0;
+	memcpy(&rel, site->saved + 1, sizeof(rel));
+	return site->site_addr + RELIVE_ARCH_JUMP_LEN + (int64_t)rel;
+}
+
 int relive_arch_site_pc_to_copy(const struct relive_site *site, uint64_t pc,
 				uint64_t *out)
 {
