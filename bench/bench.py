@@ -279,11 +279,19 @@ class Bench:
                 start = None
         return holds
 
-    def cycle(self, t, so, name, settle, undo=True, holds=None):
+    @staticmethod
+    def one_hold_ms(log):
+        """The longest hold of a single thread by the transition, over the
+        passes of a `relive -v` log, in ms (0 if none was logged)."""
+        found = re.findall(r"longest hold of one thread ([0-9.]+) us", log)
+        return max((float(x) / 1e3 for x in found), default=0.0)
+
+    def cycle(self, t, so, name, settle, undo=True, holds=None, one=None):
         """reset, relive patch, settle, read; then (undo) disable and
         remove.  Returns (patch wall seconds, per-thread max gaps in ms,
         histogram).  holds: a list that gets the all-threads holds of the
-        patch (relive -v)."""
+        patch (relive -v); one: a list that gets its longest hold of a
+        single thread."""
         t.cmd("reset")
         if holds is None:
             wall = self.must(0, "patch", "-p", t.pid, so)
@@ -292,6 +300,8 @@ class Bench:
             if rc != 0:
                 raise RuntimeError("relive patch: exit %d:\n%s" % (rc, out))
             holds.extend(self.hold_ms(out))
+            if one is not None:
+                one.append(self.one_hold_ms(out))
         time.sleep(settle)
         gaps, hist = self.parse_gaps(t.cmd("read"))
         if undo:
@@ -319,13 +329,15 @@ class Bench:
                                          ("sleep", (0, 64, 0), 0.05, 5)):
             if self.quick:
                 runs = 1 if mode == "spin" else 2
-            res = {"patch": [], "base": [], "hold_all_ms": []}
+            res = {"patch": [], "base": [], "hold_all_ms": [],
+                   "hold_one_ms": []}
             for _ in range(runs):
                 t = self.many(*args, preload=True)
                 hold = []
                 try:
                     wall, gaps, hist = self.cycle(t, so, "many100", settle,
-                                                  undo=False, holds=hold)
+                                                  undo=False, holds=hold,
+                                                  one=res["hold_one_ms"])
                     res["hold_all_ms"].append(max(hold) if hold else 0.0)
                     bgaps, bhist = self.baseline(t, wall + settle)
                 finally:
@@ -354,6 +366,9 @@ class Bench:
             ha = res["hold_all_ms"]
             self.row("3", "  all threads held at once (relive -v)",
                      median(ha), "ms", sp=spread(ha))
+            ho = res["hold_one_ms"]
+            self.row("3", "  longest hold of one thread (relive -v)",
+                     median(ho), "ms", sp=spread(ho))
 
     # ------------------------------------------------------------------
     # Time to take effect, and scale.

@@ -48,6 +48,7 @@ struct drive {
 	uint64_t create_lo, create_hi; /* libc's pthread_create */
 	struct proc_map *sys;          /* code of libc and the loader */
 	size_t nsys;
+	double longest_hold;           /* of one thread, in this pass (s) */
 };
 
 struct stack_check {
@@ -187,9 +188,24 @@ static bool in_sys(const struct drive *d, uint64_t pc)
 	return false;
 }
 
-/* Tries to switch one thread.  Returns 0 (switched or gone), 1 (pending),
- * or a negative errno. */
+static int check_and_switch(struct drive *d, pid_t tid);
+
+/* Tries to switch one thread, holding it only for its own check: the time
+ * of the call is the thread's hold (from the interrupt to the release; the
+ * bookkeeping around them is negligible).  Returns 0 (switched or gone), 1
+ * (pending), or a negative errno. */
 static int try_switch(struct drive *d, pid_t tid)
+{
+	double t0 = now(), held;
+	int rc = check_and_switch(d, tid);
+
+	held = now() - t0;
+	if (held > d->longest_hold)
+		d->longest_hold = held;
+	return rc;
+}
+
+static int check_and_switch(struct drive *d, pid_t tid)
 {
 	const struct relive_ctl *c = &d->a->c;
 	struct stack_check sc = { .d = d };
@@ -458,9 +474,11 @@ int transition_drive(struct agent *a, double timeout, char *err,
 	thread_creation_range(&d);
 	vlog("transition: unwinder ready");
 	for (;;) {
+		d.longest_hold = 0;
 		rc = pass(&d, err, errlen);
-		vlog("transition: pass done (%zu threads, %zu pending)",
-		     d.nthreads, d.npend);
+		vlog("transition: pass done (%zu threads, %zu pending, longest "
+		     "hold of one thread %.0f us)", d.nthreads, d.npend,
+		     d.longest_hold * 1e6);
 		if (rc <= 0)
 			break;
 		if (now() - last > 0.5) {
