@@ -121,6 +121,7 @@ AGENT_EXPORT long relive_agent_request(void)
 	memcpy(arg, c->arg, sizeof(arg));
 	arg[sizeof(arg) - 1] = '\0';
 	c->msg[0] = '\0';
+	c->written_alone = 0;
 	c->server_tid = (uint32_t)gettid();
 	/* Lock order: the dynamic loader's lock, then agent_lock (the loader
 	 * calls objects.c's hook with its lock held).  So whatever calls into
@@ -156,9 +157,15 @@ AGENT_EXPORT long relive_agent_request(void)
 		break;
 	case RELIVE_OP_UNUSED_SITES:
 		rc = ops_plan_restores();
+		if (!rc)
+			ops_plan_write_alone();
 		break;
 	case RELIVE_OP_COMPLETE:
 		rc = core_complete();
+		/* spares the controller an UNUSED_SITES request; if this
+		 * fails, plan_after stays 0 and the controller asks */
+		if (!rc)
+			(void)ops_plan_after_transition();
 		break;
 	case RELIVE_OP_FORCE:
 		rc = core_force(arg);

@@ -166,6 +166,8 @@ struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target);
 int ops_plan_redirect(struct relive_ops *ops);
 void ops_forget(struct relive_ops *ops);
 void ops_plan_reset(void);
+void ops_plan_write_alone(void);
+int ops_plan_after_transition(void);
 
 /* codemem.c: memory for stubs and copies near the code they serve */
 void *codemem_code(uintptr_t near, size_t len);
@@ -173,6 +175,7 @@ void *codemem_data(uintptr_t near, size_t len);
 bool codemem_landing(uintptr_t at, size_t len);
 void codemem_landing_drop(uintptr_t at);
 int codemem_write(void *dst, const void *src, size_t len);
+int codemem_read(void *dst, uintptr_t src, size_t len);
 void codemem_begin(void);
 void codemem_end(void);
 

@@ -316,6 +316,19 @@ void codemem_end(void)
 	memfd = -1;
 }
 
+int codemem_read(void *dst, uintptr_t src, size_t len)
+{
+	int fd = memfd >= 0 ? memfd : open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pread(fd, dst, len, (off_t)src);
+	if (fd != memfd)
+		close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
 int codemem_write(void *dst, const void *src, size_t len)
 {
 	int fd = memfd >= 0 ? memfd : open("/proc/self/mem", O_RDWR | O_CLOEXEC);

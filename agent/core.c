@@ -441,6 +441,7 @@ int core_load(struct relive_patch *p)
 		rc = objects_plan_hook();
 	if (rc)
 		goto fail;
+	ops_plan_write_alone();
 	for (tail = &agent_patches; *tail; tail = &(*tail)->next)
 		;
 	*tail = p;

@@ -205,6 +205,58 @@ void ops_plan_reset(void)
 	plan_gen++;
 	relive_agent_ctl.plan = (uintptr_t)plan;
 	relive_agent_ctl.nplan = 0;
+	relive_agent_ctl.plan_after = 0;
+}
+
+/*
+ * Makes the plan's one-byte writes here and now, and leaves in the plan
+ * only the writes that need every thread held.  A one-byte write needs no
+ * thread held (docs/architecture.md, "Code writes"), so the agent makes it
+ * itself through /proc/self/mem, the controller's way, and spares the
+ * controller the round trip.  A write whose bytes are not what the plan
+ * expects stays in the plan: the controller reports it.
+ */
+void ops_plan_write_alone(void)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < nplan; i++) {
+		struct relive_ctl_write *w = &plan[i];
+		struct relive_ops *o = ops_find(w->func);
+		uint8_t cur[sizeof(w->expect)];
+		bool done = false;
+
+		if (o && (w->flags & RELIVE_WRITE_FIRST_BYTE) && w->len > 1 &&
+		    !memcmp(w->bytes + 1, w->expect + 1, w->len - 1u) &&
+		    !codemem_read(cur, w->addr, w->len)) {
+			if (!memcmp(cur, w->bytes, w->len))
+				done = true; /* made by an interrupted run */
+			else if (!memcmp(cur, w->expect, w->len))
+				done = !codemem_write((void *)(uintptr_t)w->addr,
+						      w->bytes, 1);
+		}
+		if (done) {
+			o->redirected = w->redirect;
+			relive_agent_ctl.written_alone++;
+		} else
+			plan[kept++] = *w;
+	}
+	nplan = kept;
+	relive_agent_ctl.nplan = nplan;
+}
+
+/* After a completed transition: the entry jumps no version uses are taken
+ * away, at once for the one-byte ones; the others are left in the plan for
+ * the controller, and plan_after says so. */
+int ops_plan_after_transition(void)
+{
+	int rc = ops_plan_restores();
+
+	if (rc)
+		return rc;
+	ops_plan_write_alone();
+	relive_agent_ctl.plan_after = 1;
+	return 0;
 }
 
 static int plan_add(struct relive_ops *o, bool redirect)

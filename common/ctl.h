@@ -101,13 +101,15 @@ struct relive_ctl {
 
 	/* Reply. */
 	int32_t status;           /* 0 or a negative errno */
-	uint32_t pad1;
+	uint32_t written_alone;   /* one-byte entry writes the agent made
+				     itself in this request */
 	char msg[4096];
 
 	/* Plan of code writes (agent memory, valid until the next request). */
 	uint64_t plan;            /* struct relive_ctl_write[] */
 	uint32_t nplan;
-	uint32_t pad2;
+	uint32_t plan_after;      /* 1: the plan holds the removals of unused
+				     entry jumps, made by the last COMPLETE */
 
 	/* Listing: a JSON array of the patches, rewritten after every change.
 	 * Read it between two equal even values of snap_seq. */

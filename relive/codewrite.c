@@ -3,18 +3,16 @@
  *
  * The only writes into the target's own code are entry jumps and their
  * removal, and each is behaviour-neutral (the stub already runs what runs
- * now).  They go through /proc/PID/mem, which leaves the pages'
- * protections as they were.  A write the agent planned as a one-byte
- * change (the stub sits at the site's landing, docs/architecture.md "Code
- * writes") is made with no thread held: a thread sees the old first byte
- * or the new one, and every byte after it stays as it was.  The others are
- * made while every thread is held, so no thread can fetch a half-written
- * instruction; a held thread whose PC is inside the bytes a jump displaces
- * is moved to the same instruction in the relocated copy, so it is never
- * resumed in the middle of the new jump.  The hold is kept short: the
- * pages get their private copies before it, and relive holds the threads
- * at real-time priority when it may, so those it lets go do not preempt
- * it.
+ * now).  The one-byte writes (a stub at the site's landing) need no thread
+ * held, and the agent makes them itself; what reaches this file are the
+ * others (docs/architecture.md, "Code writes").  They go through
+ * /proc/PID/mem, which leaves the pages' protections as they were, while
+ * every thread is held: no thread can fetch a half-written instruction.  A
+ * held thread whose PC is inside the bytes a jump displaces is moved to
+ * the same instruction in the relocated copy, so it is never resumed in
+ * the middle of the new jump.  The hold is kept short: the pages get their
+ * private copies before it, and relive holds the threads at real-time
+ * priority when it may, so those it lets go do not preempt it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,34 +45,6 @@ static int fix_pc(struct stopped *st, const struct relive_ctl_write *w)
 	return 0;
 }
 
-/* Set on a plan entry written without holding threads. */
-#define WRITTEN_ALONE 0x80
-
-/* The write changes the first byte only (the agent says so, and the bytes
- * agree): a thread can never see it half done. */
-static bool first_byte_only(const struct relive_ctl_write *w)
-{
-	return (w->flags & RELIVE_WRITE_FIRST_BYTE) && w->len > 1 &&
-	       w->bytes[0] != w->expect[0] &&
-	       !memcmp(w->bytes + 1, w->expect + 1, w->len - 1u);
-}
-
-/* Puts back what the first n entries of the plan wrote (of those written
- * alone, or of the others): the writes are neutral, but the agent must
- * know exactly what is in place. */
-static void undo(int fd, const struct relive_ctl_write *plan, size_t n,
-		 bool alone)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (alone && (plan[i].flags & WRITTEN_ALONE))
-			(void)!pwrite(fd, plan[i].expect, 1, plan[i].addr);
-		else if (!alone && plan[i].len)
-			(void)!pwrite(fd, plan[i].expect, plan[i].len,
-				      plan[i].addr);
-}
-
 /* Raises relive to the lowest real-time priority; false if it may not. */
 static bool hold_priority(int *old_policy, struct sched_param *old_param)
 {
@@ -92,7 +62,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 {
 	struct relive_ctl_write *plan;
 	struct stopped *held = NULL;
-	size_t nheld = 0, i, j, n, todo = 0, alone = 0;
+	size_t nheld = 0, i, j, n, todo = 0;
 	char path[64], msg[512];
 	struct sched_param old_param;
 	int fd = -1, rc, old_policy;
@@ -146,29 +116,6 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	}
 	if (!todo)
 		goto release; /* an interrupted run wrote everything */
-	/* One-byte writes need no thread held: a thread sees the old first
-	 * byte or the new one, and the bytes after it stay what they were. */
-	for (i = 0; i < n; i++) {
-		if (!plan[i].len || !first_byte_only(&plan[i]))
-			continue;
-		if (pwrite(fd, plan[i].bytes, 1, plan[i].addr) != 1) {
-			rc = -errno;
-			snprintf(err, errlen, "writing code at %#llx failed: %s",
-				 (unsigned long long)plan[i].addr,
-				 strerror(errno));
-			undo(fd, plan, i, true);
-			goto out;
-		}
-		plan[i].len = 0;
-		plan[i].flags |= WRITTEN_ALONE;
-		todo--;
-		alone++;
-	}
-	if (alone)
-		vlog("%zu one-byte code write%s, no thread held", alone,
-		     alone == 1 ? "" : "s");
-	if (!todo)
-		goto release;
 	/* Give each page its private copy now, while every thread runs: the
 	 * first write through /proc/PID/mem to a page of a file mapping
 	 * copies it (a page fault, a TLB flush), and that cost stays out of
@@ -229,8 +176,12 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 			snprintf(err, errlen, "writing code at %#llx failed: %s",
 				 (unsigned long long)plan[i].addr,
 				 strerror(errno));
-			undo(fd, plan, i, false);
-			undo(fd, plan, n, true);
+			/* Undo what was written: the writes are neutral, but
+			 * the agent must know exactly what is in place. */
+			while (i-- > 0)
+				if (plan[i].len)
+					(void)!pwrite(fd, plan[i].expect,
+						      plan[i].len, plan[i].addr);
 			goto release;
 		}
 	}

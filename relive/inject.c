@@ -954,6 +954,10 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 			 a->pid);
 		return -EIO;
 	}
+	if (a->c.written_alone)
+		vlog("%u one-byte code write%s made by the agent, no thread "
+		     "held", a->c.written_alone,
+		     a->c.written_alone == 1 ? "" : "s");
 	a->c.msg[sizeof(a->c.msg) - 1] = '\0';
 	snprintf(msg, msglen, "%s", a->c.msg);
 	return a->c.status;

@@ -85,6 +85,7 @@ struct agent {
 	uint64_t request;    /* address of relive_agent_request */
 	uint64_t restorer;   /* address of relive_agent_restorer */
 	struct relive_ctl c; /* last copy read */
+	bool completed;      /* this command's COMPLETE request succeeded */
 };
 const char *agent_default_path(void);
 void agent_warm(pid_t pid);

@@ -441,6 +441,7 @@ static int pass(struct drive *d, char *err, size_t errlen)
 	}
 	publish_pending(d);
 	rc = agent_request(d->a, RELIVE_OP_COMPLETE, NULL, err, errlen);
+	d->a->completed = rc == 0;
 	return rc == -EALREADY ? 0 : rc;
 }
 
@@ -529,11 +530,17 @@ int transition_enable(struct agent *a, const char *name, double timeout,
 	return transition_drive(a, timeout, err, errlen);
 }
 
-/* After a transition: take away the entry jumps no version uses. */
+/* After a transition: take away the entry jumps no version uses.  The
+ * COMPLETE request this command made planned that already (and made the
+ * one-byte removals) when the agent says so in plan_after; otherwise (the
+ * transition completed some other way, or an agent that does not) ask. */
 int transition_cleanup(struct agent *a, char *err, size_t errlen)
 {
-	int rc = agent_request(a, RELIVE_OP_UNUSED_SITES, NULL, err, errlen);
+	int rc = 0;
 
+	if (!a->completed || !a->c.plan_after)
+		rc = agent_request(a, RELIVE_OP_UNUSED_SITES, NULL, err, errlen);
+	a->completed = false;
 	if (rc)
 		return rc;
 	return codewrite_apply(a, err, errlen);

@@ -486,8 +486,10 @@ def test_controller_killed_at_a_code_write(spawn, cmd, when):
     or in `relive disable` (their removal afterwards), so the agent never
     hears what was written.  What follows must still be right: after
     recovery, patching makes every chain version 2 and disabling version 1,
-    and no chain is ever mixed."""
-    t = spawn("cm_chain", "2")
+    and no chain is ever mixed.  Landings are off in the target
+    (RELIVE_NO_LANDING): a one-byte entry write is the agent's own, made
+    within its request, and never the controller's."""
+    t = spawn("cm_chain", "2", env=dict(RELIVE_ENV, RELIVE_NO_LANDING="1"))
     # Load the agent first, so the code writes counted are the patch's.
     apply(t.pid, "cm_chain_v2")
     if cmd == "patch":
