@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 
 #include "elfsym.h"
@@ -95,9 +96,33 @@ pid_t pick_thread(pid_t pid)
 	return alive;
 }
 
+/* Copies the control block, but for its two big buffers that the agent
+ * never writes: the request's argument and the pending threads (written by
+ * the controller; list.c reads them itself).  One system call. */
 int agent_read_ctl(struct agent *a)
 {
-	return proc_read(a->pid, a->ctl, &a->c, sizeof(a->c));
+	static const struct {
+		size_t lo, hi;
+	} part[] = {
+		{ 0, offsetof(struct relive_ctl, arg) },
+		{ offsetof(struct relive_ctl, status),
+		  offsetof(struct relive_ctl, pending) },
+		{ offsetof(struct relive_ctl, req_seq), sizeof(struct relive_ctl) },
+	};
+	struct iovec l[3], r[3];
+	size_t i, len = 0;
+	ssize_t n;
+
+	for (i = 0; i < 3; i++) {
+		l[i].iov_base = (char *)&a->c + part[i].lo;
+		r[i].iov_base = (void *)(uintptr_t)(a->ctl + part[i].lo);
+		l[i].iov_len = r[i].iov_len = part[i].hi - part[i].lo;
+		len += l[i].iov_len;
+	}
+	n = process_vm_readv(a->pid, l, 3, r, 3, 0);
+	if (n == (ssize_t)len)
+		return 0;
+	return n < 0 ? -errno : -EIO;
 }
 
 /* The agent's symbols, by file: `relive patch --all` finds the same agent
@@ -832,6 +857,7 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 		return rc;
 	if (rc == -ENOENT && err[0])
 		return rc;
+	proc_maps_forget(); /* the boot thread mapped the agent meanwhile */
 	rc = agent_find(pid, a, err, errlen);
 	if (!rc && !a->loaded) {
 		snprintf(err, errlen,
@@ -894,21 +920,35 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	int rc;
 
 	msg[0] = '\0';
+	proc_maps_forget(); /* the request may map or unmap objects */
 	if (arg)
 		snprintf(argbuf, sizeof(argbuf), "%s", arg);
 	rc = proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, done_seq),
 		       &seq, sizeof(seq));
 	seq++;
-	if (!rc)
-		rc = proc_write(a->pid, a->ctl + offsetof(struct relive_ctl, arg),
-				argbuf, sizeof(argbuf));
-	if (!rc)
-		rc = proc_write(a->pid, a->ctl + offsetof(struct relive_ctl, op),
-				&op, sizeof(op));
-	if (!rc)
-		rc = proc_write(a->pid,
-				a->ctl + offsetof(struct relive_ctl, req_seq),
-				&seq, sizeof(seq));
+	if (!rc) {
+		/* The argument (as long as the string), the operation, the
+		 * sequence number: one system call. */
+		struct iovec l[3] = {
+			{ argbuf, strlen(argbuf) + 1 },
+			{ &op, sizeof(op) },
+			{ &seq, sizeof(seq) },
+		}, r[3];
+		static const size_t at[3] = {
+			offsetof(struct relive_ctl, arg),
+			offsetof(struct relive_ctl, op),
+			offsetof(struct relive_ctl, req_seq),
+		};
+		size_t i, len = 0;
+
+		for (i = 0; i < 3; i++) {
+			r[i].iov_base = (void *)(uintptr_t)(a->ctl + at[i]);
+			r[i].iov_len = l[i].iov_len;
+			len += l[i].iov_len;
+		}
+		if (process_vm_writev(a->pid, l, 3, r, 3, 0) != (ssize_t)len)
+			rc = -EIO;
+	}
 	if (rc) {
 		snprintf(msg, msglen, "cannot write to process %d", a->pid);
 		return rc;

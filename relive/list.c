@@ -201,10 +201,14 @@ int list_print(pid_t pid, bool json)
 		return EXIT_DONE;
 	}
 	snap = agent_read_snapshot(&a);
-	if (!snap) {
+	/* agent_read_ctl() leaves the pending threads out */
+	if (!snap || proc_read(pid, a.ctl + offsetof(struct relive_ctl, pending),
+			       a.c.pending, sizeof(a.c.pending))) {
+		free(snap);
 		die_msg("cannot read the listing of process %d", pid);
 		return EXIT_REFUSED;
 	}
+	a.c.pending[sizeof(a.c.pending) - 1] = '\0';
 	if (json) {
 		printf("{\"pid\":%d,\"agent\":{\"loaded\":true,\"version\":\"%s\"},"
 		       "\"transition\":", pid, a.c.version);

@@ -109,9 +109,69 @@ char proc_thread_state(pid_t pid, pid_t tid)
 	return p && p[1] && p[2] ? p[2] : 0;
 }
 
-int proc_maps(pid_t pid, struct proc_map **maps, size_t *n)
+/*
+ * The last /proc/PID/maps read, parsed.  Within one step of a command the
+ * same process's map is asked for several times (is the agent there, where
+ * is libc, which objects does the patch name); nothing relive does between
+ * those asks maps or unmaps anything.  proc_maps_forget() drops it before
+ * each step that may (a request to the agent, a call made by a borrowed
+ * thread).  The program may change its own map at any time; a map read
+ * once per step is as recent as the step can use.
+ */
+static struct {
+	pid_t pid;
+	struct proc_map *maps;
+	size_t n;
+} maps_cache;
+
+void proc_maps_forget(void)
 {
-	char path[64], line[1024];
+	free(maps_cache.maps);
+	maps_cache.maps = NULL;
+	maps_cache.n = 0;
+	maps_cache.pid = 0;
+}
+
+/* Parses "lo-hi perms off dev inode   path" (hex numbers). */
+static int parse_map_line(char *line, struct proc_map *m)
+{
+	char *p = line, *end;
+	int field;
+
+	m->lo = strtoull(p, &end, 16);
+	if (end == p || *end != '-')
+		return -1;
+	p = end + 1;
+	m->hi = strtoull(p, &end, 16);
+	if (end == p || *end != ' ')
+		return -1;
+	p = end + 1;
+	for (field = 0; field < 4 && p[field]; field++)
+		m->perms[field] = p[field];
+	m->perms[field] = '\0';
+	p += field;
+	if (*p != ' ')
+		return -1;
+	m->off = strtoull(p + 1, &end, 16);
+	if (end == p + 1)
+		return -1;
+	p = end;
+	for (field = 0; field < 2; field++) { /* dev, inode */
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ' && *p != '\n')
+			p++;
+	}
+	while (*p == ' ')
+		p++;
+	p[strcspn(p, "\n")] = '\0';
+	snprintf(m->path, sizeof(m->path), "%s", p);
+	return 0;
+}
+
+static int read_maps(pid_t pid, struct proc_map **maps, size_t *n)
+{
+	char path[64], line[8192];
 	size_t cap = 64;
 	FILE *f;
 
@@ -126,36 +186,40 @@ int proc_maps(pid_t pid, struct proc_map **maps, size_t *n)
 		return -ENOMEM;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		struct proc_map *m;
-		unsigned long lo, hi, off;
-		char perms[8];
-		int pos = 0;
-
-		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s%n", &lo, &hi, perms,
-			   &off, &pos) < 4)
-			continue;
 		if (*n == cap) {
 			struct proc_map *nm = realloc(*maps,
 						      2 * cap * sizeof(*nm));
 			if (!nm) {
+				free(*maps);
 				fclose(f);
 				return -ENOMEM;
 			}
 			*maps = nm;
 			cap *= 2;
 		}
-		m = &(*maps)[(*n)++];
-		m->lo = lo;
-		m->hi = hi;
-		m->off = off;
-		snprintf(m->perms, sizeof(m->perms), "%s", perms);
-		char *s = line + pos;
-		while (*s == ' ')
-			s++;
-		s[strcspn(s, "\n")] = '\0';
-		snprintf(m->path, sizeof(m->path), "%s", s);
+		if (!parse_map_line(line, &(*maps)[*n]))
+			(*n)++;
 	}
 	fclose(f);
+	return 0;
+}
+
+int proc_maps(pid_t pid, struct proc_map **maps, size_t *n)
+{
+	int rc;
+
+	if (maps_cache.pid != pid || !maps_cache.maps) {
+		proc_maps_forget();
+		rc = read_maps(pid, &maps_cache.maps, &maps_cache.n);
+		if (rc)
+			return rc;
+		maps_cache.pid = pid;
+	}
+	*maps = malloc((maps_cache.n ? maps_cache.n : 1) * sizeof(**maps));
+	if (!*maps)
+		return -ENOMEM;
+	memcpy(*maps, maps_cache.maps, maps_cache.n * sizeof(**maps));
+	*n = maps_cache.n;
 	return 0;
 }
 

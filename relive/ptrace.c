@@ -256,6 +256,7 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 	pid_t tid = st->tid;
 	int status, rc;
 
+	proc_maps_forget(); /* the call may map or unmap objects */
 	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) ||
 	    ptrace(PTRACE_GETSIGMASK, tid, sizeof(mask), &mask)) {
 		rc = -errno;

@@ -36,6 +36,8 @@ struct proc_map {
 int proc_check(pid_t pid, char *err, size_t errlen);
 int proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 int proc_maps(pid_t pid, struct proc_map **maps, size_t *n);
+/* The map may have changed (see proc.c): read it again next time. */
+void proc_maps_forget(void);
 /* Finds a loaded object: name NULL or "main" for the executable, else
  * DT_SONAME or file name.  Returns 0 with path and bias, -ENOENT. */
 struct elfsym_file;
