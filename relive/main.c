@@ -377,17 +377,13 @@ static int finish_cmd(struct agent *a, const char *what, const char *name,
 /* Not an exit status: patch_one() found the patch applied already. */
 #define EXIT_ALREADY 10
 
-/* Applies the patch file (already read into pf) to one process.  Returns
- * an exit status (or EXIT_ALREADY); err says why when it is not
- * EXIT_DONE. */
-static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
-		     double timeout, char *err, size_t errlen)
+/* patch_one() with the process's lock held. */
+static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
+			double timeout, char *err, size_t errlen)
 {
 	struct agent a;
 	int rc;
 
-	if (proc_check(pid, err, errlen))
-		return EXIT_REFUSED;
 	rc = agent_find(pid, &a, err, errlen);
 	if (rc)
 		return EXIT_REFUSED;
@@ -418,6 +414,21 @@ static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
 		return EXIT_REFUSED;
 	}
 	return finish(&a, NULL, pf->name, pid, timeout, err, errlen);
+}
+
+/* Applies the patch file (already read into pf) to one process, holding
+ * its lock (lock.c).  Returns an exit status (or EXIT_ALREADY); err says
+ * why when it is not EXIT_DONE. */
+static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
+		     double timeout, char *err, size_t errlen)
+{
+	int rc;
+
+	if (proc_check(pid, err, errlen) || target_lock(pid, err, errlen))
+		return EXIT_REFUSED;
+	rc = patch_locked(pid, real, pf, timeout, err, errlen);
+	target_unlock();
+	return rc;
 }
 
 /* Does process pid map one of the patch's objects?  By build-id when the
@@ -694,10 +705,14 @@ refused:
 	return EXIT_REFUSED;
 }
 
+/* Finds the agent of a process for a command that changes it, and takes
+ * the process's lock (held until relive exits). */
 static int need_agent(pid_t pid, struct agent *a, char *err, size_t errlen)
 {
 	int rc = proc_check(pid, err, errlen);
 
+	if (!rc)
+		rc = target_lock(pid, err, errlen);
 	if (rc)
 		return rc;
 	rc = agent_find(pid, a, err, errlen);

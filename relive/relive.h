@@ -102,6 +102,12 @@ pid_t pick_thread(pid_t pid);
 /* codewrite.c: carrying out the agent's plan of code writes */
 int codewrite_apply(struct agent *a, char *err, size_t errlen);
 
+/* lock.c: one relive command per process at a time.  target_lock()
+ * releases the lock held before, if any; -EBUSY with err set when another
+ * command holds it. */
+int target_lock(pid_t pid, char *err, size_t errlen);
+void target_unlock(void);
+
 /* transition.c: 0 done, 1 timed out (still in progress), < 0 failed */
 int transition_drive(struct agent *a, double timeout, char *err,
 		     size_t errlen);

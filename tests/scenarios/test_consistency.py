@@ -15,6 +15,7 @@ cm_chain_v2, cm_chain_v3r (replace).
 """
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -110,6 +111,47 @@ def test_parked_thread_holds_transition_until_released(spawn):
     disable(t.pid, "cm_park_fix")
     remove(t.pid, "cm_park_fix")
     assert t.ask("f") == "111" and t.ask("wf") == "111"
+
+
+def test_second_command_on_a_process_is_refused(spawn):
+    """While `relive patch` drives a transition that a parked thread holds,
+    every other command that would change the process (disable, another
+    patch, wait, remove) is refused with exit 1: the message names the
+    running command's PID and says nothing was changed, and nothing was.
+    `relive list` still works.  Once the first command has finished, the
+    others work again (kernel: klp_mutex)."""
+    t = spawn("cm_park")
+    tid = int(t.ask("park").split()[1])
+    first = subprocess.Popen(
+        [str(RELIVE), "patch", "-p", str(t.pid), str(patch_path("cm_park_fix")),
+         "--timeout", "60"], env=RELIVE_ENV, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: listing(t.pid)["transition"] and
+                   pending_of(listing(t.pid), tid),
+                   "the first command's transition, blocked by the parked "
+                   "thread")
+        before = listing(t.pid)
+        for args in (["disable", "-p", t.pid, "cm_park_fix"],
+                     ["patch", "-p", t.pid, patch_path("cm_park_fix")],
+                     ["wait", "-p", t.pid, "--timeout", "1"],
+                     ["remove", "-p", t.pid, "cm_park_fix"]):
+            rc, out, err = relive(*args)
+            assert rc == FAILED, (args, rc, out, err)
+            assert re.search(rf"another relive command \(PID {first.pid}\) "
+                             rf"is working on process {t.pid}; nothing was "
+                             rf"changed", err), err
+            assert listing(t.pid) == before
+        assert_blocked_by(before, "cm_park_fix", "patched", tid, "cm_f")
+    finally:
+        assert t.ask("release") == "111"
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == OK, err
+    assert_no_transition(listing(t.pid))
+    assert t.ask("f") == "222"
+    disable(t.pid, "cm_park_fix")
+    remove(t.pid, "cm_park_fix")
+    assert t.ask("f") == "111"
 
 
 def test_parked_thread_holds_unpatching_transition(spawn):
