@@ -16,7 +16,6 @@
  * commands in different network namespaces do not see each other's locks.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,36 +26,6 @@
 
 static int lock_fd = -1;
 
-/* The process's start time (field 22 of /proc/PID/stat), which tells it
- * from a later process with the same ID; 0 if it cannot be read. */
-static unsigned long long start_time(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long t = 0;
-	ssize_t n;
-	int fd, field;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-	if (!p)
-		return 0;
-	/* after ") " comes field 3 */
-	for (field = 3, p += 2; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	if (field == 22)
-		sscanf(p, "%llu", &t);
-	return t;
-}
-
 static socklen_t lock_name(pid_t pid, struct sockaddr_un *sa)
 {
 	int n;
@@ -65,7 +34,7 @@ static socklen_t lock_name(pid_t pid, struct sockaddr_un *sa)
 	sa->sun_family = AF_UNIX;
 	/* sun_path[0] == '\0': the abstract namespace, no file */
 	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
-		     "relive/%d/%llu", pid, start_time(pid));
+		     "relive/%d/%llu", pid, proc_start_time(pid));
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
 

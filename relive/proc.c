@@ -91,22 +91,52 @@ int proc_tasks(pid_t pid, pid_t **tids, size_t *n)
 	return 0;
 }
 
-char proc_thread_state(pid_t pid, pid_t tid)
+/* /proc/PID/stat (tid 0) or /proc/PID/task/TID/stat, from its third field
+ * on (the name before it may hold spaces and parentheses); NULL if it
+ * cannot be read. */
+static const char *read_stat(pid_t pid, pid_t tid, char *buf, size_t len)
 {
-	char path[96], buf[512], *p;
-	int fd, n;
+	char path[96], *p;
+	ssize_t n;
+	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
-	return p && p[1] && p[2] ? p[2] : 0;
+	return p && p[1] == ' ' && p[2] ? p + 2 : NULL;
+}
+
+char proc_thread_state(pid_t pid, pid_t tid)
+{
+	char buf[1024];
+	const char *p = read_stat(pid, tid, buf, sizeof(buf));
+
+	return p ? p[0] : 0;
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	char buf[1024];
+	const char *p = read_stat(pid, 0, buf, sizeof(buf));
+	unsigned long long t = 0;
+	int field = 3;
+
+	for (; p && *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (p && field == 22)
+		sscanf(p, "%llu", &t);
+	return t;
 }
 
 /*
