@@ -11,9 +11,10 @@
  * What runs is chosen by the ops' slot, an aligned 8-byte word that the stub
  * jumps through.  Changing behaviour is a single atomic store of it; code is
  * written only to put the entry jump in place or take it away, and those
- * writes are planned here and carried out by the controller: one byte with
- * no thread held when the stub sits at the site's landing, else while every
- * thread is held (see docs/architecture.md, "Code writes").
+ * writes are planned here: a one-byte write (the stub sits at the site's
+ * landing) is made here too, with no thread held; the others are carried
+ * out by the controller while every thread is held (see
+ * docs/architecture.md, "Code writes").
  */
 #include <errno.h>
 #include <stdio.h>
