@@ -180,7 +180,8 @@ int list_print(pid_t pid, bool json)
 	char *snap;
 	int rc;
 
-	rc = proc_check(pid, err, sizeof(err));
+	/* reads only: another tracer does not stand in the way */
+	rc = proc_access(pid, err, sizeof(err));
 	if (rc) {
 		die_msg("%s", err);
 		return EXIT_REFUSED;

@@ -424,8 +424,13 @@ static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
 {
 	int rc;
 
-	if (proc_check(pid, err, errlen) || target_lock(pid, err, errlen))
+	/* The lock first: a process another relive command works on is
+	 * traced by it at times, which proc_check() would take for a
+	 * debugger. */
+	if (target_lock(pid, err, errlen) || proc_check(pid, err, errlen)) {
+		target_unlock();
 		return EXIT_REFUSED;
+	}
 	rc = patch_locked(pid, real, pf, timeout, err, errlen);
 	target_unlock();
 	return rc;
@@ -677,7 +682,7 @@ static int cmd_patch(int argc, char **argv)
 	rc = parse("patch", argc, argv, &o, true, true, false);
 	if (rc || o.help)
 		return o.help ? command_usage("patch") : rc;
-	if (!o.all && proc_check(o.pid, err, sizeof(err)))
+	if (!o.all && proc_access(o.pid, err, sizeof(err)))
 		goto refused;
 	if (!realpath(o.arg, real)) {
 		snprintf(err, sizeof(err), "%s: %s", o.arg, strerror(errno));
@@ -709,10 +714,10 @@ refused:
  * the process's lock (held until relive exits). */
 static int need_agent(pid_t pid, struct agent *a, char *err, size_t errlen)
 {
-	int rc = proc_check(pid, err, errlen);
+	int rc = target_lock(pid, err, errlen); /* first: see patch_one() */
 
 	if (!rc)
-		rc = target_lock(pid, err, errlen);
+		rc = proc_check(pid, err, errlen);
 	if (rc)
 		return rc;
 	rc = agent_find(pid, a, err, errlen);

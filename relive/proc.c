@@ -15,22 +15,10 @@
 #include "relive.h"
 
 /* Tells why relive cannot work on pid, or 0. */
-int proc_check(pid_t pid, char *err, size_t errlen)
+int proc_access(pid_t pid, char *err, size_t errlen)
 {
-	char path[64], line[256];
-	FILE *f;
-	int tracer = 0;
+	char path[64];
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "re");
-	if (!f) {
-		snprintf(err, errlen, "no process with PID %d", pid);
-		return -ESRCH;
-	}
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
-			break;
-	fclose(f);
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -42,10 +30,35 @@ int proc_check(pid_t pid, char *err, size_t errlen)
 				 pid);
 			return -EPERM;
 		}
+		if (errno == ENOENT) {
+			snprintf(err, errlen, "no process with PID %d", pid);
+			return -ESRCH;
+		}
 		snprintf(err, errlen, "process %d: %s", pid, strerror(errno));
 		return -errno;
 	}
 	close(fd);
+	return 0;
+}
+
+int proc_check(pid_t pid, char *err, size_t errlen)
+{
+	char path[64], line[256];
+	FILE *f;
+	int tracer = 0, rc = proc_access(pid, err, errlen);
+
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "no process with PID %d", pid);
+		return -ESRCH;
+	}
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+			break;
+	fclose(f);
 	if (tracer && tracer != getpid()) {
 		snprintf(err, errlen,
 			 "process %d is already traced by process %d (a "

@@ -33,6 +33,9 @@ struct proc_map {
 	char perms[5];
 	char path[512];
 };
+/* The process exists and relive may trace it; proc_check() also refuses
+ * one that another tracer (a debugger) holds. */
+int proc_access(pid_t pid, char *err, size_t errlen);
 int proc_check(pid_t pid, char *err, size_t errlen);
 int proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 int proc_maps(pid_t pid, struct proc_map **maps, size_t *n);

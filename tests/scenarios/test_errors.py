@@ -13,7 +13,7 @@ import pytest
 
 from conftest import (AGENT, FAILED, OK, RELIVE, RELIVE_ENV, apply, disable,
                       mapped_files, open_fds, patch_path, relive, snapshot,
-                      thread_names)
+                      thread_names, wait_until)
 
 PROBES = ["call 5", "lib 5", "scale1 3", "scale2 3"]
 
@@ -172,6 +172,34 @@ def agent_abi_address(pid):
         if len(f) >= 8 and f[7] == "relive_agent_ctl":
             return base + int(f[1], 16) + 8
     raise AssertionError("no relive_agent_ctl in the agent")
+
+
+def test_process_held_by_a_debugger(basic):
+    """A process that another tracer holds (strace here, as a debugger
+    would) is refused by every command that changes it, naming the tracer;
+    nothing changes.  `relive list` only reads, so it still works."""
+    apply(basic.pid, "fix_main")
+    tracer = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "-p",
+                               str(basic.pid)], stdin=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        def traced():
+            with open(f"/proc/{basic.pid}/status") as f:
+                return any(line.split() == ["TracerPid:", str(tracer.pid)]
+                           for line in f)
+        wait_until(traced, "strace to attach")
+        for args in (["patch", "-p", basic.pid, patch_path("fix_lib")],
+                     ["disable", "-p", basic.pid, "fix_main"]):
+            assert_refused(basic, args,
+                           rf"already traced by process {tracer.pid}")
+        rc, out, err = relive("list", "-p", basic.pid, "--json")
+        assert rc == OK, err
+        assert '"fix_main"' in out
+    finally:
+        tracer.terminate()
+        tracer.wait()
+    disable(basic.pid, "fix_main")
+    assert basic.ask("call 5") == "6"
 
 
 def test_agent_version_mismatch(basic):
