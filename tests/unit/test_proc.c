@@ -5,9 +5,9 @@
  * libc in a process goes through proc_maps(), which parses
  * /proc/PID/maps by hand (sscanf cost a fifth of relive's CPU in
  * `--all`) and keeps the map of one step (see proc.c).  These tests read
- * this program's own map and check each entry against the kernel's text
- * parsed the plain way, including a path with spaces and an anonymous
- * mapping, and that the kept map is the one read until
+ * this program's own map and check each file mapping against the kernel's
+ * text parsed the plain way, including a path with spaces, and an
+ * anonymous mapping; and that the kept map is the one read until
  * proc_maps_forget() says it may have changed.
  */
 #include <setjmp.h>
@@ -72,12 +72,15 @@ static void test_matches_the_kernel_text(void **state)
 		assert_true(sscanf(line, "%lx-%lx %7s %lx %*s %*s%n", &lo, &hi,
 				   perms, &off, &pos) >= 4);
 		sscanf(line + pos, " %4095[^\n]", path);
-		/* the map may differ below the stack top by what fopen did:
-		 * compare the entries both have */
+		/* Anonymous memory may grow or merge between the two reads
+		 * (the allocator, AddressSanitizer's regions): compare the
+		 * file mappings, which nothing here changes, and the one
+		 * anonymous mapping this test made. */
+		if (path[0] != '/' && lo != (uintptr_t)anon)
+			continue;
 		for (i = 0; i < n && m[i].lo != lo; i++)
 			;
-		if (i == n)
-			continue;
+		assert_true(i < n);
 		assert_int_equal(m[i].hi, hi);
 		assert_int_equal(m[i].off, off);
 		assert_string_equal(m[i].perms, perms);
