@@ -75,10 +75,10 @@ struct relive_patch {
 
 /* One patched function of the process (kernel: struct klp_ops). */
 struct relive_stub_data {
-	uint64_t slot;              /* what `jmp *slot` runs */
-	uint64_t before;            /* transition: unswitched threads */
+	uint64_t before;            /* unswitched threads; steady: the top */
 	uint64_t after;             /* transition: switched threads */
-	uint32_t switched;          /* state word of switched threads */
+	uint32_t switched;          /* state word of switched threads;
+				       RELIVE_STATE_NEVER in steady state */
 	uint32_t pad;
 };
 
@@ -90,9 +90,11 @@ struct relive_ops {
 				       there runs the function too */
 	char *name;                 /* "func in object", for messages */
 	struct relive_site site;
-	uint8_t *stub;              /* code: jmp *slot, then the dispatcher */
+	uint8_t *stub;              /* code: the dispatcher */
 	struct relive_stub_data *data;
 	bool redirected;            /* the entry jump is in place */
+	uintptr_t direct;           /* non-zero: the entry jump leads straight
+				       to this version (direct.c) */
 	bool pinned;                /* never restored (the loader hook) */
 	bool landed;                /* the stub is at the site's landing: the
 				       entry jump is a one-byte write */
@@ -144,6 +146,7 @@ bool find_other_copy(const char *name, uintptr_t skip, char *path,
 
 /* transition.c */
 #define RELIVE_STATE_INIT 1u
+#define RELIVE_STATE_NEVER 0xffffffffu /* no thread, no generation */
 void transition_init(void);
 int transition_start(struct relive_patch *p, bool patching);
 void transition_reverse(void);
@@ -157,7 +160,7 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what);
 void ops_push(struct relive_ops *ops, struct relive_func *f);
 void ops_remove(struct relive_ops *ops, struct relive_func *f);
 uint64_t ops_top_target(const struct relive_ops *ops);
-void ops_set_slot(struct relive_ops *ops, uint64_t target);
+void ops_set_target(struct relive_ops *ops, uint64_t target);
 int ops_reserve(struct relive_ops *ops);
 int ops_plan_redirects_for(struct relive_patch *p);
 int ops_plan_restores(void);
@@ -168,6 +171,16 @@ void ops_forget(struct relive_ops *ops);
 void ops_plan_reset(void);
 void ops_plan_write_alone(void);
 int ops_plan_after_transition(void);
+void ops_sync(struct relive_ops *ops);
+struct relive_ops **ops_all(size_t *n);
+
+/* direct.c: in steady state, entry jumps straight to the version */
+bool direct_allowed(void);
+void direct_steer_begin(const char *path, uintptr_t lo, uintptr_t hi);
+void direct_steer_end(void);
+size_t direct_make_all(void);
+int direct_take_back(struct relive_ops **ops, size_t n);
+int direct_take_back_all(void);
 
 /* codemem.c: memory for stubs and copies near the code they serve */
 void *codemem_code(uintptr_t near, size_t len);
@@ -178,10 +191,17 @@ int codemem_write(void *dst, const void *src, size_t len);
 int codemem_read(void *dst, uintptr_t src, size_t len);
 void codemem_begin(void);
 void codemem_end(void);
+struct codemem_vma {
+	uintptr_t lo, hi;
+	int prot;                   /* PROT_* */
+	bool stack;                 /* the main thread's [stack] */
+};
+struct codemem_vma *codemem_vmas(size_t *n);
+void codemem_growth_zones(uintptr_t *heap_lo, uintptr_t *heap_hi,
+			  uintptr_t *stack_lo, uintptr_t *stack_hi);
 
 /* arch/x86_64/stub.c */
 #define RELIVE_STUB_SIZE 64
-#define RELIVE_STUB_DISPATCH_OFF 8
 void arch_emit_stub(uint8_t *buf, uint64_t stub_addr,
 		    const struct relive_stub_data *data, int64_t tls_offset);
 

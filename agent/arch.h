@@ -82,4 +82,14 @@ uint64_t relive_arch_landing(const struct relive_site *site);
 int relive_arch_site_pc_to_copy(const struct relive_site *site, uint64_t pc,
 				uint64_t *out);
 
+/*
+ * Replaces the aligned 16 bytes at block, which must still hold old, with
+ * new, in one indivisible store that a thread fetching those bytes as
+ * instructions sees whole or not at all.  The page must be writable.  Not
+ * pure: it is the one function here that writes memory.  Returns 0, or -1
+ * if block is not aligned or did not hold old.
+ */
+int relive_arch_store16(void *block, const uint8_t old[16],
+			const uint8_t new[16]);
+
 #endif

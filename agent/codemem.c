@@ -9,7 +9,7 @@
  * which writes through the page protection, before any thread can reach
  * them.  That keeps relive working where writable+executable memory is
  * forbidden, and leaves no page writable and executable at once.
- * Data chunks (the slots) are read+write and never executable.
+ * Data chunks (the stubs' targets) are read+write and never executable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,51 +43,56 @@ static bool within(uintptr_t a, uintptr_t b, size_t len)
 	return hi - lo < REACH - MARGIN;
 }
 
-/* Finds a free range of size len as close as possible to near, from the
- * process's own memory map. */
-static uintptr_t free_range_near(uintptr_t near, size_t len)
+/*
+ * The process's mappings in address order, read from /proc/self/maps in
+ * one pass.  Returns a malloc'd array (the caller frees it) with *n set, or
+ * NULL.
+ */
+struct codemem_vma *codemem_vmas(size_t *n)
 {
+	struct codemem_vma *v = NULL;
+	size_t cap = 0, have = 0;
 	char buf[8192];
-	uintptr_t prev_end = 0x10000, best = 0, best_dist = ~(uintptr_t)0;
-	size_t have = 0;
-	ssize_t n;
+	ssize_t got;
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 
+	*n = 0;
 	if (fd < 0)
-		return 0;
+		return NULL;
 	for (;;) {
 		char *line, *nl;
 
-		n = read(fd, buf + have, sizeof(buf) - 1 - have);
-		if (n <= 0)
+		got = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (got <= 0)
 			break;
-		have += n;
+		have += got;
 		buf[have] = '\0';
 		line = buf;
 		while ((nl = strchr(line, '\n'))) {
-			unsigned long lo, hi;
+			struct codemem_vma m = { 0 };
+			char *e;
 
 			*nl = '\0';
-			if (sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
-				/* gap [prev_end, lo) */
-				if (lo > prev_end && lo - prev_end >= len) {
-					uintptr_t cand, dist;
-
-					if (near < prev_end)
-						cand = prev_end;
-					else if (near + len > lo)
-						cand = lo - len;
-					else
-						cand = near & ~(uintptr_t)0xfff;
-					dist = cand > near ? cand - near :
-							     near - cand;
-					if (dist < best_dist) {
-						best = cand;
-						best_dist = dist;
-					}
+			m.lo = strtoul(line, &e, 16);
+			if (*e == '-') {
+				m.hi = strtoul(e + 1, &e, 16);
+				if (e[0] == ' ' && e[1] && e[2] && e[3]) {
+					m.prot = (e[1] == 'r' ? PROT_READ : 0) |
+						 (e[2] == 'w' ? PROT_WRITE : 0) |
+						 (e[3] == 'x' ? PROT_EXEC : 0);
+					m.stack = strstr(e, " [stack]") != NULL;
 				}
-				if (hi > prev_end)
-					prev_end = hi;
+				if (*n == cap) {
+					size_t c = cap ? 2 * cap : 128;
+					struct codemem_vma *nv =
+						realloc(v, c * sizeof(*v));
+
+					if (!nv)
+						goto fail;
+					v = nv;
+					cap = c;
+				}
+				v[(*n)++] = m;
 			}
 			line = nl + 1;
 		}
@@ -95,6 +100,45 @@ static uintptr_t free_range_near(uintptr_t near, size_t len)
 		memmove(buf, line, have);
 	}
 	close(fd);
+	return v;
+fail:
+	close(fd);
+	free(v);
+	*n = 0;
+	return NULL;
+}
+
+/* Finds a free range of size len as close as possible to near, from the
+ * process's own memory map. */
+static uintptr_t free_range_near(uintptr_t near, size_t len)
+{
+	uintptr_t prev_end = 0x10000, best = 0, best_dist = ~(uintptr_t)0;
+	size_t i, n;
+	struct codemem_vma *v = codemem_vmas(&n);
+
+	for (i = 0; i < n; i++) {
+		uintptr_t lo = v[i].lo, hi = v[i].hi;
+
+		/* gap [prev_end, lo) */
+		if (lo > prev_end && lo - prev_end >= len) {
+			uintptr_t cand, dist;
+
+			if (near < prev_end)
+				cand = prev_end;
+			else if (near + len > lo)
+				cand = lo - len;
+			else
+				cand = near & ~(uintptr_t)0xfff;
+			dist = cand > near ? cand - near : near - cand;
+			if (dist < best_dist) {
+				best = cand;
+				best_dist = dist;
+			}
+		}
+		if (hi > prev_end)
+			prev_end = hi;
+	}
+	free(v);
 	if (!best || !within(best, near, len))
 		return 0;
 	return best;
@@ -191,30 +235,41 @@ static uintptr_t stack_lo, stack_hi;
  * limit (1 GiB when unlimited), and the kernel's guard gap. */
 static void find_stack(void)
 {
-	char line[512];
-	FILE *f = fopen("/proc/self/maps", "re");
 	struct rlimit rl;
 	uintptr_t room = 8 << 20;
+	size_t i, n;
+	struct codemem_vma *v = codemem_vmas(&n);
 
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-
-		if (strstr(line, "[stack]") &&
-		    sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
-			stack_lo = lo;
-			stack_hi = hi;
+	for (i = 0; i < n; i++)
+		if (v[i].stack) {
+			stack_lo = v[i].lo;
+			stack_hi = v[i].hi;
 			break;
 		}
-	}
-	fclose(f);
+	free(v);
 	if (!getrlimit(RLIMIT_STACK, &rl))
 		room = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > HEAP_ROOM ?
 			       HEAP_ROOM : rl.rlim_cur;
 	if (stack_hi)
 		stack_lo = stack_lo > room + STACK_GAP ?
 				   stack_lo - room - STACK_GAP : 0;
+}
+
+/* Where the heap and the main stack may grow, never to be taken: the
+ * first HEAP_ROOM above the break, and the stack's limit below it. */
+void codemem_growth_zones(uintptr_t *heap_lo, uintptr_t *heap_hi,
+			  uintptr_t *stk_lo, uintptr_t *stk_hi)
+{
+	uintptr_t brk_now = (uintptr_t)sbrk(0);
+
+	if (landing_off < 0) {
+		landing_off = getenv("RELIVE_NO_LANDING") != NULL;
+		find_stack();
+	}
+	*heap_lo = brk_now == (uintptr_t)-1 ? 0 : brk_now;
+	*heap_hi = brk_now == (uintptr_t)-1 ? 0 : brk_now + HEAP_ROOM;
+	*stk_lo = stack_lo;
+	*stk_hi = stack_hi;
 }
 
 static bool overlaps(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi)
@@ -225,21 +280,17 @@ static bool overlaps(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi)
 bool codemem_landing(uintptr_t at, size_t len)
 {
 	uintptr_t end = at + len, page = at & ~(uintptr_t)4095;
-	uintptr_t brk_now = (uintptr_t)sbrk(0);
+	uintptr_t heap_lo, heap_hi, stk_lo, stk_hi;
 	size_t size = ((end + 4095) & ~(uintptr_t)4095) - page;
 	struct landing *l;
 	void *p;
 
-	if (landing_off < 0) {
-		landing_off = getenv("RELIVE_NO_LANDING") != NULL;
-		find_stack();
-	}
+	codemem_growth_zones(&heap_lo, &heap_hi, &stk_lo, &stk_hi);
 	if (landing_off || end < at)
 		return false;
-	if (brk_now != (uintptr_t)-1 &&
-	    overlaps(at, end, brk_now, brk_now + HEAP_ROOM))
+	if (heap_hi && overlaps(at, end, heap_lo, heap_hi))
 		return false;
-	if (stack_hi && overlaps(at, end, stack_lo, stack_hi))
+	if (stk_hi && overlaps(at, end, stk_lo, stk_hi))
 		return false;
 	for (l = landings; l; l = l->next) {
 		if (!overlaps(at, end, l->base, l->base + l->size))

@@ -5,7 +5,7 @@
  * object it names among the objects the dynamic loader has mapped, resolves
  * each function with the object's full symbol table, and builds the ops of
  * each function (patch.c).  Loading changes nothing that runs: only enabling
- * pushes the new versions on the func_stacks and points the slots at them.
+ * pushes the new versions on the func_stacks and arms the stubs.
  * Every check that can fail is made before the first change, so a refused
  * patch leaves the process as it was.
  */
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -345,7 +346,14 @@ struct relive_patch *core_open(const char *path, int *rc)
 	}
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	snprintf(p->file, sizeof(p->file), "%s", path);
+	if (relive_agent_ctl.load_near_main) {
+		uintptr_t lo, hi;
+
+		if (code_segment_of(getauxval(AT_ENTRY), &lo, &hi))
+			direct_steer_begin(path, lo, hi);
+	}
 	p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	direct_steer_end();
 	if (!p->handle) {
 		agent_msg("cannot load %s: %s", path, dlerror());
 		free(p);
@@ -583,6 +591,10 @@ int core_enable(const char *name)
 			  "(relive remove), then apply it again", name);
 		return -EEXIST;
 	}
+	/* Every call goes through a stub again before anything changes. */
+	rc = direct_take_back_all();
+	if (rc)
+		return rc;
 	for (i = 0; i < p->nobjs; i++) {
 		struct relive_object *o = &p->objs[i];
 
@@ -630,6 +642,7 @@ int core_disable(const char *name)
 {
 	struct relive_patch *p = core_find(name), *t = transition_patch();
 	size_t i;
+	int rc;
 
 	if (!p) {
 		agent_msg("no patch '%s' in this process", name);
@@ -649,6 +662,9 @@ int core_disable(const char *name)
 					"");
 		return -EALREADY;
 	}
+	rc = direct_take_back_all();
+	if (rc)
+		return rc;
 	for (i = 0; i < p->nobjs; i++) {
 		struct relive_object *o = &p->objs[i];
 
@@ -800,6 +816,13 @@ static void sb_str(struct sbuf *b, const char *s)
  * sequence count, so the controller can read it without stopping anything:
  * an odd snap_seq means "being written".
  */
+/* Calls reach f straight from its function's entry (direct.c). */
+static bool is_direct(const struct relive_func *f)
+{
+	return f->on_stack && f->ops && f->new_func &&
+	       f->ops->direct == (uintptr_t)f->new_func;
+}
+
 void core_snapshot(void)
 {
 	struct relive_ctl *c = &relive_agent_ctl;
@@ -848,9 +871,12 @@ void core_snapshot(void)
 			for (j = 0; j < o->nfuncs; j++) {
 				sb_add(&b, "%s{\"name\":", j ? "," : "");
 				sb_str(&b, o->funcs[j].old_name);
-				sb_add(&b, ",\"sympos\":%lu,\"nop\":%s}",
+				sb_add(&b, ",\"sympos\":%lu,\"nop\":%s,"
+					   "\"direct\":%s}",
 				       o->funcs[j].old_sympos,
-				       o->funcs[j].nop ? "true" : "false");
+				       o->funcs[j].nop ? "true" : "false",
+				       is_direct(&o->funcs[j]) ? "true" :
+								 "false");
 			}
 			sb_add(&b, "]}");
 		}

@@ -643,7 +643,7 @@ static void coming(struct relive_patch *p, struct relive_object *o,
 			ops->redirected = true;
 		}
 		ops_push(ops, &o->funcs[j]);
-		ops_set_slot(ops, ops_top_target(ops));
+		ops_set_target(ops, ops_top_target(ops));
 	}
 	o->patched = true;
 	agent_log("'%s': object '%s' patched as it loads", p->name, o->name);

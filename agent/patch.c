@@ -8,9 +8,10 @@
  * it also means a function patched, unpatched and patched again needs no
  * new memory.
  *
- * What runs is chosen by the ops' slot, an aligned 8-byte word that the stub
- * jumps through.  Changing behaviour is a single atomic store of it; code is
- * written only to put the entry jump in place or take it away, and those
+ * What runs is chosen by the ops' targets (before, after), aligned 8-byte
+ * words that the stub jumps through.  Changing behaviour is atomic stores
+ * of them; code is written only to put the entry jump in place, to take it
+ * away, or to make it direct in steady state (direct.c), and the first two
  * writes are planned here: a one-byte write (the stub sits at the site's
  * landing) is made here too, with no thread held; the others are carried
  * out by the controller while every thread is held (see
@@ -52,8 +53,8 @@ static struct relive_ops *ops_find(uintptr_t func_addr)
 /*
  * Places o's stub and writes it: at the site's landing when the landing can
  * be mapped (the entry jump is then a one-byte write that needs no thread
- * held), else at the start of its code cell.  The slots go within reach of
- * the stub's RIP-relative loads.  The original copy, already in the cell,
+ * held), else at the start of its code cell.  The targets go within reach
+ * of the stub's RIP-relative loads.  The original copy, already in the cell,
  * is written by the caller.
  */
 static int place_stub(struct relive_ops *o, uint8_t *cell)
@@ -77,9 +78,9 @@ static int place_stub(struct relive_ops *o, uint8_t *cell)
 		if (!o->data)
 			return -ENOMEM;
 	}
-	o->data->slot = o->site.copy_addr;
 	o->data->before = o->site.copy_addr;
 	o->data->after = o->site.copy_addr;
+	o->data->switched = RELIVE_STATE_NEVER;
 	memset(stub, 0xcc, sizeof(stub));
 	arch_emit_stub(stub, (uintptr_t)o->stub, o->data,
 		       relive_agent_ctl.tls_offset);
@@ -191,11 +192,21 @@ uint64_t ops_top_target(const struct relive_ops *o)
 	return func_target(o, o->nstack ? o->stack[o->nstack - 1] : NULL);
 }
 
-void ops_set_slot(struct relive_ops *o, uint64_t target)
+/* Steady state: every thread runs target. */
+void ops_set_target(struct relive_ops *o, uint64_t target)
 {
-	/* Pairs with the load in the stub's `jmp *slot(%rip)`: an aligned
-	 * 8-byte store is seen whole or not at all. */
-	__atomic_store_n(&o->data->slot, target, __ATOMIC_RELEASE);
+	/* A direct entry bypasses the stub: it must lead to the stub again
+	 * first (transition_start() does so for all of a transition's ops
+	 * at once; this is for any other change). */
+	if (o->direct && o->direct != target && direct_take_back(&o, 1))
+		agent_log("%s: %s", o->name, relive_agent_ctl.msg);
+	/* Each store is an aligned 8-byte word, seen whole or not at all by
+	 * the dispatcher's loads; `switched` last, so a thread that still
+	 * matches it finds after set already. */
+	__atomic_store_n(&o->data->before, target, __ATOMIC_RELEASE);
+	__atomic_store_n(&o->data->after, target, __ATOMIC_RELEASE);
+	__atomic_store_n(&o->data->switched, RELIVE_STATE_NEVER,
+			 __ATOMIC_RELEASE);
 }
 
 /* --- the plan of code writes -------------------------------------------- */
@@ -309,10 +320,10 @@ static int plan_add(struct relive_ops *o, bool redirect)
 	return 0;
 }
 
-/* Whether the entry jump is in place, read from the code itself: a
- * controller killed between its writes and its report must not leave the
- * agent believing otherwise. */
-static void ops_sync(struct relive_ops *o)
+/* Whether the entry jump is in place, and whether it is direct (direct.c),
+ * read from the code itself: a controller killed between its writes and
+ * its report must not leave the agent believing otherwise. */
+void ops_sync(struct relive_ops *o)
 {
 	uint8_t jump[RELIVE_ARCH_JUMP_LEN], cur[RELIVE_ARCH_JUMP_LEN];
 	struct iovec l = { cur, sizeof(cur) };
@@ -325,9 +336,20 @@ static void ops_sync(struct relive_ops *o)
 	 * agent's back, this fails instead of faulting. */
 	if (process_vm_readv(getpid(), &l, 1, &r, 1, 0) != sizeof(cur)) {
 		o->redirected = false;
+		o->direct = 0;
 		return;
 	}
 	o->redirected = !memcmp(cur, jump, sizeof(jump));
+	if (o->redirected) {
+		o->direct = 0;
+	} else if (o->direct &&
+		   !relive_arch_encode_jump(o->site.site_addr, o->direct,
+					    jump) &&
+		   !memcmp(cur, jump, sizeof(jump))) {
+		o->redirected = true;
+	} else {
+		o->direct = 0;
+	}
 }
 
 /* Plans the entry jumps of the patch's functions that are not redirected
@@ -396,7 +418,7 @@ void ops_plan_done(void)
 
 /*
  * An ops for a hook of the agent's own (objects.c): the site is a 1-byte
- * `ret` followed by padding, the slot always holds target, and the
+ * `ret` followed by padding, the stub always sends to target, and the
  * "original copy" is that `ret`.
  */
 struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
@@ -423,7 +445,8 @@ struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
 	if (codemem_write(code + RELIVE_STUB_SIZE, &ret, 1) ||
 	    place_stub(o, code))
 		goto fail;
-	o->data->slot = o->data->before = o->data->after = target;
+	o->data->before = o->data->after = target;
+	o->data->switched = RELIVE_STATE_NEVER;
 	h = ops_hash(site);
 	o->next = ops_table[h];
 	ops_table[h] = o;
@@ -440,6 +463,36 @@ int ops_plan_redirect(struct relive_ops *o)
 {
 	ops_sync(o);
 	return o->redirected ? 0 : plan_add(o, true);
+}
+
+/* Every ops but the agent's own hooks, in a malloc'd array (or NULL). */
+struct relive_ops **ops_all(size_t *n)
+{
+	struct relive_ops **all = NULL, *o;
+	size_t b, cap = 0;
+
+	*n = 0;
+	for (b = 0; b < OPS_BUCKETS; b++)
+		for (o = ops_table[b]; o; o = o->next) {
+			if (o->pinned)
+				continue;
+			if (*n == cap) {
+				size_t c = cap ? 2 * cap : 64;
+				struct relive_ops **a =
+					realloc(all, c * sizeof(*a));
+
+				if (!a) {
+					free(all);
+					return NULL;
+				}
+				all = a;
+				cap = c;
+			}
+			all[(*n)++] = o;
+		}
+	if (!all)
+		all = malloc(sizeof(*all));
+	return all;
 }
 
 /* The function's object was unloaded: its address may be reused. */

@@ -4,9 +4,9 @@
  *
  * A transition moves the functions of one patch from their "before"
  * versions to their "after" versions.  Starting it changes no thread: every
- * ops of the patch gets its before and after targets and its slot is
- * pointed at the dispatcher, which sends each thread to the version of the
- * world the thread is in.  A thread is in the "after" world when its state
+ * ops of the patch gets its before and after targets and its stub is armed
+ * with the transition's generation, so the stub's dispatcher sends each
+ * thread to the version of the world the thread is in.  A thread is in the "after" world when its state
  * word equals the transition's generation (trans_gen); the controller
  * switches threads one by one, after a reliable unwind of each thread's
  * stack shows none of the versions it leaves (relive/transition.c).
@@ -15,7 +15,8 @@
  * thread's stack is empty.
  *
  * When every thread is in the target world, completing the transition
- * points each slot straight at the version to run, so steady state has no
+ * sends every thread to the version to run, and makes the entry jumps lead
+ * straight there where they can (direct.c), so steady state has no
  * per-thread cost at all.  A fresh generation per transition means no
  * value left in a thread from an earlier transition can ever count as
  * "switched".
@@ -231,14 +232,11 @@ static int arm(uint32_t gen)
 	}
 	if (rc)
 		return rc;
-	for (i = 0; i < trans.nops; i++) {
-		struct relive_ops *o = trans.ops[i];
-
-		__atomic_store_n(&o->data->switched, gen, __ATOMIC_RELAXED);
-		/* Pairs with the dispatcher's loads: before, after and the
-		 * generation are visible before the slot that leads there. */
-		ops_set_slot(o, (uintptr_t)o->stub + RELIVE_STUB_DISPATCH_OFF);
-	}
+	for (i = 0; i < trans.nops; i++)
+		/* Pairs with the dispatcher's loads: after is visible before
+		 * the generation that sends a thread there. */
+		__atomic_store_n(&trans.ops[i]->data->switched, gen,
+				 __ATOMIC_RELEASE);
 	publish();
 	return 0;
 }
@@ -254,7 +252,7 @@ int transition_start(struct relive_patch *p, bool patching)
 	if (rc)
 		return rc;
 	gen = ++last_gen;
-	if (gen == 0 || gen == RELIVE_STATE_INIT)
+	if (gen == 0 || gen == RELIVE_STATE_INIT || gen == RELIVE_STATE_NEVER)
 		gen = last_gen = RELIVE_STATE_INIT + 1;
 	for (i = 0; i < trans.nops; i++) {
 		struct relive_ops *o = trans.ops[i];
@@ -289,10 +287,10 @@ int transition_start(struct relive_patch *p, bool patching)
 	rc = arm(gen);
 	if (rc)
 		return rc;
-	/* Only now may a thread be in the "after" world: before every slot
-	 * leads to the dispatcher, a thread born with the new word could
-	 * run a version through a slot not yet armed and the next one
-	 * through an armed slot, mixing worlds in one call chain. */
+	/* Only now may a thread be in the "after" world: before every ops
+	 * is armed, a thread born with the new word could run a version
+	 * through a stub not yet armed and the next one through an armed
+	 * stub, mixing worlds in one call chain. */
 	set_newborn_state(gen);
 	c->trans_active = 1;
 	agent_log("'%s': starting %s transition", p->name,
@@ -389,8 +387,9 @@ static void pop_patch(struct relive_patch *p)
 
 /*
  * kernel: klp_complete_transition().  Every thread is in the target world
- * (or the transition is forced): point every slot straight at the version
- * to run, and finish what the target state implies.
+ * (or the transition is forced): send every thread to the version to run
+ * (and make the entries direct where they can be), and finish what the
+ * target state implies.
  */
 void transition_complete(bool forced)
 {
@@ -424,7 +423,9 @@ void transition_complete(bool forced)
 	if (!patched)
 		pop_patch(p);
 	for (i = 0; i < trans.nops; i++)
-		ops_set_slot(trans.ops[i], ops_top_target(trans.ops[i]));
+		ops_set_target(trans.ops[i], ops_top_target(trans.ops[i]));
+	/* Nothing needs the stubs' choice any more. */
+	direct_make_all();
 	if (patched && p->replace)
 		core_free_nops(p);
 	p->enabled = patched;

@@ -127,7 +127,10 @@ struct relive_ctl {
 	char trans_patch[256];
 	uint64_t ranges;                /* struct relive_ctl_range[] */
 	uint32_t nranges;
-	uint32_t pad3;
+	uint32_t load_near_main;        /* LOAD: the patch changes functions
+					   of the main executable, and is
+					   best loaded within reach of it
+					   (set with every request) */
 
 	/* Written by the controller for the listing: a JSON array of the
 	 * threads that block the transition ("[]" when none). */

@@ -927,26 +927,28 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		       &seq, sizeof(seq));
 	seq++;
 	if (!rc) {
-		/* The argument (as long as the string), the operation, the
-		 * sequence number: one system call. */
-		struct iovec l[3] = {
+		/* The argument (as long as the string), the operation, its
+		 * flag, the sequence number: one system call. */
+		struct iovec l[4] = {
 			{ argbuf, strlen(argbuf) + 1 },
 			{ &op, sizeof(op) },
+			{ &a->load_near_main, sizeof(a->load_near_main) },
 			{ &seq, sizeof(seq) },
-		}, r[3];
-		static const size_t at[3] = {
+		}, r[4];
+		static const size_t at[4] = {
 			offsetof(struct relive_ctl, arg),
 			offsetof(struct relive_ctl, op),
+			offsetof(struct relive_ctl, load_near_main),
 			offsetof(struct relive_ctl, req_seq),
 		};
 		size_t i, len = 0;
 
-		for (i = 0; i < 3; i++) {
+		for (i = 0; i < 4; i++) {
 			r[i].iov_base = (void *)(uintptr_t)(a->ctl + at[i]);
 			r[i].iov_len = l[i].iov_len;
 			len += l[i].iov_len;
 		}
-		if (process_vm_writev(a->pid, l, 3, r, 3, 0) != (ssize_t)len)
+		if (process_vm_writev(a->pid, l, 4, r, 4, 0) != (ssize_t)len)
 			rc = -EIO;
 	}
 	if (rc) {

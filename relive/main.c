@@ -403,7 +403,11 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 			return EXIT_REFUSED;
 	}
 	vlog("loading %s", real);
+	for (size_t i = 0; i < pf->nobjs; i++)
+		if (!pf->objs[i].name)
+			a.load_near_main = 1;
 	rc = agent_request(&a, RELIVE_OP_LOAD, real, err, errlen);
+	a.load_near_main = 0;
 	if (rc)
 		return rc == -EEXIST ? EXIT_ALREADY : EXIT_REFUSED;
 	rc = codewrite_apply(&a, err, errlen);

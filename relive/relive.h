@@ -94,6 +94,7 @@ struct agent {
 	uint64_t restorer;   /* address of relive_agent_restorer */
 	struct relive_ctl c; /* last copy read */
 	bool completed;      /* this command's COMPLETE request succeeded */
+	uint32_t load_near_main; /* sent with each request (ctl.h) */
 };
 const char *agent_default_path(void);
 void agent_warm(pid_t pid);

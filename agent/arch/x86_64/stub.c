@@ -2,17 +2,20 @@
  * agent/arch/x86_64/stub.c - the per-function stub and dispatcher (kernel:
  * klp_ftrace_handler).
  *
- * The entry jump of a patched function lands on the stub.  Its first
- * instruction jumps through the ops' slot: in steady state the slot holds
- * the top version, so a call costs one direct and one well-predicted
- * indirect jump.  During a transition the slot holds the dispatcher below,
- * which picks the version for the calling thread:
+ * The entry jump of a patched function lands on the stub, which picks the
+ * version for the calling thread:
  *
  *     mov    %fs:TLS, %r11d        the thread's state word
  *     cmp    switched(%rip), %r11d
- *     jne    1f
- *     jmp    *after(%rip)          switched thread: the new world
- *  1: jmp    *before(%rip)         unswitched thread: the old world
+ *     je     1f
+ *     jmp    *before(%rip)         unswitched thread (and steady state)
+ *  1: jmp    *after(%rip)          switched thread: the new world
+ *
+ * In steady state `switched` holds a value no thread ever has and `before`
+ * the top version, so every thread goes there; during a transition a call
+ * costs the same single indirect jump.  (Once the transition has completed,
+ * the entry jump usually leads straight to the version and the stub is not
+ * on the path at all: agent/direct.c.)
  *
  * Only %r11 and the flags change, both free at a call (SysV ABI); the
  * stack, the red zone, %rax (vector count of a variadic call) and %r10
@@ -33,29 +36,25 @@ static void put_rel32(uint8_t *p, uint64_t insn_end, uint64_t target)
 void arch_emit_stub(uint8_t *b, uint64_t at, const struct relive_stub_data *d,
 		    int64_t tls_offset)
 {
-	uint64_t slot = (uintptr_t)&d->slot, before = (uintptr_t)&d->before;
+	uint64_t before = (uintptr_t)&d->before;
 	uint64_t after = (uintptr_t)&d->after;
 	uint64_t switched = (uintptr_t)&d->switched;
 	int32_t tls = (int32_t)tls_offset;
 	uint8_t *p = b;
 
-	/* 0: jmp *slot(%rip) */
-	*p++ = 0xff; *p++ = 0x25;
-	put_rel32(p, at + 6, slot); p += 4;
-	*p++ = 0xcc; *p++ = 0xcc;
-	/* 8: mov %fs:tls, %r11d */
+	/* 0: mov %fs:tls, %r11d */
 	*p++ = 0x64; *p++ = 0x44; *p++ = 0x8b; *p++ = 0x1c; *p++ = 0x25;
 	memcpy(p, &tls, 4); p += 4;
-	/* 17: cmp switched(%rip), %r11d */
+	/* 9: cmp switched(%rip), %r11d */
 	*p++ = 0x44; *p++ = 0x3b; *p++ = 0x1d;
-	put_rel32(p, at + 24, switched); p += 4;
-	/* 24: jne 32 */
-	*p++ = 0x75; *p++ = 0x06;
-	/* 26: jmp *after(%rip) */
+	put_rel32(p, at + 16, switched); p += 4;
+	/* 16: je 24 */
+	*p++ = 0x74; *p++ = 0x06;
+	/* 18: jmp *before(%rip) */
 	*p++ = 0xff; *p++ = 0x25;
-	put_rel32(p, at + 32, after); p += 4;
-	/* 32: jmp *before(%rip) */
+	put_rel32(p, at + 24, before); p += 4;
+	/* 24: jmp *after(%rip) */
 	*p++ = 0xff; *p++ = 0x25;
-	put_rel32(p, at + 38, before); p += 4;
+	put_rel32(p, at + 30, after); p += 4;
 	(void)p;
 }

@@ -1,0 +1,472 @@
+/*
+ * agent/direct.c - direct entries: in steady state, a patched function's
+ * entry jump leads straight to the version every thread runs.
+ *
+ * Why: through the stub, a call to a patched function takes two jumps, the
+ * entry's and the stub's indirect one, which costs as much as a tiny
+ * function's whole body.  Once a transition has completed, nothing
+ * needs the stub's choice until the next transition over the function, so
+ * the entry jump's operand is rewritten to reach the version itself: the
+ * same call then costs one direct jump, the least any redirection can.
+ *
+ * Three parts:
+ *
+ *  - Reach.  A jmp rel32 reaches +-2 GiB.  A patch's dynamic loader maps it
+ *    where it likes: near the libraries (usually within reach of them) and
+ *    terabytes away from a position-independent executable.  When a patch
+ *    changes the executable, its load is steered: for the length of the
+ *    dlopen, every free gap above a chosen window is reserved with
+ *    inaccessible, unbacked mappings, so the kernel's top-down search finds
+ *    the window first; the reservations are removed when dlopen returns.
+ *    The window lies above the heap, leaving it as much room to grow as
+ *    reach allows (up to the 1 GiB landings leave it, at least 128 MiB; the
+ *    kernel places the break up to 1 GiB above the executable): a heap that
+ *    outgrows it continues in mapped memory, as malloc does whenever the
+ *    break cannot move.  Another
+ *    thread's mapping made meanwhile lands in the window, in the heap's
+ *    room or below the executable, never nowhere: the gaps below the window
+ *    stay free.  The stack's room is never reserved.
+ *
+ *  - The write.  Only the jump's 4-byte operand changes.  When those bytes
+ *    lie in one aligned 16-byte block (any jump starting at most 11 bytes
+ *    into its block: functions are 16-byte aligned, and an endbr64 puts
+ *    the jump 4 bytes in), one locked cmpxchg16b replaces the block while
+ *    its page is made writable for that instant
+ *    (relive_arch_store16): a thread fetching the jump sees the old target
+ *    or the new one.  Both targets run the same version, so it does not
+ *    matter which.  Where a page cannot be made writable (a system that
+ *    forbids writable+executable pages), the entry stays on the stub.
+ *
+ *  - Taking it back.  Before a transition over the function starts, the
+ *    entry is pointed at the stub again, and every thread of the process
+ *    serializes its instruction stream (membarrier's SYNC_CORE) before any
+ *    thread is switched: none can still run a stale direct jump into the
+ *    version it must leave.  Direct entries are made only where that
+ *    barrier is available.
+ *
+ * RELIVE_NO_DIRECT in the process's environment keeps every entry on its
+ * stub (benchmarks compare both).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <elf.h>
+#include <linux/membarrier.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define REACH ((uintptr_t)1 << 31)
+#define MARGIN ((uintptr_t)16 << 20)
+#define PAGE ((uintptr_t)4096)
+#define TOP_OF_USER ((uintptr_t)1 << 47)
+#define HEAP_ROOM_MIN ((uintptr_t)128 << 20)
+
+static int direct_state = -1; /* 1: allowed, 0: not (environment, barrier) */
+
+static int sync_cores(void)
+{
+	if (!syscall(SYS_membarrier,
+		     MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0))
+		return 0;
+	/* Not registered (a fork child's new address space): register and
+	 * try once more. */
+	if (syscall(SYS_membarrier,
+		    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0))
+		return -1;
+	return syscall(SYS_membarrier,
+		       MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) ? -1 : 0;
+}
+
+bool direct_allowed(void)
+{
+	if (direct_state < 0)
+		direct_state = !getenv("RELIVE_NO_DIRECT") &&
+			       !syscall(SYS_membarrier,
+					MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+					0, 0);
+	return direct_state == 1;
+}
+
+/* --- steering a patch's load near the executable ------------------------ */
+
+static struct {
+	uintptr_t lo, hi;
+} *reserved;
+static size_t nreserved;
+
+/* The bytes of address space a shared object's dlopen maps at once (its
+ * loadable segments' span plus the largest alignment), or 0. */
+static size_t load_span(const char *path)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	uintptr_t lo = ~(uintptr_t)0, hi = 0, align = PAGE;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	unsigned i;
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(ph))
+		goto bad;
+	for (i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) !=
+		    sizeof(ph))
+			goto bad;
+		if (ph.p_type != PT_LOAD)
+			continue;
+		if (ph.p_vaddr < lo)
+			lo = ph.p_vaddr;
+		if (ph.p_vaddr + ph.p_memsz > hi)
+			hi = ph.p_vaddr + ph.p_memsz;
+		if (ph.p_align > align && ph.p_align <= ((uintptr_t)1 << 30))
+			align = ph.p_align;
+	}
+	close(fd);
+	if (hi <= lo)
+		return 0;
+	lo &= ~(PAGE - 1);
+	hi = (hi + PAGE - 1) & ~(PAGE - 1);
+	return hi - lo + align;
+bad:
+	close(fd);
+	return 0;
+}
+
+static void reserve(uintptr_t lo, uintptr_t hi)
+{
+	void *p;
+
+	if (hi <= lo)
+		return;
+	p = mmap((void *)lo, hi - lo, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			 MAP_FIXED_NOREPLACE,
+		 -1, 0);
+	if (p == MAP_FAILED) {
+		/* raced, or no room under a limit: only less steering */
+		agent_log("cannot reserve %#lx-%#lx: %s", (unsigned long)lo,
+			  (unsigned long)hi, strerror(errno));
+		return;
+	}
+	if (p != (void *)lo) {
+		munmap(p, hi - lo); /* a kernel that took it as a hint */
+		return;
+	}
+	reserved[nreserved].lo = lo;
+	reserved[nreserved].hi = hi;
+	nreserved++;
+}
+
+/*
+ * Before loading the patch at path, which changes code in [lo, hi): makes
+ * the loader's next mapping of it land within reach of that code, if a
+ * window can be found.  direct_steer_end() must follow the dlopen.
+ */
+void direct_steer_begin(const char *path, uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t heap_lo, heap_hi, stk_lo, stk_hi, floor, want, win = 0;
+	uintptr_t prev;
+	size_t span, n, i;
+	struct codemem_vma *v;
+
+	if (!direct_allowed() || !(span = load_span(path)))
+		return;
+	codemem_growth_zones(&heap_lo, &heap_hi, &stk_lo, &stk_hi);
+	/* As much room for the heap as reach allows, up to what landings
+	 * leave it, and at least HEAP_ROOM_MIN. */
+	floor = (hi > heap_lo ? hi : heap_lo) + HEAP_ROOM_MIN;
+	want = lo + REACH - MARGIN - span;
+	if (heap_hi && want > heap_hi)
+		want = heap_hi;
+	want &= ~(PAGE - 1);
+	if (want < floor)
+		return;
+	v = codemem_vmas(&n);
+	if (!v)
+		return;
+	/* The window: the highest free range of span bytes at or below want
+	 * and above floor. */
+	for (i = 0, prev = PAGE; i <= n; i++) {
+		uintptr_t g_lo = prev, g_hi = i < n ? v[i].lo : TOP_OF_USER;
+		uintptr_t at = g_hi >= span ? (g_hi - span) & ~(PAGE - 1) : 0;
+
+		if (at > want)
+			at = want;
+		if (at >= g_lo && at >= floor && at + span <= g_hi)
+			win = at;
+		if (i < n && v[i].hi > prev)
+			prev = v[i].hi;
+	}
+	if (!win || !(reserved = calloc(n + 1, sizeof(*reserved)))) {
+		free(v);
+		return;
+	}
+	/* Every free gap above it that could hold the patch. */
+	for (i = 0, prev = PAGE; i <= n; i++) {
+		uintptr_t g_lo = prev, g_hi = i < n ? v[i].lo : TOP_OF_USER;
+
+		if (i < n && v[i].hi > prev)
+			prev = v[i].hi;
+		if (g_hi <= win + span)
+			continue;
+		if (g_lo < win + span)
+			g_lo = win + span;
+		if (stk_hi && g_hi > stk_lo)
+			g_hi = stk_lo; /* the main stack's room stays free */
+		if (g_hi > TOP_OF_USER)
+			g_hi = TOP_OF_USER;
+		if (g_hi > g_lo)
+			reserve(g_lo, g_hi);
+	}
+	free(v);
+	agent_log("steering the patch's load to %#lx (%zu reservations)",
+		  (unsigned long)win, nreserved);
+}
+
+void direct_steer_end(void)
+{
+	size_t i;
+
+	for (i = 0; i < nreserved; i++)
+		munmap((void *)reserved[i].lo, reserved[i].hi - reserved[i].lo);
+	free(reserved);
+	reserved = NULL;
+	nreserved = 0;
+}
+
+/* --- retargeting entry jumps in place ----------------------------------- */
+
+struct retarget {
+	struct relive_ops *o;
+	uint64_t to;
+	uint8_t old[RELIVE_ARCH_JUMP_LEN], new[RELIVE_ARCH_JUMP_LEN];
+	bool done;
+};
+
+static int by_site(const void *a, const void *b)
+{
+	uint64_t x = ((const struct retarget *)a)->o->site.site_addr;
+	uint64_t y = ((const struct retarget *)b)->o->site.site_addr;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The aligned 16-byte block that holds every byte where old and new
+ * differ, or 0 if there is no such block. */
+static uintptr_t block_of(const struct retarget *r)
+{
+	uintptr_t at = r->o->site.site_addr, first = 0, last = 0;
+	bool any = false;
+	size_t i;
+
+	for (i = 0; i < RELIVE_ARCH_JUMP_LEN; i++)
+		if (r->old[i] != r->new[i]) {
+			if (!any)
+				first = at + i;
+			last = at + i;
+			any = true;
+		}
+	if (!any || (first & ~(uintptr_t)15) != (last & ~(uintptr_t)15))
+		return 0;
+	return first & ~(uintptr_t)15;
+}
+
+static bool store(const struct retarget *r, uintptr_t block)
+{
+	uint8_t cur[16], next[16];
+	size_t i;
+
+	memcpy(cur, (const void *)block, sizeof(cur));
+	memcpy(next, cur, sizeof(next));
+	/* The jump may start before the block or end after it: the bytes
+	 * outside it do not change, but must be what is expected too. */
+	for (i = 0; i < RELIVE_ARCH_JUMP_LEN; i++) {
+		uintptr_t a = r->o->site.site_addr + i;
+
+		if (a >= block && a < block + 16) {
+			if (cur[a - block] != r->old[i])
+				return false;
+			next[a - block] = r->new[i];
+		} else if (*(const uint8_t *)a != r->old[i]) {
+			return false;
+		}
+	}
+	return relive_arch_store16((void *)block, cur, next) == 0;
+}
+
+/*
+ * Carries out r[0..n): for each run of jumps in one mapping, makes the
+ * pages between the first and the last writable, stores each jump's block,
+ * and gives the pages their protection back.
+ */
+static void retarget(struct retarget *r, size_t n)
+{
+	struct codemem_vma *v;
+	size_t nv, i = 0, k = 0;
+
+	if (!n || !(v = codemem_vmas(&nv)))
+		return;
+	qsort(r, n, sizeof(*r), by_site);
+	while (i < n) {
+		uintptr_t at = r[i].o->site.site_addr, lo, hi;
+		size_t j;
+
+		while (k < nv && v[k].hi <= at)
+			k++;
+		if (k == nv || v[k].lo > at || !(v[k].prot & PROT_EXEC) ||
+		    (v[k].prot & PROT_WRITE)) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < n && r[j].o->site.site_addr + 16 < v[k].hi;
+		     j++)
+			;
+		lo = at & ~(PAGE - 1);
+		hi = (r[j - 1].o->site.site_addr + 16 + PAGE - 1) & ~(PAGE - 1);
+		if (hi > v[k].hi)
+			hi = v[k].hi;
+		if (!mprotect((void *)lo, hi - lo, v[k].prot | PROT_WRITE)) {
+			for (; i < j; i++) {
+				uintptr_t b = block_of(&r[i]);
+
+				r[i].done = b && b + 16 <= hi && store(&r[i], b);
+			}
+			if (mprotect((void *)lo, hi - lo, v[k].prot))
+				agent_log("cannot make %#lx-%#lx read-only "
+					  "again: %s", (unsigned long)lo,
+					  (unsigned long)hi, strerror(errno));
+		}
+		i = j;
+	}
+	free(v);
+}
+
+/*
+ * With no transition in progress: the entry of every ops whose top version
+ * is a new function within reach is made a direct jump to it.  Returns how
+ * many entries are direct now.
+ */
+size_t direct_make_all(void)
+{
+	struct relive_ops **ops;
+	struct retarget *r;
+	size_t i, n, m = 0, done = 0, have = 0;
+
+	if (!direct_allowed() || !(ops = ops_all(&n)))
+		return 0;
+	if (!(r = calloc(n ? n : 1, sizeof(*r)))) {
+		free(ops);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		struct relive_ops *o = ops[i];
+		uint64_t to = ops_top_target(o);
+
+		ops_sync(o);
+		if (o->direct)
+			have++;
+		if (o->pinned || !o->redirected || o->direct || !o->nstack ||
+		    to == o->site.copy_addr ||
+		    relive_arch_encode_jump(o->site.site_addr,
+					    (uintptr_t)o->stub, r[m].old) ||
+		    relive_arch_encode_jump(o->site.site_addr, to, r[m].new))
+			continue;
+		r[m].o = o;
+		r[m].to = to;
+		m++;
+	}
+	codemem_begin();
+	retarget(r, m);
+	codemem_end();
+	for (i = 0; i < m; i++)
+		if (r[i].done) {
+			r[i].o->direct = r[i].to;
+			done++;
+		}
+	free(r);
+	free(ops);
+	if (done)
+		agent_log("%zu entries made direct", done);
+	return have + done;
+}
+
+/*
+ * Before a transition starts (or a target changes): every direct entry among
+ * ops[0..n) leads to its stub again, and every thread has serialized its
+ * instructions.  Returns 0, or -EIO with the message set (nothing may
+ * start: a direct entry would bypass the transition).
+ */
+int direct_take_back(struct relive_ops **ops, size_t n)
+{
+	struct retarget *r;
+	size_t i, m = 0;
+	int rc = 0;
+
+	for (i = 0; i < n; i++)
+		if (ops[i]->direct)
+			m++;
+	if (!m)
+		return 0;
+	if (!(r = calloc(m, sizeof(*r)))) {
+		agent_msg("out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0, m = 0; i < n; i++) {
+		struct relive_ops *o = ops[i];
+
+		if (!o->direct)
+			continue;
+		if (relive_arch_encode_jump(o->site.site_addr, o->direct,
+					    r[m].old) ||
+		    relive_arch_encode_jump(o->site.site_addr,
+					    (uintptr_t)o->stub, r[m].new))
+			continue;
+		r[m++].o = o;
+	}
+	retarget(r, m);
+	for (i = 0; i < m; i++) {
+		if (r[i].done) {
+			r[i].o->direct = 0;
+			continue;
+		}
+		/* Not taken back: ops_sync() reads what the entry is. */
+		ops_sync(r[i].o);
+		if (r[i].o->direct || !r[i].o->redirected) {
+			agent_msg("cannot point the entry of %s at its stub "
+				  "again; nothing was changed",
+				  r[i].o->name);
+			rc = -EIO;
+		}
+	}
+	free(r);
+	if (!rc && sync_cores()) {
+		agent_msg("cannot serialize the threads' instructions "
+			  "(membarrier: %s); nothing was changed",
+			  strerror(errno));
+		rc = -EIO;
+	}
+	return rc;
+}
+
+/* direct_take_back() for every ops of the process. */
+int direct_take_back_all(void)
+{
+	size_t n;
+	struct relive_ops **ops = ops_all(&n);
+	int rc;
+
+	if (!ops) {
+		agent_msg("out of memory");
+		return -ENOMEM;
+	}
+	rc = direct_take_back(ops, n);
+	free(ops);
+	return rc;
+}

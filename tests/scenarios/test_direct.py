@@ -1,0 +1,166 @@
+"""Direct entries (agent/direct.c): once a transition has completed, a
+patched function's entry jump leads straight to the version every thread
+runs, without the stub; before the next transition over it, the entry leads
+to the stub again.  A patch that changes the executable is loaded within
+reach of it for that, and the reservations that steer its load are gone
+afterwards.
+
+The tests read the entry's bytes from /proc/PID/mem and follow the jump.
+"""
+import os
+import struct
+import subprocess
+
+from conftest import (RELIVE_ENV, TARGETS, apply, disable, find_patch,
+                      listing, patch_path, remove)
+
+STACK = {"stack_p1": "1005", "stack_p2": "2005"}
+
+
+def nm_symbol(path, symbol):
+    out = subprocess.run(["nm", path], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == symbol:
+            return int(parts[0], 16)
+    raise AssertionError(f"{symbol} not in nm {path}")
+
+
+def maps(pid):
+    """[(lo, hi, perms, offset, path)] of /proc/PID/maps."""
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            out.append((lo, hi, parts[1], int(parts[2], 16),
+                        parts[5] if len(parts) > 5 else ""))
+    return out
+
+
+def load_base(pid, path):
+    """Where the object at path is mapped (its first mapping's start)."""
+    real = os.path.realpath(path)
+    starts = [lo for lo, _, _, off, p in maps(pid) if p == real and off == 0]
+    assert starts, f"{real} is not mapped in {pid}"
+    return min(starts)
+
+
+def runtime_address(pid, path, symbol):
+    """symbol of the PIE executable or shared object at path, in pid (their
+    first segment is at address 0 in the file)."""
+    return load_base(pid, path) + nm_symbol(path, symbol)
+
+
+def peek(pid, addr, n=16):
+    with open(f"/proc/{pid}/mem", "rb") as f:
+        f.seek(addr)
+        return f.read(n)
+
+
+def jump_target(pid, addr):
+    """Where the jmp rel32 at addr leads, or None if there is none."""
+    b = peek(pid, addr, 5)
+    if b[0] != 0xE9:
+        return None
+    return addr + 5 + struct.unpack("<i", b[1:5])[0]
+
+
+def mapping_of(pid, addr):
+    for m in maps(pid):
+        if m[0] <= addr < m[1]:
+            return m
+    return None
+
+
+def funcs_direct(pid, patch):
+    p = find_patch(listing(pid), patch)
+    return {f["name"]: f["direct"] for o in p["objects"] for f in o["funcs"]}
+
+
+def reservations(pid):
+    """Anonymous mappings with no access larger than 1 GiB: the steering
+    reserves the whole gap above the window (terabytes); nothing else in
+    these targets is that large (thread guards are pages, malloc arenas
+    64 MiB)."""
+    return [(hex(lo), hex(hi)) for lo, hi, perms, _, p in maps(pid)
+            if perms == "---p" and not p and hi - lo > (1 << 30)]
+
+
+def test_steady_entry_leads_straight_to_the_top_version(spawn):
+    """basic_value of basic_pie, with stack_p1 then stack_p2 on it: each
+    time a transition completes the entry jumps straight into the top
+    patch's new_basic_value; disabling stack_p2 sends it back to
+    stack_p1's; disabling stack_p1 restores the original bytes.  The
+    reservations made to load each patch near the executable are gone."""
+    t = spawn("basic_pie")
+    exe = TARGETS / "basic_pie"
+    entry = runtime_address(t.pid, exe, "basic_value")
+    original = peek(t.pid, entry)
+    assert reservations(t.pid) == []
+
+    def new_version(name):
+        return runtime_address(t.pid, patch_path(name), "new_basic_value")
+
+    for name in STACK:
+        apply(t.pid, name)
+        assert t.ask("call 5") == STACK[name]
+        assert jump_target(t.pid, entry) == new_version(name)
+        assert funcs_direct(t.pid, name) == {"basic_value": True}
+        assert reservations(t.pid) == []
+        # within reach of the executable: what made the jump possible
+        assert abs(new_version(name) - entry) < (1 << 31)
+    assert funcs_direct(t.pid, "stack_p1") == {"basic_value": False}
+
+    disable(t.pid, "stack_p2")
+    assert t.ask("call 5") == STACK["stack_p1"]
+    assert jump_target(t.pid, entry) == new_version("stack_p1")
+    assert funcs_direct(t.pid, "stack_p1") == {"basic_value": True}
+    assert funcs_direct(t.pid, "stack_p2") == {"basic_value": False}
+
+    disable(t.pid, "stack_p1")
+    assert t.ask("call 5") == "6"
+    assert peek(t.pid, entry) == original
+    remove(t.pid, "stack_p2")
+    remove(t.pid, "stack_p1")
+    assert peek(t.pid, entry) == original
+    assert t.ask("call 5") == "6"
+
+
+def test_direct_entry_after_endbr64(spawn):
+    """cet_value starts with endbr64, so its jump starts 4 bytes in: the
+    operand that changes still lies in one aligned 16-byte block, and
+    endbr64 stays first."""
+    t = spawn("abi")
+    entry = int(t.ask("addr cet_value"), 16)
+    original = peek(t.pid, entry)
+    assert original.startswith(bytes.fromhex("f30f1efa"))
+    apply(t.pid, "abi_cet")
+    assert t.ask("cet 5") == "105"
+    now = peek(t.pid, entry)
+    assert now[:4] == original[:4] and now[9:] == original[9:]
+    target = jump_target(t.pid, entry + 4)
+    patch = mapping_of(t.pid, target)
+    assert patch and patch[4] == os.path.realpath(patch_path("abi_cet")), \
+        (hex(target), patch)
+    assert funcs_direct(t.pid, "abi_cet") == {"cet_value": True}
+    disable(t.pid, "abi_cet")
+    remove(t.pid, "abi_cet")
+    assert peek(t.pid, entry) == original
+    assert t.ask("cet 5") == "6"
+
+
+def test_entries_stay_on_the_stub_when_turned_off(spawn):
+    """RELIVE_NO_DIRECT in the target's environment: the entry leads to
+    the stub (an anonymous executable mapping), never into the patch."""
+    t = spawn("basic_pie", env=dict(RELIVE_ENV, RELIVE_NO_DIRECT="1"))
+    entry = runtime_address(t.pid, TARGETS / "basic_pie", "basic_value")
+    apply(t.pid, "stack_p1")
+    assert t.ask("call 5") == "1005"
+    stub = mapping_of(t.pid, jump_target(t.pid, entry))
+    assert stub and stub[2] == "r-xp" and stub[4] == "", stub
+    assert funcs_direct(t.pid, "stack_p1") == {"basic_value": False}
+    disable(t.pid, "stack_p1")
+    remove(t.pid, "stack_p1")
+    assert t.ask("call 5") == "6"
