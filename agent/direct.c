@@ -37,12 +37,14 @@
  *    matter which.  Where a page cannot be made writable (a system that
  *    forbids writable+executable pages), the entry stays on the stub.
  *
- *  - Taking it back.  Before a transition over the function starts, the
- *    entry is pointed at the stub again, and every thread of the process
- *    serializes its instruction stream (membarrier's SYNC_CORE) before any
- *    thread is switched: none can still run a stale direct jump into the
- *    version it must leave.  Direct entries are made only where that
- *    barrier is available.
+ *  - Taking it back.  Before any transition starts, every direct entry is
+ *    pointed at its stub again.  A thread may still run a direct jump it
+ *    fetched before that store; it leads to the version of the world every
+ *    thread is in until it is switched.  A thread enters the new world only
+ *    through a kernel entry made after the store (its ptrace stop, when
+ *    the controller switches it, or its birth), and a CPU entering the
+ *    kernel discards every instruction it had fetched for the thread: no
+ *    switched thread can run a stale direct jump into the version it left.
  *
  * RELIVE_NO_DIRECT in the process's environment keeps every entry on its
  * stub (benchmarks compare both).
@@ -50,11 +52,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <elf.h>
-#include <linux/membarrier.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -65,29 +65,12 @@
 #define TOP_OF_USER ((uintptr_t)1 << 47)
 #define HEAP_ROOM_MIN ((uintptr_t)128 << 20)
 
-static int direct_state = -1; /* 1: allowed, 0: not (environment, barrier) */
-
-static int sync_cores(void)
-{
-	if (!syscall(SYS_membarrier,
-		     MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0))
-		return 0;
-	/* Not registered (a fork child's new address space): register and
-	 * try once more. */
-	if (syscall(SYS_membarrier,
-		    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0))
-		return -1;
-	return syscall(SYS_membarrier,
-		       MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) ? -1 : 0;
-}
+static int direct_state = -1; /* 1: allowed, 0: RELIVE_NO_DIRECT */
 
 bool direct_allowed(void)
 {
 	if (direct_state < 0)
-		direct_state = !getenv("RELIVE_NO_DIRECT") &&
-			       !syscall(SYS_membarrier,
-					MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
-					0, 0);
+		direct_state = !getenv("RELIVE_NO_DIRECT");
 	return direct_state == 1;
 }
 
@@ -399,9 +382,8 @@ size_t direct_make_all(void)
 
 /*
  * Before a transition starts (or a target changes): every direct entry among
- * ops[0..n) leads to its stub again, and every thread has serialized its
- * instructions.  Returns 0, or -EIO with the message set (nothing may
- * start: a direct entry would bypass the transition).
+ * ops[0..n) leads to its stub again.  Returns 0, or -EIO with the message
+ * set (nothing may start: a direct entry would bypass the transition).
  */
 int direct_take_back(struct relive_ops **ops, size_t n)
 {
@@ -446,12 +428,6 @@ int direct_take_back(struct relive_ops **ops, size_t n)
 		}
 	}
 	free(r);
-	if (!rc && sync_cores()) {
-		agent_msg("cannot serialize the threads' instructions "
-			  "(membarrier: %s); nothing was changed",
-			  strerror(errno));
-		rc = -EIO;
-	}
 	return rc;
 }
 

@@ -233,12 +233,33 @@ class Bench:
             self.raw["steady"] = m
             if (m["f"]["ret"], m["F"]["ret"], m["u"]["ret"]) != (2, 2, 1):
                 self.problems.append("steady state: wrong versions ran: %s" % m)
+            lst = json.loads(self.relive("list", "-p", t.pid, "--json")[2])
+            if not all(f["direct"] for p in lst["patches"]
+                       for o in p["objects"] for f in o["funcs"]):
+                self.problems.append("steady state: an entry is not direct: "
+                                     "%s" % lst)
+        finally:
+            t.close()
+        # The same steady state with the entries left on their stubs
+        # (RELIVE_NO_DIRECT), for comparison.
+        t = Proc([self.path("bench", "calls")],
+                 env=dict(os.environ, RELIVE_NO_DIRECT="1"))
+        try:
+            self.must(0, "patch", "-p", t.pid, fgh_so)
+            t.cmd("load " + os.path.realpath(fgh_so))
+            st = self.parse_run(t.cmd("run main fF %d %d" % (reps, n), 600))
+            self.raw["steady_stub"] = st
+            if (st["f"]["ret"], st["F"]["ret"]) != (2, 2):
+                self.problems.append("steady state on the stub: wrong "
+                                     "versions ran: %s" % st)
         finally:
             t.close()
         ns = lambda d: (d["ns"], {"min": d["min"], "max": d["max"], "n": reps})
         self.ratio_row("1", "steady: patched call / direct call to new", m,
                        ("<=", 1.05))
-        for key, what in (("f", "steady: patched call (jmp, stub, slot)"),
+        self.ratio_row("1", "steady, entry left on the stub: patched / "
+                       "direct", st, None)
+        for key, what in (("f", "steady: patched call (one direct jmp)"),
                           ("F", "steady: direct call to the new function"),
                           ("u", "unpatched call (reference)")):
             v, sp = ns(m[key])

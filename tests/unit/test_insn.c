@@ -451,6 +451,40 @@ static void test_pc_to_copy(void **state)
 /* The landing is where the jump made by changing only the first byte of
  * the site leads: its encoding differs from the site's bytes in that byte
  * alone. */
+/* relive_arch_store16: the block changes only when it holds what the
+ * caller expects, and only when aligned; a direct entry's retargeting (one
+ * jump's operand at offset 1 of its block) leaves every other byte. */
+static void test_store16(void **state)
+{
+	_Alignas(16) uint8_t buf[32];
+	uint8_t old[16], new[16], jump[RELIVE_ARCH_JUMP_LEN];
+	uint64_t at;
+
+	(void)state;
+	memset(buf, 0x90, sizeof(buf));
+	at = (uintptr_t)buf;
+	assert_int_equal(relive_arch_encode_jump(at, at + 0x1000, jump), 0);
+	memcpy(buf, jump, sizeof(jump));
+	memcpy(old, buf, 16);
+	memcpy(new, old, 16);
+	assert_int_equal(relive_arch_encode_jump(at, at - 0x2000,
+						 new), 0);
+	/* not what is there: nothing changes */
+	old[3] ^= 1;
+	assert_int_equal(relive_arch_store16(buf, old, new), -1);
+	old[3] ^= 1;
+	assert_memory_equal(buf, jump, sizeof(jump));
+	/* not aligned: refused */
+	assert_int_equal(relive_arch_store16(buf + 1, old, new), -1);
+	assert_memory_equal(buf, jump, sizeof(jump));
+	/* the operand changes, the opcode and the bytes after stay */
+	assert_int_equal(relive_arch_store16(buf, old, new), 0);
+	assert_int_equal(buf[0], 0xe9);
+	assert_memory_equal(buf, new, 16);
+	for (size_t i = RELIVE_ARCH_JUMP_LEN; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0x90);
+}
+
 static void test_landing(void **state)
 {
 	static const uint8_t movabs[] = { /* mov $0xc0000000,%eax; lea 1(%rdi),%eax; ret */
@@ -682,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_pc_to_copy),
 		cmocka_unit_test(test_encode_jump),
 		cmocka_unit_test(test_landing),
+		cmocka_unit_test(test_store16),
 		cmocka_unit_test(test_real_code),
 	};
 
