@@ -212,29 +212,65 @@ static int parse_map_line(char *line, struct proc_map *m)
 	return 0;
 }
 
+/*
+ * The kernel makes the text of /proc/PID/maps anew for each read(2), from
+ * the position reached: a file read through stdio's 1 KiB buffer costs a
+ * dozen walks of the process's mappings.  One buffer of 64 KiB takes a
+ * small process's whole map in one read (and its end in a second).
+ */
 static int read_maps(pid_t pid, struct proc_map **maps, size_t *n)
 {
-	char path[64], line[8192];
-	size_t cap = 64;
-	FILE *f;
+	char path[64], *buf, *line, *nl;
+	size_t cap = 64, bufcap = 65536, len = 0;
+	ssize_t got;
+	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
+	buf = malloc(bufcap);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((got = read(fd, buf + len, bufcap - 1 - len)) > 0) {
+		len += (size_t)got;
+		if (len == bufcap - 1) {
+			char *nb = realloc(buf, 2 * bufcap);
+
+			if (!nb) {
+				got = -1;
+				break;
+			}
+			buf = nb;
+			bufcap *= 2;
+		}
+	}
+	close(fd);
+	if (got < 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	buf[len] = '\0';
 	*n = 0;
 	*maps = malloc(cap * sizeof(**maps));
 	if (!*maps) {
-		fclose(f);
+		free(buf);
 		return -ENOMEM;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	for (line = buf; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl)
+			nl = line + strlen(line) - 1;
+		else
+			*nl = '\0';
 		if (*n == cap) {
 			struct proc_map *nm = realloc(*maps,
 						      2 * cap * sizeof(*nm));
 			if (!nm) {
 				free(*maps);
-				fclose(f);
+				free(buf);
 				return -ENOMEM;
 			}
 			*maps = nm;
@@ -243,7 +279,7 @@ static int read_maps(pid_t pid, struct proc_map **maps, size_t *n)
 		if (!parse_map_line(line, &(*maps)[*n]))
 			(*n)++;
 	}
-	fclose(f);
+	free(buf);
 	return 0;
 }
 
