@@ -191,7 +191,8 @@ void direct_steer_begin(const char *path, uintptr_t lo, uintptr_t hi)
 		free(v);
 		return;
 	}
-	/* Every free gap above it that could hold the patch. */
+	/* Every free gap above it (a gap too small for the patch costs one
+	 * mapping, and saves reading the patch's exact mapping size). */
 	for (i = 0, prev = PAGE; i <= n; i++) {
 		uintptr_t g_lo = prev, g_hi = i < n ? v[i].lo : TOP_OF_USER;
 
@@ -418,9 +419,11 @@ int direct_take_back(struct relive_ops **ops, size_t n)
 			r[i].o->direct = 0;
 			continue;
 		}
-		/* Not taken back: ops_sync() reads what the entry is. */
+		/* Not taken back: ops_sync() reads what the entry is now.
+		 * Only a jump still direct would bypass the transition (an
+		 * object unmapped meanwhile has no entry left to take). */
 		ops_sync(r[i].o);
-		if (r[i].o->direct || !r[i].o->redirected) {
+		if (r[i].o->direct) {
 			agent_msg("cannot point the entry of %s at its stub "
 				  "again; nothing was changed",
 				  r[i].o->name);
