@@ -103,6 +103,17 @@ def relive_ok(*args, **kw):
     return out
 
 
+def nm_address(path, symbol):
+    """symbol's value in the symbol table of the file at path (nm)."""
+    out = subprocess.run(["nm", path], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == symbol:
+            return int(parts[0], 16)
+    raise AssertionError(f"{symbol} not in nm {path}")
+
+
 def listing(pid):
     """`relive list -p PID --json`, parsed."""
     out = relive_ok("list", "-p", pid, "--json")

@@ -6,15 +6,13 @@ refused cleanly when they cannot be.
 The abi target and its functions: tests/targets/abi.h.
 """
 import re
-import subprocess
 import threading
 
 import pytest
 
 from conftest import (FAILED, OK, RELIVE_ENV, TARGETS, apply, disable,
-                      find_patch,
-                      listing, mapped_files, patch_names, patch_path, relive,
-                      remove)
+                      find_patch, listing, mapped_files, nm_address,
+                      patch_names, patch_path, relive, remove)
 
 
 def doubles(x, weighted):
@@ -58,16 +56,6 @@ def test_abi_row(spawn, patch, cmd, old, new):
     remove(t.pid, patch)
     assert t.ask(cmd) == old
     assert patch_names(listing(t.pid)) == []
-
-
-def nm_address(path, symbol):
-    out = subprocess.run(["nm", path], capture_output=True, text=True,
-                         check=True).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2] == symbol:
-            return int(parts[0], 16)
-    raise AssertionError(f"{symbol} not in nm {path}")
 
 
 def test_page_crossing_prologue_layout(spawn):

@@ -10,7 +10,6 @@ with a message that says why and what to do, and no file written.
 """
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -9,22 +9,11 @@ The tests read the entry's bytes from /proc/PID/mem and follow the jump.
 """
 import os
 import struct
-import subprocess
 
 from conftest import (RELIVE_ENV, TARGETS, apply, disable, find_patch,
-                      listing, patch_path, remove)
+                      listing, nm_address, patch_path, remove)
 
 STACK = {"stack_p1": "1005", "stack_p2": "2005"}
-
-
-def nm_symbol(path, symbol):
-    out = subprocess.run(["nm", path], capture_output=True, text=True,
-                         check=True).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2] == symbol:
-            return int(parts[0], 16)
-    raise AssertionError(f"{symbol} not in nm {path}")
 
 
 def maps(pid):
@@ -50,7 +39,7 @@ def load_base(pid, path):
 def runtime_address(pid, path, symbol):
     """symbol of the PIE executable or shared object at path, in pid (their
     first segment is at address 0 in the file)."""
-    return load_base(pid, path) + nm_symbol(path, symbol)
+    return load_base(pid, path) + nm_address(path, symbol)
 
 
 def peek(pid, addr, n=16):

@@ -13,7 +13,6 @@ Redis build is kept in the build directory (BUILD/redis-cve) between runs.
 """
 import socket
 import subprocess
-import time
 
 import pytest
 
