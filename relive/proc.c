@@ -383,6 +383,37 @@ int proc_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 /* libc of process pid, opened once per command and file (several steps
  * look up its functions' ranges; with a debug file its symbol table is
  * large, and `relive patch --all` finds the same file in every process). */
+int proc_sys_code(pid_t pid, struct proc_map **out, size_t *nout)
+{
+	static struct proc_map *sys;
+	static size_t nsys;
+	static pid_t sys_pid;
+	struct proc_map *maps;
+	size_t n, i;
+
+	if (sys_pid != pid) {
+		if (proc_maps(pid, &maps, &n))
+			return -ESRCH;
+		for (i = 0, nsys = 0; i < n; i++) {
+			const char *bn = base_name(maps[i].path);
+
+			if (maps[i].perms[2] == 'x' &&
+			    (!strncmp(bn, "libc.so", 7) ||
+			     !strncmp(bn, "ld-linux", 8)))
+				maps[nsys++] = maps[i];
+		}
+		free(sys);
+		sys = maps;
+		sys_pid = pid;
+	}
+	*out = malloc((nsys ? nsys : 1) * sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, sys, nsys * sizeof(**out));
+	*nout = nsys;
+	return 0;
+}
+
 const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias)
 {
 	static struct elfsym_file *f;

@@ -46,6 +46,10 @@ void proc_maps_forget(void);
 struct elfsym_file;
 /* The libc process pid maps (NULL: none), kept open for the command. */
 const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias);
+/* The executable mappings of libc and the dynamic loader (a malloc'd
+ * copy): neither is ever unmapped, so the first answer for a process is
+ * kept, and asking before a request spares a read of its map after. */
+int proc_sys_code(pid_t pid, struct proc_map **maps, size_t *n);
 int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		     uint64_t *bias);
 int proc_read(pid_t pid, uint64_t addr, void *buf, size_t len);

@@ -327,20 +327,10 @@ static void thread_creation_range(struct drive *d)
 	unsigned cnt = 0;
 	uint64_t bias;
 	const struct elfsym_file *f = proc_libc(d->a->pid, &bias);
-	struct proc_map *maps;
-	size_t n, i;
 
-	if (!proc_maps(d->a->pid, &maps, &n)) {
-		for (i = 0; i < n; i++) {
-			const char *bn = strrchr(maps[i].path, '/');
-
-			bn = bn ? bn + 1 : maps[i].path;
-			if (maps[i].perms[2] == 'x' &&
-			    (!strncmp(bn, "libc.so", 7) ||
-			     !strncmp(bn, "ld-linux", 8)))
-				maps[d->nsys++] = maps[i];
-		}
-		d->sys = maps;
+	if (proc_sys_code(d->a->pid, &d->sys, &d->nsys)) {
+		d->sys = NULL;
+		d->nsys = 0;
 	}
 
 	if (!f)

@@ -41,7 +41,9 @@
  * Other files are opened through /proc/PID/root, as the target sees them
  * (a container, a chroot), never as whatever has that name here.
  *
- * Cost: unwind_open reads /proc/PID/maps and auxv, no object yet; each
+ * Cost: unwind_open has libdwfl read /proc/PID/maps and auxv (the map is
+ * read again for comparison only when a refresh first needs it), no
+ * object yet; each
  * object's ELF and .eh_frame are opened on the first frame that needs them
  * and kept until unwind_close, so later walks do no file I/O at all.  The
  * files themselves stay open for the whole command (up to MAX_ELF_FILES,
@@ -641,7 +643,9 @@ int unwind_open(pid_t pid, struct unwinder **up, char *err, size_t errlen)
 		free(u);
 		return -ENOMEM;
 	}
-	u->maps = read_maps(pid, &u->mapslen);
+	/* The map as reported is read only when a refresh needs to compare
+	 * (u->maps NULL: unknown, the first refresh reports again): most
+	 * commands unwind in one pass and never refresh. */
 	r = report(u, err, errlen);
 	if (r < 0)
 		goto fail;
