@@ -874,10 +874,18 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
  * Wakes the agent's own thread (agent/service.c) with one byte in its pipe.
  * Returns its thread ID, or 0 when there is no such thread or its pipe is
  * not the one the agent named (the program closed the descriptor and
- * reused the number): then a thread is borrowed instead.
+ * reused the number): then a thread is borrowed instead.  The pipe opened
+ * for one process is kept for its next requests while the agent names the
+ * same one (a patch makes three).
  */
 static pid_t service_ring(struct agent *a)
 {
+	static struct {
+		int fd;               /* ours, or -1 */
+		pid_t pid;
+		int32_t num;          /* the agent's descriptor number */
+		uint64_t ino;
+	} ring = { -1, 0, 0, 0 };
 	struct {
 		uint32_t tid;
 		int32_t fd;
@@ -885,22 +893,33 @@ static pid_t service_ring(struct agent *a)
 	} svc;
 	char path[64];
 	struct stat st;
-	pid_t tid = 0;
-	int fd;
 
 	if (proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, svc_tid),
 		      &svc, sizeof(svc)) ||
 	    !svc.tid || svc.fd < 0)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", a->pid, svc.fd);
-	fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	if (!fstat(fd, &st) && S_ISFIFO(st.st_mode) &&
-	    (uint64_t)st.st_ino == svc.ino && write(fd, "r", 1) == 1)
-		tid = (pid_t)svc.tid;
-	close(fd);
-	return tid;
+	if (ring.fd >= 0 && (ring.pid != a->pid || ring.num != svc.fd ||
+			     ring.ino != svc.ino)) {
+		close(ring.fd);
+		ring.fd = -1;
+	}
+	if (ring.fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", a->pid,
+			 svc.fd);
+		ring.fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (ring.fd < 0)
+			return 0;
+		if (fstat(ring.fd, &st) || !S_ISFIFO(st.st_mode) ||
+		    (uint64_t)st.st_ino != svc.ino) {
+			close(ring.fd);
+			ring.fd = -1;
+			return 0;
+		}
+		ring.pid = a->pid;
+		ring.num = svc.fd;
+		ring.ino = svc.ino;
+	}
+	return write(ring.fd, "r", 1) == 1 ? (pid_t)svc.tid : 0;
 }
 
 /*
