@@ -562,39 +562,12 @@ static int busy(const char *name)
 	return -EBUSY;
 }
 
-/* kernel: __klp_enable_patch(). */
-int core_enable(const char *name)
+/* core_enable() once no entry is direct: callbacks, nops, the start. */
+static int enable_taken_back(struct relive_patch *p, const char *name)
 {
-	struct relive_patch *p = core_find(name), *t = transition_patch();
 	size_t i;
 	int rc;
 
-	if (!p) {
-		agent_msg("no patch '%s' in this process", name);
-		return -ENOENT;
-	}
-	if (t) {
-		if (t != p || transition_patching())
-			return busy(name);
-		/* Enabling a patch while it is being disabled reverses. */
-		transition_reverse();
-		p->enabled = true;
-		return 0;
-	}
-	if (p->enabled) {
-		agent_msg("patch '%s' is already applied to this process",
-			  name);
-		return -EEXIST;
-	}
-	if (p->was_enabled) {
-		agent_msg("patch '%s' is loaded but disabled; remove it first "
-			  "(relive remove), then apply it again", name);
-		return -EEXIST;
-	}
-	/* Every call goes through a stub again before anything changes. */
-	rc = direct_take_back_all();
-	if (rc)
-		return rc;
 	for (i = 0; i < p->nobjs; i++) {
 		struct relive_object *o = &p->objs[i];
 
@@ -637,6 +610,45 @@ int core_enable(const char *name)
 	return 0;
 }
 
+/* kernel: __klp_enable_patch(). */
+int core_enable(const char *name)
+{
+	struct relive_patch *p = core_find(name), *t = transition_patch();
+	int rc;
+
+	if (!p) {
+		agent_msg("no patch '%s' in this process", name);
+		return -ENOENT;
+	}
+	if (t) {
+		if (t != p || transition_patching())
+			return busy(name);
+		/* Enabling a patch while it is being disabled reverses. */
+		transition_reverse();
+		p->enabled = true;
+		return 0;
+	}
+	if (p->enabled) {
+		agent_msg("patch '%s' is already applied to this process",
+			  name);
+		return -EEXIST;
+	}
+	if (p->was_enabled) {
+		agent_msg("patch '%s' is loaded but disabled; remove it first "
+			  "(relive remove), then apply it again", name);
+		return -EEXIST;
+	}
+	/* Every call goes through a stub again before anything changes;
+	 * a refused enable makes the entries direct again. */
+	rc = direct_take_back_all();
+	if (rc)
+		return rc;
+	rc = enable_taken_back(p, name);
+	if (rc)
+		direct_make_all();
+	return rc;
+}
+
 /* kernel: __klp_disable_patch(). */
 int core_disable(const char *name)
 {
@@ -673,7 +685,11 @@ int core_disable(const char *name)
 		o->post_patch_ran = false;
 	}
 	p->enabled = false;
-	return transition_start(p, false) ? -ENOMEM : 0;
+	if (transition_start(p, false)) {
+		direct_make_all();
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int core_complete(void)

@@ -6,10 +6,11 @@
  * versions to their "after" versions.  Starting it changes no thread: every
  * ops of the patch gets its before and after targets and its stub is armed
  * with the transition's generation, so the stub's dispatcher sends each
- * thread to the version of the world the thread is in.  A thread is in the "after" world when its state
- * word equals the transition's generation (trans_gen); the controller
- * switches threads one by one, after a reliable unwind of each thread's
- * stack shows none of the versions it leaves (relive/transition.c).
+ * thread to the version of the world the thread is in.  A thread is in the
+ * "after" world when its state word equals the transition's generation
+ * (trans_gen); the controller switches threads one by one, after a reliable
+ * unwind of each thread's stack shows none of the versions it leaves
+ * (relive/transition.c).
  * Threads born during the transition start in the target world: the
  * agent's TLS initialisation image carries the target value, and a new
  * thread's stack is empty.
@@ -257,9 +258,15 @@ int transition_start(struct relive_patch *p, bool patching)
 	for (i = 0; i < trans.nops; i++) {
 		struct relive_ops *o = trans.ops[i];
 
-		o->data->before = ops_top_target(o);
-		o->data->after = patching ? o->data->before :
-					    target_without(o, p);
+		/* No thread reads after yet (switched matches no one), and
+		 * before already holds the top: the stores change nothing
+		 * that runs. */
+		__atomic_store_n(&o->data->before, ops_top_target(o),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&o->data->after,
+				 patching ? o->data->before :
+					    target_without(o, p),
+				 __ATOMIC_RELAXED);
 	}
 	if (patching) {
 		/* Push the new versions (and nops) now: "after" is the top. */
@@ -275,7 +282,9 @@ int transition_start(struct relive_patch *p, bool patching)
 			o->patched = true;
 		}
 		for (i = 0; i < trans.nops; i++)
-			trans.ops[i]->data->after = ops_top_target(trans.ops[i]);
+			__atomic_store_n(&trans.ops[i]->data->after,
+					 ops_top_target(trans.ops[i]),
+					 __ATOMIC_RELAXED);
 	}
 	trans.patch = p;
 	trans.patching = patching;

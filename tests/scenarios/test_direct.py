@@ -10,8 +10,9 @@ The tests read the entry's bytes from /proc/PID/mem and follow the jump.
 import os
 import struct
 
-from conftest import (RELIVE_ENV, TARGETS, apply, disable, find_patch,
-                      listing, nm_address, patch_path, remove)
+from conftest import (FAILED, RELIVE_ENV, TARGETS, apply, disable,
+                      find_patch, listing, nm_address, patch_path, relive,
+                      remove)
 
 STACK = {"stack_p1": "1005", "stack_p2": "2005"}
 
@@ -153,3 +154,20 @@ def test_entries_stay_on_the_stub_when_turned_off(spawn):
     disable(t.pid, "stack_p1")
     remove(t.pid, "stack_p1")
     assert t.ask("call 5") == "6"
+
+
+def test_refused_enable_leaves_the_entries_direct(spawn):
+    """cm_cb is applied (cm_fa of the executable goes direct); cm_cb_fail,
+    on the same functions, is refused by its pre_patch: the entries were
+    taken back for it and are direct again afterwards, and the answers
+    are cm_cb's."""
+    t = spawn("cm_multi")
+    apply(t.pid, "cm_cb")
+    assert (t.ask("fa 5"), t.ask("lib 5")) == ("55", "55")
+    before = funcs_direct(t.pid, "cm_cb")
+    assert before["cm_fa"] is True, before
+    rc, _, err = relive("patch", "-p", t.pid, patch_path("cm_cb_fail"))
+    assert rc == FAILED, err
+    assert "pre_patch" in err, err
+    assert funcs_direct(t.pid, "cm_cb") == before
+    assert (t.ask("fa 5"), t.ask("lib 5")) == ("55", "55")
