@@ -197,6 +197,7 @@ struct codemem_vma {
 	bool stack;                 /* the main thread's [stack] */
 };
 struct codemem_vma *codemem_vmas(size_t *n);
+void codemem_vmas_forget(void);
 void codemem_growth_zones(uintptr_t *heap_lo, uintptr_t *heap_hi,
 			  uintptr_t *stack_lo, uintptr_t *stack_hi);
 

@@ -48,7 +48,7 @@ static bool within(uintptr_t a, uintptr_t b, size_t len)
  * one pass.  Returns a malloc'd array (the caller frees it) with *n set, or
  * NULL.
  */
-struct codemem_vma *codemem_vmas(size_t *n)
+static struct codemem_vma *read_vmas(size_t *n)
 {
 	struct codemem_vma *v = NULL;
 	size_t cap = 0, have = 0;
@@ -108,6 +108,78 @@ fail:
 	return NULL;
 }
 
+/*
+ * The map as the thread serving a request last read it, kept for the rest
+ * of the request (codemem_begin to codemem_end) and kept up to date with
+ * the agent's own mappings: a patch of one function used to read the map
+ * four times.  Another thread's mapping made meanwhile is missing from it;
+ * what depends on that (a free range found here) is checked by the
+ * kernel (MAP_FIXED_NOREPLACE), and a failure drops the copy.  Any other
+ * thread, and any thread outside a request, reads the map afresh.
+ */
+static struct {
+	struct codemem_vma *v;
+	size_t n, cap;
+	pid_t owner;          /* the serving thread; 0: no request */
+	bool valid;
+} snap;
+
+static bool snap_mine(void)
+{
+	return snap.owner && snap.owner == gettid();
+}
+
+void codemem_vmas_forget(void)
+{
+	snap.valid = false;
+}
+
+/* The agent mapped [lo, hi) with prot itself. */
+static void snap_insert(uintptr_t lo, uintptr_t hi, int prot)
+{
+	size_t i;
+
+	if (!snap_mine() || !snap.valid)
+		return;
+	if (snap.n == snap.cap) {
+		size_t c = snap.cap ? 2 * snap.cap : 64;
+		struct codemem_vma *nv = realloc(snap.v, c * sizeof(*nv));
+
+		if (!nv) {
+			snap.valid = false;
+			return;
+		}
+		snap.v = nv;
+		snap.cap = c;
+	}
+	for (i = snap.n; i > 0 && snap.v[i - 1].lo > lo; i--)
+		snap.v[i] = snap.v[i - 1];
+	snap.v[i] = (struct codemem_vma){ .lo = lo, .hi = hi, .prot = prot };
+	snap.n++;
+}
+
+struct codemem_vma *codemem_vmas(size_t *n)
+{
+	struct codemem_vma *v;
+
+	if (!snap_mine())
+		return read_vmas(n);
+	if (!snap.valid) {
+		free(snap.v);
+		snap.v = read_vmas(&snap.n);
+		snap.cap = snap.n;
+		snap.valid = snap.v != NULL;
+		if (!snap.valid)
+			return NULL;
+	}
+	v = malloc((snap.n ? snap.n : 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	memcpy(v, snap.v, snap.n * sizeof(*v));
+	*n = snap.n;
+	return v;
+}
+
 /* Finds a free range of size len as close as possible to near, from the
  * process's own memory map. */
 static uintptr_t free_range_near(uintptr_t near, size_t len)
@@ -161,10 +233,14 @@ static struct chunk *chunk_new(uintptr_t near, size_t size, int prot)
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
 			 0);
 		if (p == MAP_FAILED) {
-			if (errno == EEXIST)
-				continue; /* raced with another mapping */
+			if (errno == EEXIST) {
+				/* raced with another mapping */
+				codemem_vmas_forget();
+				continue;
+			}
 			break;
 		}
+		snap_insert((uintptr_t)p, (uintptr_t)p + size, prot);
 		c->base = (uintptr_t)p;
 		c->size = size;
 		c->prot = prot;
@@ -319,6 +395,7 @@ bool codemem_landing(uintptr_t at, size_t len)
 		free(l);
 		return false;
 	}
+	snap_insert(page, page + size, PROT_READ | PROT_EXEC);
 	l->base = page;
 	l->size = size;
 	l->used[0].lo = at;
@@ -342,6 +419,7 @@ void codemem_landing_drop(uintptr_t at)
 					return;
 				/* never reachable: nothing points there yet */
 				munmap((void *)l->base, l->size);
+				codemem_vmas_forget();
 				*pp = l->next;
 				free(l);
 				nlandings--;
@@ -358,6 +436,8 @@ void codemem_begin(void)
 {
 	if (memfd < 0)
 		memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	snap.owner = gettid();
+	snap.valid = false;
 }
 
 void codemem_end(void)
@@ -365,6 +445,11 @@ void codemem_end(void)
 	if (memfd >= 0)
 		close(memfd);
 	memfd = -1;
+	snap.owner = 0;
+	snap.valid = false;
+	free(snap.v);
+	snap.v = NULL;
+	snap.n = snap.cap = 0;
 }
 
 int codemem_read(void *dst, uintptr_t src, size_t len)

@@ -218,6 +218,7 @@ void direct_steer_end(void)
 {
 	size_t i;
 
+	codemem_vmas_forget(); /* the dlopen mapped the patch */
 	for (i = 0; i < nreserved; i++)
 		munmap((void *)reserved[i].lo, reserved[i].hi - reserved[i].lo);
 	free(reserved);
@@ -366,9 +367,7 @@ size_t direct_make_all(void)
 		r[m].to = to;
 		m++;
 	}
-	codemem_begin();
 	retarget(r, m);
-	codemem_end();
 	for (i = 0; i < m; i++)
 		if (r[i].done) {
 			r[i].o->direct = r[i].to;
