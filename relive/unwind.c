@@ -34,16 +34,13 @@
  * called only once per Dwfl, so the callbacks expose exactly one thread,
  * the one unwind_thread() is walking, taken from the unwinder.
  *
- * The vDSO is reported by dwfl_linux_proc_report itself ("[vdso: PID]", at
- * AT_SYSINFO_EHDR) and read from /proc/PID/mem, so frames in it unwind with
- * its own CFI.  Objects whose file was deleted or replaced since they were
+ * The vDSO is reported as "[vdso: PID]" from its line of the map, and read
+ * from /proc/PID/mem by libdwfl, so frames in it unwind with its own CFI.  Objects whose file was deleted or replaced since they were
  * mapped ("... (deleted)") are read from the target's memory the same way.
  * Other files are opened through /proc/PID/root, as the target sees them
  * (a container, a chroot), never as whatever has that name here.
  *
- * Cost: unwind_open has libdwfl read /proc/PID/maps and auxv (the map is
- * read again for comparison only when a refresh first needs it), no
- * object yet; each
+ * Cost: unwind_open reads /proc/PID/maps once, no object yet; each
  * object's ELF and .eh_frame are opened on the first frame that needs them
  * and kept until unwind_close, so later walks do no file I/O at all.  The
  * files themselves stay open for the whole command (up to MAX_ELF_FILES,
@@ -593,12 +590,54 @@ static char *read_maps(pid_t pid, size_t *len)
 	return NULL;
 }
 
+/* The [vdso] line of a map, as "[vdso: PID]" for libdwfl's own reader of
+ * in-memory images (dwfl_linux_proc_find_elf). */
+static int report_vdso(struct unwinder *u)
+{
+	const char *line = u->maps, *end = u->maps + u->mapslen;
+
+	while (line < end) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t len = nl ? (size_t)(nl - line) : (size_t)(end - line);
+		unsigned long lo, hi;
+		char name[32];
+
+		if (len > 7 && !memcmp(line + len - 7, " [vdso]", 7) &&
+		    sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+			snprintf(name, sizeof(name), "[vdso: %d]", (int)u->pid);
+			return dwfl_report_module(u->dwfl, name, lo, hi) ? 0 : -1;
+		}
+		line += len + 1;
+	}
+	return 0; /* none (vdso=0) */
+}
+
+/*
+ * Reports the modules of the map in u->maps.  libdwfl's own reader of a
+ * live process (dwfl_linux_proc_report) reads the map again through a
+ * 1 KiB stdio buffer, and the kernel walks the mappings anew for each
+ * read; the text read once here is handed to its parser instead, and the
+ * vDSO, which that parser finds through the auxiliary vector, is reported
+ * from its [vdso] line.
+ */
 static int report(struct unwinder *u, char *err, size_t errlen)
 {
+	FILE *f;
 	int r;
 
+	if (!u->maps) {
+		if (err && errlen)
+			snprintf(err, errlen, "cannot read the memory map of "
+				 "%d: %s", (int)u->pid, strerror(errno));
+		return errno ? -errno : -EIO;
+	}
 	dwfl_report_begin(u->dwfl);
-	r = dwfl_linux_proc_report(u->dwfl, u->pid);
+	f = fmemopen(u->maps, u->mapslen, "r");
+	r = f ? dwfl_linux_proc_maps_report(u->dwfl, f) : errno;
+	if (f)
+		fclose(f);
+	if (r == 0 && report_vdso(u))
+		r = -1;
 	if (dwfl_report_end(u->dwfl, NULL, NULL) != 0 && r == 0)
 		r = -1;
 	if (r == 0) {
@@ -643,9 +682,7 @@ int unwind_open(pid_t pid, struct unwinder **up, char *err, size_t errlen)
 		free(u);
 		return -ENOMEM;
 	}
-	/* The map as reported is read only when a refresh needs to compare
-	 * (u->maps NULL: unknown, the first refresh reports again): most
-	 * commands unwind in one pass and never refresh. */
+	u->maps = read_maps(pid, &u->mapslen);
 	r = report(u, err, errlen);
 	if (r < 0)
 		goto fail;
