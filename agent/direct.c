@@ -288,8 +288,9 @@ static bool store(const struct retarget *r, uintptr_t block)
 
 /*
  * Carries out r[0..n): for each run of jumps in one mapping, makes the
- * pages between the first and the last writable, stores each jump's block,
- * and gives the pages their protection back.
+ * pages between the first and the last writable (unless the program made
+ * them writable and executable itself), stores each jump's block, and
+ * gives the pages their protection back.
  */
 static void retarget(struct retarget *r, size_t n)
 {
@@ -301,15 +302,16 @@ static void retarget(struct retarget *r, size_t n)
 	qsort(r, n, sizeof(*r), by_site);
 	while (i < n) {
 		uintptr_t at = r[i].o->site.site_addr, lo, hi;
+		bool writable;
 		size_t j;
 
 		while (k < nv && v[k].hi <= at)
 			k++;
-		if (k == nv || v[k].lo > at || !(v[k].prot & PROT_EXEC) ||
-		    (v[k].prot & PROT_WRITE)) {
+		if (k == nv || v[k].lo > at || !(v[k].prot & PROT_EXEC)) {
 			i++;
 			continue;
 		}
+		writable = v[k].prot & PROT_WRITE; /* the program's own RWX */
 		for (j = i + 1; j < n && r[j].o->site.site_addr + 16 < v[k].hi;
 		     j++)
 			;
@@ -317,13 +319,14 @@ static void retarget(struct retarget *r, size_t n)
 		hi = (r[j - 1].o->site.site_addr + 16 + PAGE - 1) & ~(PAGE - 1);
 		if (hi > v[k].hi)
 			hi = v[k].hi;
-		if (!mprotect((void *)lo, hi - lo, v[k].prot | PROT_WRITE)) {
+		if (writable ||
+		    !mprotect((void *)lo, hi - lo, v[k].prot | PROT_WRITE)) {
 			for (; i < j; i++) {
 				uintptr_t b = block_of(&r[i]);
 
 				r[i].done = b && b + 16 <= hi && store(&r[i], b);
 			}
-			if (mprotect((void *)lo, hi - lo, v[k].prot))
+			if (!writable && mprotect((void *)lo, hi - lo, v[k].prot))
 				agent_log("cannot make %#lx-%#lx read-only "
 					  "again: %s", (unsigned long)lo,
 					  (unsigned long)hi, strerror(errno));
