@@ -172,6 +172,7 @@ void ops_plan_reset(void);
 void ops_plan_write_alone(void);
 int ops_plan_after_transition(void);
 void ops_sync(struct relive_ops *ops);
+void ops_sync_all(struct relive_ops **ops, size_t n);
 struct relive_ops **ops_all(size_t *n);
 
 /* direct.c: in steady state, entry jumps straight to the version */
@@ -197,6 +198,7 @@ struct codemem_vma {
 	bool stack;                 /* the main thread's [stack] */
 };
 struct codemem_vma *codemem_vmas(size_t *n);
+int codemem_vma_at(uintptr_t addr, struct codemem_vma *out);
 void codemem_vmas_forget(void);
 void codemem_growth_zones(uintptr_t *heap_lo, uintptr_t *heap_hi,
 			  uintptr_t *stack_lo, uintptr_t *stack_hi);

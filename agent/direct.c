@@ -294,46 +294,42 @@ static bool store(const struct retarget *r, uintptr_t block)
  */
 static void retarget(struct retarget *r, size_t n)
 {
-	struct codemem_vma *v;
-	size_t nv, i = 0, k = 0;
+	size_t i = 0;
 
-	if (!n || !(v = codemem_vmas(&nv)))
+	if (!n)
 		return;
 	qsort(r, n, sizeof(*r), by_site);
 	while (i < n) {
 		uintptr_t at = r[i].o->site.site_addr, lo, hi;
+		struct codemem_vma v;
 		bool writable;
 		size_t j;
 
-		while (k < nv && v[k].hi <= at)
-			k++;
-		if (k == nv || v[k].lo > at || !(v[k].prot & PROT_EXEC)) {
+		if (codemem_vma_at(at, &v) != 1 || !(v.prot & PROT_EXEC)) {
 			i++;
 			continue;
 		}
-		writable = v[k].prot & PROT_WRITE; /* the program's own RWX */
-		for (j = i + 1; j < n && r[j].o->site.site_addr + 16 < v[k].hi;
-		     j++)
+		writable = v.prot & PROT_WRITE; /* the program's own RWX */
+		for (j = i + 1; j < n && r[j].o->site.site_addr + 16 < v.hi; j++)
 			;
 		lo = at & ~(PAGE - 1);
 		hi = (r[j - 1].o->site.site_addr + 16 + PAGE - 1) & ~(PAGE - 1);
-		if (hi > v[k].hi)
-			hi = v[k].hi;
+		if (hi > v.hi)
+			hi = v.hi;
 		if (writable ||
-		    !mprotect((void *)lo, hi - lo, v[k].prot | PROT_WRITE)) {
+		    !mprotect((void *)lo, hi - lo, v.prot | PROT_WRITE)) {
 			for (; i < j; i++) {
 				uintptr_t b = block_of(&r[i]);
 
 				r[i].done = b && b + 16 <= hi && store(&r[i], b);
 			}
-			if (!writable && mprotect((void *)lo, hi - lo, v[k].prot))
+			if (!writable && mprotect((void *)lo, hi - lo, v.prot))
 				agent_log("cannot make %#lx-%#lx read-only "
 					  "again: %s", (unsigned long)lo,
 					  (unsigned long)hi, strerror(errno));
 		}
 		i = j;
 	}
-	free(v);
 }
 
 /*
@@ -353,11 +349,11 @@ size_t direct_make_all(void)
 		free(ops);
 		return 0;
 	}
+	ops_sync_all(ops, n);
 	for (i = 0; i < n; i++) {
 		struct relive_ops *o = ops[i];
 		uint64_t to = ops_top_target(o);
 
-		ops_sync(o);
 		if (o->direct)
 			have++;
 		if (o->pinned || !o->redirected || o->direct || !o->nstack ||

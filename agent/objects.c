@@ -253,27 +253,12 @@ int klp_relocs_read(struct relive_patch *p)
 
 /* --- writing references -------------------------------------------------- */
 
-/* The protection of the page at addr, from /proc/self/maps, or -1. */
+/* The protection of the page at addr, or -1. */
 static int page_prot(uintptr_t addr)
 {
-	char line[512];
-	FILE *f = fopen("/proc/self/maps", "re");
-	int prot = -1;
+	struct codemem_vma v;
 
-	if (!f)
-		return -1;
-	while (prot < 0 && fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		char perms[8];
-
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
-		    addr >= lo && addr < hi)
-			prot = (perms[0] == 'r' ? PROT_READ : 0) |
-			       (perms[1] == 'w' ? PROT_WRITE : 0) |
-			       (perms[2] == 'x' ? PROT_EXEC : 0);
-	}
-	fclose(f);
-	return prot;
+	return codemem_vma_at(addr, &v) == 1 ? v.prot : -1;
 }
 
 /* An aligned 8-byte store into the patch's GOT (read-only after

@@ -323,18 +323,16 @@ static int plan_add(struct relive_ops *o, bool redirect)
 /* Whether the entry jump is in place, and whether it is direct (direct.c),
  * read from the code itself: a controller killed between its writes and
  * its report must not leave the agent believing otherwise. */
-void ops_sync(struct relive_ops *o)
+/* What the entry's bytes cur say about o (see ops_sync); !cur: they could
+ * not be read. */
+static void sync_from(struct relive_ops *o, const uint8_t *cur)
 {
-	uint8_t jump[RELIVE_ARCH_JUMP_LEN], cur[RELIVE_ARCH_JUMP_LEN];
-	struct iovec l = { cur, sizeof(cur) };
-	struct iovec r = { (void *)o->site.site_addr, sizeof(cur) };
+	uint8_t jump[RELIVE_ARCH_JUMP_LEN];
 
 	if (relive_arch_encode_jump(o->site.site_addr, (uintptr_t)o->stub,
 				    jump))
 		return;
-	/* Read through the kernel: if the object was unmapped behind the
-	 * agent's back, this fails instead of faulting. */
-	if (process_vm_readv(getpid(), &l, 1, &r, 1, 0) != sizeof(cur)) {
+	if (!cur) {
 		o->redirected = false;
 		o->direct = 0;
 		return;
@@ -352,54 +350,103 @@ void ops_sync(struct relive_ops *o)
 	}
 }
 
+void ops_sync(struct relive_ops *o)
+{
+	ops_sync_all(&o, 1);
+}
+
+#define SYNC_BATCH 64
+
+/* ops_sync() of ops[0..n), their entries read in one call per
+ * SYNC_BATCH: a completed transition syncs every ops in the process. */
+void ops_sync_all(struct relive_ops **ops, size_t n)
+{
+	uint8_t cur[SYNC_BATCH][RELIVE_ARCH_JUMP_LEN];
+	struct iovec l[SYNC_BATCH], r[SYNC_BATCH];
+	pid_t self = getpid();
+	size_t i, k, m;
+
+	for (i = 0; i < n; i += m) {
+		size_t whole;
+		ssize_t got;
+
+		m = n - i < SYNC_BATCH ? n - i : SYNC_BATCH;
+		for (k = 0; k < m; k++) {
+			l[k].iov_base = cur[k];
+			l[k].iov_len = RELIVE_ARCH_JUMP_LEN;
+			r[k].iov_base = (void *)ops[i + k]->site.site_addr;
+			r[k].iov_len = RELIVE_ARCH_JUMP_LEN;
+		}
+		/* Read through the kernel: an object unmapped behind the
+		 * agent's back fails the read instead of faulting.  The read
+		 * stops at the first entry it cannot read whole. */
+		got = process_vm_readv(self, l, m, r, m, 0);
+		whole = got > 0 ? (size_t)got / RELIVE_ARCH_JUMP_LEN : 0;
+		for (k = 0; k < m; k++) {
+			if (k < whole) {
+				sync_from(ops[i + k], cur[k]);
+			} else if (k == whole || m == 1) {
+				sync_from(ops[i + k], NULL);
+			} else {
+				/* after the one that failed: alone */
+				ssize_t one = process_vm_readv(self, &l[k], 1,
+							      &r[k], 1, 0);
+
+				sync_from(ops[i + k],
+					  one == RELIVE_ARCH_JUMP_LEN ? cur[k]
+								      : NULL);
+			}
+		}
+	}
+}
+
 /* Plans the entry jumps of the patch's functions that are not redirected
  * yet, and reserves room on their func_stacks so enabling cannot fail. */
 int ops_plan_redirects_for(struct relive_patch *p)
 {
-	size_t i, j;
-	int rc;
+	struct relive_ops **ops;
+	size_t i, j, n = 0;
+	int rc = 0;
 
 	for (i = 0; i < p->nobjs; i++)
-		for (j = 0; j < p->objs[i].nfuncs; j++) {
-			struct relive_ops *o = p->objs[i].funcs[j].ops;
-
-			if (!o)
-				continue;
-			rc = ops_reserve(o);
-			if (rc)
-				return rc;
-			ops_sync(o);
-			if (!o->redirected) {
-				rc = plan_add(o, true);
-				if (rc)
-					return rc;
-			}
-		}
-	return 0;
+		n += p->objs[i].nfuncs;
+	if (!(ops = malloc((n ? n : 1) * sizeof(*ops)))) {
+		agent_msg("out of memory planning code writes");
+		return -ENOMEM;
+	}
+	n = 0;
+	for (i = 0; i < p->nobjs; i++)
+		for (j = 0; j < p->objs[i].nfuncs; j++)
+			if (p->objs[i].funcs[j].ops)
+				ops[n++] = p->objs[i].funcs[j].ops;
+	ops_sync_all(ops, n);
+	for (i = 0; i < n && !rc; i++) {
+		rc = ops_reserve(ops[i]);
+		if (!rc && !ops[i]->redirected)
+			rc = plan_add(ops[i], true);
+	}
+	free(ops);
+	return rc;
 }
 
 /* Plans the removal of entry jumps that no version uses any more. */
 int ops_plan_restores(void)
 {
-	size_t b;
-	int rc;
+	struct relive_ops **ops;
+	size_t i, n;
+	int rc = 0;
 
 	ops_plan_reset();
-	for (b = 0; b < OPS_BUCKETS; b++) {
-		struct relive_ops *o;
-
-		for (o = ops_table[b]; o; o = o->next) {
-			if (o->pinned)
-				continue;
-			ops_sync(o);
-			if (!o->redirected || o->nstack)
-				continue;
-			rc = plan_add(o, false);
-			if (rc)
-				return rc;
-		}
+	if (!(ops = ops_all(&n))) {
+		agent_msg("out of memory planning code writes");
+		return -ENOMEM;
 	}
-	return 0;
+	ops_sync_all(ops, n);
+	for (i = 0; i < n && !rc; i++)
+		if (ops[i]->redirected && !ops[i]->nstack)
+			rc = plan_add(ops[i], false);
+	free(ops);
+	return rc;
 }
 
 /* The controller carried the plan out. */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "background.h"
 
 static pthread_mutex_t service_lock = PTHREAD_MUTEX_INITIALIZER;
 static int service_pipe[2] = { -1, -1 };
@@ -54,6 +55,8 @@ static void *service_main(void *arg)
 	char b;
 
 	pthread_setname_np(pthread_self(), "relive-agent");
+	/* Never make a thread of the program wait for this one's slice. */
+	background_thread();
 	__atomic_store_n(&c->svc_tid, (uint32_t)gettid(), __ATOMIC_RELEASE);
 	for (;;) {
 		ssize_t r = read(fd, &b, 1);

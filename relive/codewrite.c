@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "background.h"
 #include "relive.h"
 
 /* Moves a held thread out of the displaced bytes of a redirected site. */
@@ -189,8 +190,10 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 release:
 	pt_release_all(held, nheld);
 	held = NULL;
-	if (rt)
+	if (rt) {
 		sched_setscheduler(0, old_policy, &old_param);
+		background_restore();
+	}
 	rt = false;
 	if (nheld)
 		vlog("threads released");
@@ -198,8 +201,10 @@ release:
 		rc = agent_request(a, RELIVE_OP_WRITTEN, NULL, msg,
 				   sizeof(msg));
 out:
-	if (rt)
+	if (rt) {
 		sched_setscheduler(0, old_policy, &old_param);
+		background_restore();
+	}
 	if (fd >= 0)
 		close(fd);
 	free(plan);

@@ -24,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "background.h"
 #include "elfsym.h"
 #include "patchfile.h"
 #include "relive.h"
@@ -902,6 +903,10 @@ int main(int argc, char **argv)
 		printf("relive %s\n", RELIVE_VERSION);
 		return EXIT_DONE;
 	}
+	/* Every command but run (whose program inherits it) works beside
+	 * the target's threads: let any of them that wakes up go first. */
+	if (strcmp(cmd, "run"))
+		background_thread();
 	if (!strcmp(cmd, "patch"))
 		return cmd_patch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disable"))

@@ -1,0 +1,28 @@
+/*
+ * common/background.h - making a thread of relive's give way to every
+ * thread that wakes up.
+ *
+ * The controller and the agent's own thread do their work while the
+ * target's threads run.  On a machine with few CPUs, a thread of the
+ * program that wakes up (a timer, a request) on the CPU where one of them
+ * runs used to wait for the end of its time slice: up to a few
+ * milliseconds.  See background.c.
+ */
+#ifndef RELIVE_BACKGROUND_H
+#define RELIVE_BACKGROUND_H
+
+#include <stdbool.h>
+
+/* Marks the calling thread (and the threads it creates later) as one that
+ * any waking thread may preempt.  Returns true if the kernel took it;
+ * false changes nothing (an older kernel, a real-time thread, a filter
+ * that forbids the call). */
+bool background_thread(void);
+
+/* Puts the mark back on the calling thread after a change of its
+ * scheduling policy took it away (relive/codewrite.c raises the
+ * controller to SCHED_FIFO for a moment).  Does nothing if
+ * background_thread() was never called by this thread or failed. */
+void background_restore(void);
+
+#endif
