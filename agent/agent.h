@@ -102,7 +102,8 @@ struct relive_ops {
 	size_t nstack, capstack;
 	uint64_t plan_mark;         /* == plan_gen: in the current plan */
 	uint64_t trans_mark;        /* == trans_gen_mark: in the transition */
-	struct relive_ops *next;
+	struct relive_ops *next;    /* in its hash bucket */
+	struct relive_ops *all_next, **all_prev; /* among all ops */
 };
 
 extern pthread_mutex_t agent_lock;

@@ -50,6 +50,7 @@ struct find_obj {
 	uintptr_t bias;
 	bool found;
 	bool first;
+	bool by_soname;     /* second pass: no file has the name */
 };
 
 static const char *base_name(const char *path)
@@ -82,10 +83,11 @@ static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	}
 	if (!info->dlpi_name || !info->dlpi_name[0])
 		return 0;
-	if (!strcmp(base_name(info->dlpi_name), fo->name)) {
-		match = true;
+	if (!fo->by_soname) {
+		match = !strcmp(base_name(info->dlpi_name), fo->name);
 	} else if (info->dlpi_name[0] == '/' &&
-		   elfsym_open(info->dlpi_name, &f, err, sizeof(err)) == 0) {
+		   elfsym_open_header(info->dlpi_name, &f, err,
+				      sizeof(err)) == 0) {
 		const char *so = elfsym_soname(f);
 
 		match = so && !strcmp(so, fo->name);
@@ -99,12 +101,24 @@ static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
+/* The loaded objects, by file name first; by DT_SONAME (which takes
+ * reading each file's header) only when no file has the name, as the
+ * controller does (relive/proc.c, proc_find_object). */
+static void find_obj(struct find_obj *fo)
+{
+	dl_iterate_phdr(find_obj_cb, fo);
+	if (!fo->found && fo->name) {
+		fo->by_soname = true;
+		dl_iterate_phdr(find_obj_cb, fo);
+	}
+}
+
 bool find_other_copy(const char *name, uintptr_t skip, char *path,
 		     size_t pathlen, uintptr_t *bias)
 {
 	struct find_obj fo = { .name = name, .first = true, .skip = skip };
 
-	dl_iterate_phdr(find_obj_cb, &fo);
+	find_obj(&fo);
 	if (!fo.found)
 		return false;
 	snprintf(path, pathlen, "%s", fo.path);
@@ -117,7 +131,7 @@ bool find_loaded_object(const char *name, char *path, size_t pathlen,
 {
 	struct find_obj fo = { .name = name, .first = true };
 
-	dl_iterate_phdr(find_obj_cb, &fo);
+	find_obj(&fo);
 	if (!fo.found)
 		return false;
 	snprintf(path, pathlen, "%s", fo.path);

@@ -40,6 +40,22 @@ static size_t ops_hash(uintptr_t addr)
 	return (addr >> 4) * 0x9e3779b97f4a7c15ull >> 52;
 }
 
+/* Every ops, newest first: ops_all() walks this, not the 4096 buckets. */
+static struct relive_ops *ops_list;
+
+static void ops_insert(struct relive_ops *o)
+{
+	size_t h = ops_hash(o->func_addr);
+
+	o->next = ops_table[h];
+	ops_table[h] = o;
+	o->all_next = ops_list;
+	o->all_prev = &ops_list;
+	if (ops_list)
+		ops_list->all_prev = &o->all_next;
+	ops_list = o;
+}
+
 static struct relive_ops *ops_find(uintptr_t func_addr)
 {
 	struct relive_ops *o;
@@ -92,7 +108,6 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 	struct relive_ops *o = ops_find(func_addr);
 	char err[256];
 	uint8_t *code;
-	size_t h;
 
 	if (o)
 		return o;
@@ -124,9 +139,7 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 			  what, strerror(errno));
 		goto fail;
 	}
-	h = ops_hash(func_addr);
-	o->next = ops_table[h];
-	ops_table[h] = o;
+	ops_insert(o);
 	return o;
 fail:
 	/* The code cell and the landing, if any, stay unused: they were
@@ -473,7 +486,6 @@ struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
 	struct relive_ops *o = calloc(1, sizeof(*o));
 	static const uint8_t ret = 0xc3;
 	uint8_t *code;
-	size_t h;
 
 	if (!o || !(o->name = strdup("the dynamic loader's notification")) ||
 	    !(code = codemem_code(site, OPS_CELL)))
@@ -494,9 +506,7 @@ struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
 		goto fail;
 	o->data->before = o->data->after = target;
 	o->data->switched = RELIVE_STATE_NEVER;
-	h = ops_hash(site);
-	o->next = ops_table[h];
-	ops_table[h] = o;
+	ops_insert(o);
 	return o;
 fail:
 	if (o)
@@ -516,27 +526,25 @@ int ops_plan_redirect(struct relive_ops *o)
 struct relive_ops **ops_all(size_t *n)
 {
 	struct relive_ops **all = NULL, *o;
-	size_t b, cap = 0;
+	size_t cap = 0;
 
 	*n = 0;
-	for (b = 0; b < OPS_BUCKETS; b++)
-		for (o = ops_table[b]; o; o = o->next) {
-			if (o->pinned)
-				continue;
-			if (*n == cap) {
-				size_t c = cap ? 2 * cap : 64;
-				struct relive_ops **a =
-					realloc(all, c * sizeof(*a));
+	for (o = ops_list; o; o = o->all_next) {
+		if (o->pinned)
+			continue;
+		if (*n == cap) {
+			size_t c = cap ? 2 * cap : 64;
+			struct relive_ops **a = realloc(all, c * sizeof(*a));
 
-				if (!a) {
-					free(all);
-					return NULL;
-				}
-				all = a;
-				cap = c;
+			if (!a) {
+				free(all);
+				return NULL;
 			}
-			all[(*n)++] = o;
+			all = a;
+			cap = c;
 		}
+		all[(*n)++] = o;
+	}
 	if (!all)
 		all = malloc(sizeof(*all));
 	return all;
@@ -552,6 +560,9 @@ void ops_forget(struct relive_ops *o)
 			*pp = o->next;
 			break;
 		}
+	*o->all_prev = o->all_next;
+	if (o->all_next)
+		o->all_next->all_prev = o->all_prev;
 	/* Its stub and copy stay mapped: a thread could still be leaving
 	 * them.  The memory is not reused. */
 	free(o->stack);

@@ -8,8 +8,8 @@
  * `relive patch --all` asks about the same libraries in every process it
  * patches.  Here each file is read once and kept, keyed by its identity
  * (device, inode, size, modification time), so a file replaced under the
- * same name is read again; the one stat(2) per question is all that is
- * left of the I/O.
+ * same name is read again; one stat(2) per file and process is all that
+ * is left of the I/O.
  *
  * What is returned belongs to the cache and stays valid until the command
  * ends; a file of full symbols may be dropped by a later filecache_symbols
@@ -30,10 +30,21 @@ struct cached {
 	char *path;
 	struct stat st;
 	struct elfsym_file *f;
+	unsigned epoch;            /* last checked against the file then */
 	struct cached *next;
 };
 
 static struct cached *headers, *symbols;
+
+/* Within one epoch a file is stat'ed once: `relive patch --all` starts an
+ * epoch for each process, and asks about the same libraries several times
+ * for it (15 stat calls per process before). */
+static unsigned epoch = 1;
+
+void filecache_epoch(void)
+{
+	epoch++;
+}
 
 bool filecache_same_file(const struct stat *a, const struct stat *b)
 {
@@ -63,12 +74,20 @@ get(struct cached **list, const char *path, size_t max,
 	size_t n = 0;
 	int rc;
 
+	for (pp = list; (c = *pp); pp = &c->next)
+		if (c->epoch == epoch && !strcmp(c->path, path)) {
+			*pp = c->next;
+			c->next = *list;
+			*list = c;
+			return c->f;
+		}
 	if (stat(path, &st)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	for (pp = list; (c = *pp); pp = &c->next) {
 		if (!strcmp(c->path, path) && filecache_same_file(&c->st, &st)) {
+			c->epoch = epoch;
 			*pp = c->next; /* to the head: most recently used */
 			c->next = *list;
 			*list = c;
@@ -87,6 +106,7 @@ get(struct cached **list, const char *path, size_t max,
 		return NULL;
 	}
 	c->st = st;
+	c->epoch = epoch;
 	c->next = *list;
 	*list = c;
 	for (pp = list; max && (c = *pp); pp = &c->next)

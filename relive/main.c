@@ -444,10 +444,14 @@ static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
 	/* The lock first: a process another relive command works on is
 	 * traced by it at times, which proc_check() would take for a
 	 * debugger. */
+	filecache_epoch();
 	if (target_lock(pid, err, errlen) || proc_check(pid, err, errlen)) {
 		target_unlock();
 		return EXIT_REFUSED;
 	}
+	/* A map read before the lock (--all's look at the process) may
+	 * predate another command's last step. */
+	proc_maps_forget();
 	rc = patch_locked(pid, real, pf, timeout, err, errlen);
 	target_unlock();
 	return rc;
@@ -552,25 +556,48 @@ static void fleet_count(struct fleet *fl, int rc)
 			   1, __ATOMIC_RELAXED);
 }
 
+/* Looks at one process of the machine for --all: patches it if it maps one
+ * of the patch's objects, says it is skipped if it maps another build,
+ * and says nothing otherwise. */
+static void patch_all_consider(struct fleet *fl, pid_t pid, const char *real,
+			       struct patchfile *pf, double timeout)
+{
+	switch (wants(pid, pf)) {
+	case WANT_NO:
+		return;
+	case WANT_OTHER_BUILD:
+		printf("%d: skipped: maps another build of the patch's objects "
+		       "(build-id differs)\n", pid);
+		fflush(stdout);
+		fleet_count(fl, EXIT_ALREADY);
+		return;
+	case WANT_YES:
+		fleet_count(fl, patch_all_one(pid, real, pf, timeout));
+		return;
+	}
+}
+
 /*
  * `relive patch --all`: every process of the machine that maps one of the
- * patch's objects, one line per process and a summary.  The processes are
- * found first; then a few workers (two per CPU), forked once, take them
- * one after the other from a shared counter, so what a worker has read
- * (libc's symbols, the patch) serves every process it patches.  A worker
- * that dies loses only its current process, which the parent reports as
+ * patch's objects, one line per process and a summary.  The process IDs
+ * are listed first; the first target found is looked at here, so what is
+ * read for it (libc's symbols, the agent's) is inherited by the workers;
+ * then a few workers (two per CPU), forked once, take the other IDs one
+ * after the other from a shared counter, each telling whether the process
+ * is a target (reading its map: 1000 of them took 0.1 s when this was done
+ * here, before the workers started) and patching it if so.  A worker that
+ * dies loses only its current process, which the parent reports as
  * failed.
  */
 static int patch_all(const char *real, struct patchfile *pf, double timeout)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int width = ncpu > 0 ? 2 * ncpu : 2, running = 0, w;
-	int skipped = 0, lost = 0;
+	int width = ncpu > 0 ? 2 * ncpu : 2, running = 0, w, lost = 0;
 	struct dirent *de;
 	DIR *d = opendir("/proc");
 	pid_t self = getpid();
 	pid_t *pids = NULL;
-	size_t npids = 0, cap = 0;
+	size_t npids = 0, cap = 0, first;
 	struct fleet *fl;
 
 	if (!matchable(pf)) {
@@ -592,19 +619,8 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 
 		if (*end || v <= 0 || v == self)
 			continue;
-		switch (wants((pid_t)v, pf)) {
-		case WANT_NO:
-			continue;
-		case WANT_OTHER_BUILD:
-			printf("%ld: skipped: maps another build of the "
-			       "patch's objects (build-id differs)\n", v);
-			skipped++;
-			continue;
-		case WANT_YES:
-			break;
-		}
 		if (npids == cap) {
-			pid_t *np = realloc(pids, (cap ? 2 * cap : 64) *
+			pid_t *np = realloc(pids, (cap ? 2 * cap : 256) *
 						  sizeof(*pids));
 
 			if (!np) {
@@ -614,7 +630,7 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 				return EXIT_REFUSED;
 			}
 			pids = np;
-			cap = cap ? 2 * cap : 64;
+			cap = cap ? 2 * cap : 256;
 		}
 		pids[npids++] = (pid_t)v;
 	}
@@ -628,12 +644,21 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 		return EXIT_REFUSED;
 	}
 	memset(fl, 0, sizeof(*fl));
-	/* The workers inherit what the first lookup read: most processes share
-	 * one libc. */
-	if (npids)
-		agent_warm(pids[0]);
-	if ((size_t)width > npids)
-		width = (int)npids;
+	/* Up to the first target, here; the workers inherit what its
+	 * lookup read: most processes share one libc. */
+	for (first = 0; first < npids; first++) {
+		enum want wt = wants(pids[first], pf);
+
+		if (wt == WANT_YES) {
+			agent_warm(pids[first]);
+			break;
+		}
+		if (wt == WANT_OTHER_BUILD)
+			patch_all_consider(fl, pids[first], real, pf, timeout);
+	}
+	fl->next = first;
+	if ((size_t)width > npids - first)
+		width = (int)(npids - first);
 	fflush(stdout);
 	for (w = 0; w < width; w++) {
 		pid_t child = fork();
@@ -642,12 +667,11 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 			for (;;) {
 				size_t i = __atomic_fetch_add(&fl->next, 1,
 							      __ATOMIC_RELAXED);
-				int rc;
 
 				if (i >= npids)
 					break;
-				rc = patch_all_one(pids[i], real, pf, timeout);
-				fleet_count(fl, rc);
+				patch_all_consider(fl, pids[i], real, pf,
+						   timeout);
 			}
 			_exit(0);
 		}
@@ -658,11 +682,10 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 		}
 		running++;
 	}
-	if (!running && npids) {
-		/* No worker at all: patch them here, one by one. */
-		for (size_t i = 0; i < npids; i++)
-			fleet_count(fl, patch_all_one(pids[i], real, pf,
-						      timeout));
+	if (!running) {
+		/* No worker at all: do them here, one by one. */
+		for (size_t i = fl->next; i < npids; i++)
+			patch_all_consider(fl, pids[i], real, pf, timeout);
 		fl->next = npids;
 	}
 	while (running) {
@@ -674,15 +697,13 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
 			lost++; /* its current process goes unreported */
 	}
-	if (lost) {
-		int counted = fl->patched + fl->skipped + fl->failed;
-
-		printf("relive: %d worker(s) died; %d process(es) not "
-		       "reported\n", lost, (int)npids - counted);
-		fl->failed += (int)npids - counted;
-	}
+	if (lost)
+		printf("relive: %d worker(s) died; the process each was "
+		       "working on is not reported (counted as failed)\n",
+		       lost);
+	fl->failed += lost;
 	printf("relive: patch '%s': %d patched, %d skipped, %d failed\n",
-	       pf->name, fl->patched, skipped + fl->skipped, fl->failed);
+	       pf->name, fl->patched, fl->skipped, fl->failed);
 	w = fl->failed ? EXIT_REFUSED : EXIT_DONE;
 	munmap(fl, sizeof(*fl));
 	free(pids);

@@ -315,7 +315,7 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 	struct proc_map *maps;
 	char exe[4096] = "", linkp[64], err[256];
 	size_t n, i;
-	int rc = -ENOENT;
+	int rc = -ENOENT, pass;
 
 	if (proc_maps(pid, &maps, &n))
 		return -ESRCH;
@@ -328,33 +328,35 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		}
 		exe[l] = '\0';
 	}
-	for (i = 0; i < n && rc; i++) {
-		struct proc_map *m = &maps[i];
-		const struct elfsym_file *f;
-		bool match;
+	/* By file name first; by DT_SONAME (which takes reading the file)
+	 * only when no file has the name. */
+	for (pass = 0; pass < (exe[0] ? 1 : 2) && rc; pass++)
+		for (i = 0; i < n && rc; i++) {
+			struct proc_map *m = &maps[i];
+			const struct elfsym_file *f;
 
-		if (m->off != 0 || m->path[0] != '/')
-			continue;
-		if (exe[0]) {
-			match = !strcmp(m->path, exe);
-		} else {
-			match = !strcmp(base_name(m->path), name);
-			if (!match && strstr(m->path, ".so") &&
-			    (f = filecache_header(m->path, err, sizeof(err)))) {
-				const char *so = elfsym_soname(f);
-
-				match = so && !strcmp(so, name);
+			if (m->off != 0 || m->path[0] != '/')
+				continue;
+			if (exe[0]) {
+				if (strcmp(m->path, exe))
+					continue;
+			} else if (pass == 0) {
+				if (strcmp(base_name(m->path), name))
+					continue;
+			} else if (!strstr(m->path, ".so") ||
+				   !(f = filecache_header(m->path, err,
+							  sizeof(err))) ||
+				   !elfsym_soname(f) ||
+				   strcmp(elfsym_soname(f), name)) {
+				continue;
 			}
+			f = filecache_header(m->path, err, sizeof(err));
+			if (!f)
+				continue;
+			*bias = m->lo - elfsym_first_vaddr(f);
+			snprintf(path, pathlen, "%s", m->path);
+			rc = 0;
 		}
-		if (!match)
-			continue;
-		f = filecache_header(m->path, err, sizeof(err));
-		if (!f)
-			continue;
-		*bias = m->lo - elfsym_first_vaddr(f);
-		snprintf(path, pathlen, "%s", m->path);
-		rc = 0;
-	}
 	free(maps);
 	return rc;
 }

@@ -68,6 +68,8 @@ const struct elfsym_file *filecache_symbols(const char *path, char *err,
 /* Do two stats name the same, unchanged file (device, inode, size, mtime)? */
 struct stat;
 bool filecache_same_file(const struct stat *a, const struct stat *b);
+/* Starts a new target process: files are checked against the disk again. */
+void filecache_epoch(void);
 
 /* ptrace.c: stopping one thread, calling a function on it */
 struct stopped {
