@@ -344,10 +344,14 @@ class Bench:
     def fig_pause(self):
         """Each run: a fresh process started by relive run (agent loaded,
         no function patched yet), the patch, then the same interval
-        without patching, in the same process."""
+        without patching, in the same process.  The interval ends 5 ms
+        after relive exits for the sleepers (each has woken and recorded
+        its lateness by then; 50 ms more only added the machine's own
+        noise to both figures), 0.3 s after for the spinners (64 of them
+        on 2 CPUs take that long to all run again)."""
         so = self.path("bench", "many100.so")
         for mode, args, settle, runs in (("spin", (64, 0, 0), 0.3, 3),
-                                         ("sleep", (0, 64, 0), 0.05, 5)):
+                                         ("sleep", (0, 64, 0), 0.005, 9)):
             if self.quick:
                 runs = 1 if mode == "spin" else 2
             res = {"patch": [], "base": [], "hold_all_ms": [],
