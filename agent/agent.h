@@ -117,6 +117,7 @@ void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* service.c: the agent's own thread, which serves requests */
 void service_start(void);
+uintptr_t service_thread_start_object(void);
 
 /* core.c: patches and objects */
 struct relive_patch *core_open(const char *path, int *rc);

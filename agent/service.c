@@ -17,10 +17,12 @@
  * the program closed and reused is never written to.  A fork child has no
  * such thread: its first request borrows a thread, which starts one.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,12 +50,29 @@ static void service_forked(void)
 	pthread_mutex_init(&service_lock, NULL);
 }
 
+/* The object holding libc's thread start (start_thread), where the
+ * service thread's stack begins: when it is libc itself, the thread's
+ * stack is the agent's code over libc's (transition.c, self_switch). */
+static uintptr_t thread_start_base;
+
+uintptr_t service_thread_start_object(void)
+{
+	return __atomic_load_n(&thread_start_base, __ATOMIC_ACQUIRE);
+}
+
 static void *service_main(void *arg)
 {
 	struct relive_ctl *c = &relive_agent_ctl;
 	int fd = (int)(intptr_t)arg;
+	const char *bn;
+	Dl_info di;
 	char b;
 
+	if (dladdr(__builtin_return_address(0), &di) && di.dli_fname &&
+	    (bn = strrchr(di.dli_fname, '/')) &&
+	    !strncmp(bn + 1, "libc.so.", 8))
+		__atomic_store_n(&thread_start_base, (uintptr_t)di.dli_fbase,
+				 __ATOMIC_RELEASE);
 	pthread_setname_np(pthread_self(), "relive-agent");
 	/* Never make a thread of the program wait for this one's slice. */
 	background_thread();

@@ -22,11 +22,13 @@
  * value left in a thread from an earlier transition can ever count as
  * "switched".
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 
@@ -242,6 +244,38 @@ static int arm(uint32_t gen)
 	return 0;
 }
 
+/*
+ * The agent's own thread switches itself when it starts or reverses a
+ * transition, so the controller need not stop it to check its stack
+ * (kernel: a task switches when no function in transition is on its
+ * stack; this thread knows its own).  Serving the request, its stack is
+ * the agent's code over libc's thread start (start_thread, and clone3
+ * below it): unless a function in transition lies in libc or in the agent,
+ * none is on it.  Otherwise, or when another thread serves the request,
+ * it is checked like any other.
+ */
+static void self_switch(void)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+	uintptr_t libc = service_thread_start_object(), me;
+	Dl_info di;
+	size_t i;
+
+	c->svc_switched_gen = 0;
+	if (!libc || !c->svc_tid || (uint32_t)gettid() != c->svc_tid ||
+	    !dladdr(&relive_agent_ctl, &di))
+		return;
+	me = (uintptr_t)di.dli_fbase;
+	for (i = 0; i < trans.nops; i++)
+		if (!dladdr((void *)trans.ops[i]->func_addr, &di) ||
+		    (uintptr_t)di.dli_fbase == libc ||
+		    (uintptr_t)di.dli_fbase == me)
+			return;
+	relive_thread_state = c->trans_after_is_target ? c->trans_gen : 0;
+	c->svc_switched_to = relive_thread_state;
+	c->svc_switched_gen = c->trans_gen;
+}
+
 int transition_start(struct relive_patch *p, bool patching)
 {
 	struct relive_ctl *c = &relive_agent_ctl;
@@ -302,6 +336,7 @@ int transition_start(struct relive_patch *p, bool patching)
 	 * stub, mixing worlds in one call chain. */
 	set_newborn_state(gen);
 	c->trans_active = 1;
+	self_switch();
 	agent_log("'%s': starting %s transition", p->name,
 		  patching ? "patching" : "unpatching");
 	return 0;
@@ -351,6 +386,7 @@ void transition_reverse(void)
 	c->trans_after_is_target = !c->trans_after_is_target;
 	c->trans_target = trans.patching;
 	set_newborn_state(c->trans_after_is_target ? c->trans_gen : 0);
+	self_switch();
 	agent_log("'%s': reversing transition to %s", trans.patch->name,
 		  trans.patching ? "patched" : "unpatched");
 }

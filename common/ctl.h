@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 3u
+#define RELIVE_CTL_ABI 4u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -150,6 +150,13 @@ struct relive_ctl {
 	uint32_t svc_tid;
 	int32_t svc_fd;
 	uint64_t svc_ino;
+
+	/* The agent's own thread switched itself (agent/transition.c,
+	 * self_switch): its state word is svc_switched_to for the transition
+	 * trans_gen == svc_switched_gen, and the controller need not stop it.
+	 * svc_switched_gen 0: it did not. */
+	uint32_t svc_switched_gen;
+	uint32_t svc_switched_to;
 };
 
 /*

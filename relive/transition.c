@@ -378,6 +378,19 @@ static int load_ranges(struct drive *d)
 	return 0;
 }
 
+/* The agent's own thread switched itself for this transition (and this
+ * direction of it) when it served the request that started or reversed
+ * it (agent/transition.c, self_switch). */
+static bool self_switched(const struct drive *d, pid_t tid)
+{
+	const struct relive_ctl *c = &d->a->c;
+
+	return c->svc_tid && tid == (pid_t)c->svc_tid &&
+	       c->svc_switched_gen && c->svc_switched_gen == c->trans_gen &&
+	       c->svc_switched_to ==
+		       (c->trans_after_is_target ? c->trans_gen : 0);
+}
+
 /*
  * One pass over the threads (kernel: klp_try_complete_transition).
  * Returns 0 when the transition completed (or none is in progress), 1 when
@@ -414,6 +427,14 @@ static int pass(struct drive *d, char *err, size_t errlen)
 		for (i = 0; i < n; i++) {
 			if (is_done(d, tids[i]))
 				continue;
+			if (self_switched(d, tids[i])) {
+				rc = mark_done(d, tids[i]);
+				if (rc < 0) {
+					free(tids);
+					return rc;
+				}
+				continue;
+			}
 			checked++;
 			rc = try_switch(d, tids[i]);
 			if (rc < 0) {

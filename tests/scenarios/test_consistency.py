@@ -579,3 +579,46 @@ def test_getpid_hammer_transition_completes(spawn):
     remove(t.pid, "cm_chain_v2")
     assert agent_threads(t.pid) == 1
     assert int(t.ask("threads")) == 17 + 1
+
+
+def relive_switched(err):
+    """The threads `relive -v` says it switched itself (checked and wrote
+    the state word of), from its log on stderr."""
+    return {int(m) for m in re.findall(r"thread (\d+) switched", err)}
+
+
+def agent_tid(pid):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() == "relive-agent":
+                return int(tid)
+    raise AssertionError("no relive-agent thread")
+
+
+def test_agent_thread_switches_itself_unless_libc_is_in_transition(spawn):
+    """The agent's own thread switches itself when it starts a transition
+    (its stack is the agent's code over libc's thread start), so relive
+    stops only the program's threads; every other thread is checked by
+    relive.  For a patch of a libc function (labs) the agent's thread is
+    checked by relive like the others.  Both patches take effect."""
+    t = spawn("basic_pie")
+    apply(t.pid, "stack_p1")     # loads the agent
+    disable(t.pid, "stack_p1")
+    remove(t.pid, "stack_p1")
+    agent = agent_tid(t.pid)
+    others = {int(x) for x in os.listdir(f"/proc/{t.pid}/task")} - {agent}
+
+    rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("fix_main"))
+    assert rc == OK, err
+    assert t.ask("call 5") == "105"
+    assert agent not in relive_switched(err), err
+    assert others <= relive_switched(err), err
+
+    rc, _, err = relive("patch", "-v", "-p", t.pid,
+                        patch_path("fix_libc_labs"))
+    assert rc == OK, err
+    assert agent in relive_switched(err), err
+    assert others <= relive_switched(err), err
+    assert t.ask("call 5") == "105"
+    p = find_patch(listing(t.pid), "fix_libc_labs")
+    assert p["enabled"] is True and p["transition"] is False
