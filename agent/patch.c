@@ -333,9 +333,6 @@ static int plan_add(struct relive_ops *o, bool redirect)
 	return 0;
 }
 
-/* Whether the entry jump is in place, and whether it is direct (direct.c),
- * read from the code itself: a controller killed between its writes and
- * its report must not leave the agent believing otherwise. */
 /* What the entry's bytes cur say about o (see ops_sync); !cur: they could
  * not be read. */
 static void sync_from(struct relive_ops *o, const uint8_t *cur)
@@ -363,6 +360,9 @@ static void sync_from(struct relive_ops *o, const uint8_t *cur)
 	}
 }
 
+/* Whether the entry jump is in place, and whether it is direct (direct.c),
+ * read from the code itself: a controller killed between its writes and
+ * its report must not leave the agent believing otherwise. */
 void ops_sync(struct relive_ops *o)
 {
 	ops_sync_all(&o, 1);

@@ -21,8 +21,8 @@ bool background_thread(void);
 
 /* Puts the mark back on the calling thread after a change of its
  * scheduling policy took it away (relive/codewrite.c raises the
- * controller to SCHED_FIFO for a moment).  Does nothing if
- * background_thread() was never called by this thread or failed. */
+ * controller to SCHED_FIFO for a moment).  Does nothing unless
+ * background_thread() succeeded in this process. */
 void background_restore(void);
 
 #endif

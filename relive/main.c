@@ -444,7 +444,6 @@ static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
 	/* The lock first: a process another relive command works on is
 	 * traced by it at times, which proc_check() would take for a
 	 * debugger. */
-	filecache_epoch();
 	if (target_lock(pid, err, errlen) || proc_check(pid, err, errlen)) {
 		target_unlock();
 		return EXIT_REFUSED;
@@ -562,6 +561,7 @@ static void fleet_count(struct fleet *fl, int rc)
 static void patch_all_consider(struct fleet *fl, pid_t pid, const char *real,
 			       struct patchfile *pf, double timeout)
 {
+	filecache_epoch(); /* files are checked again for each process */
 	switch (wants(pid, pf)) {
 	case WANT_NO:
 		return;
@@ -647,8 +647,10 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 	/* Up to the first target, here; the workers inherit what its
 	 * lookup read: most processes share one libc. */
 	for (first = 0; first < npids; first++) {
-		enum want wt = wants(pids[first], pf);
+		enum want wt;
 
+		filecache_epoch();
+		wt = wants(pids[first], pf);
 		if (wt == WANT_YES) {
 			agent_warm(pids[first]);
 			break;
