@@ -211,7 +211,10 @@ struct vma_query {
 #define VMA_QUERY_EXECUTABLE 0x4
 
 static int mapsfd = -1;       /* /proc/self/maps for one request */
-static bool no_vma_query;     /* the kernel said ENOTTY once */
+/* The kernel has no PROCMAP_QUERY (it said ENOTTY or EINVAL once), or
+ * RELIVE_NO_VMA_QUERY in the process's environment asks for the way
+ * kernels before 6.11 take (the tests use it); -1: not known yet. */
+static int no_vma_query = -1;
 
 static int vma_query(int fd, uintptr_t addr, struct codemem_vma *out)
 {
@@ -222,7 +225,7 @@ static int vma_query(int fd, uintptr_t addr, struct codemem_vma *out)
 	q.query_addr = addr;
 	if (ioctl(fd, VMA_QUERY, &q)) {
 		if (errno == ENOTTY || errno == EINVAL)
-			no_vma_query = true;
+			no_vma_query = 1;
 		return errno == ENOENT ? 0 : -1;
 	}
 	out->lo = q.vma_start;
@@ -245,6 +248,8 @@ int codemem_vma_at(uintptr_t addr, struct codemem_vma *out)
 	size_t i, n;
 	int rc = -1;
 
+	if (no_vma_query < 0)
+		no_vma_query = getenv("RELIVE_NO_VMA_QUERY") != NULL;
 	if (!no_vma_query) {
 		bool mine = snap_mine();
 		int fd = mine && mapsfd >= 0 ? mapsfd :

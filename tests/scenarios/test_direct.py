@@ -10,6 +10,8 @@ The tests read the entry's bytes from /proc/PID/mem and follow the jump.
 import os
 import struct
 
+import pytest
+
 from conftest import (FAILED, RELIVE_ENV, TARGETS, apply, disable,
                       find_patch, listing, nm_address, patch_path, relive,
                       remove)
@@ -78,13 +80,19 @@ def reservations(pid):
             if perms == "---p" and not p and hi - lo > (1 << 30)]
 
 
-def test_steady_entry_leads_straight_to_the_top_version(spawn):
+@pytest.mark.parametrize("query", ["vma-query", "maps"])
+def test_steady_entry_leads_straight_to_the_top_version(spawn, query):
     """basic_value of basic_pie, with stack_p1 then stack_p2 on it: each
     time a transition completes the entry jumps straight into the top
     patch's new_basic_value; disabling stack_p2 sends it back to
     stack_p1's; disabling stack_p1 restores the original bytes.  The
-    reservations made to load each patch near the executable are gone."""
-    t = spawn("basic_pie")
+    reservations made to load each patch near the executable are gone.
+    Twice: the agent asking the kernel for the mapping of each entry
+    (PROCMAP_QUERY, Linux 6.11), and reading the map as it must on older
+    kernels (RELIVE_NO_VMA_QUERY)."""
+    env = None if query == "vma-query" else \
+        dict(RELIVE_ENV, RELIVE_NO_VMA_QUERY="1")
+    t = spawn("basic_pie", env=env)
     exe = TARGETS / "basic_pie"
     entry = runtime_address(t.pid, exe, "basic_value")
     original = peek(t.pid, entry)
