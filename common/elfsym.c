@@ -266,11 +266,12 @@ static bool wanted(const GElf_Sym *s)
 	}
 }
 
-/* Appends the pieces of one name; returns its offset or -ENOMEM. */
-static int64_t add_name(struct elfsym_file *f, const char *a, const char *sep,
-			const char *b)
+/* Appends the pieces of one name (a is la bytes long); returns its
+ * offset or -ENOMEM. */
+static int64_t add_name(struct elfsym_file *f, const char *a, size_t la,
+			const char *sep, const char *b)
 {
-	size_t la = strlen(a), ls = sep ? strlen(sep) : 0;
+	size_t ls = sep ? strlen(sep) : 0;
 	size_t lb = b ? strlen(b) : 0;
 	size_t need = la + ls + lb + 1;
 	size_t off = f->names_len;
@@ -395,10 +396,11 @@ static int build_index(struct elfsym_file *f)
 	f->nbuckets = nb;
 	for (i = 0; i < nb; i++)
 		f->buckets[i] = NO_SYM;
-	/* Push in reverse so each bucket lists its symbols in table order. */
+	/* Push in reverse so each bucket lists its symbols in table order.
+	 * load_table() left each name's hash in next. */
 	for (i = f->nsyms; i-- > 0;) {
 		struct esym *s = &f->syms[i];
-		uint32_t b = name_hash(f->names + s->name, s->plainlen) & (nb - 1);
+		uint32_t b = s->next & (nb - 1);
 
 		s->next = f->buckets[b];
 		f->buckets[b] = i;
@@ -414,9 +416,12 @@ static int build_index(struct elfsym_file *f)
 static int load_table(struct elfsym_file *f, Elf *elf, Elf_Scn *scn)
 {
 	const char **vers = NULL;
-	Elf_Data *data, *versym = NULL;
+	Elf_Data *data, *versym = NULL, *strd;
+	Elf_Scn *strscn;
+	const char *strs = NULL;
 	GElf_Shdr shdr;
-	size_t i, n, nvers = 0;
+	size_t i, n, nvers = 0, strsz = 0;
+	bool raw;
 	int rc = -EIO;
 
 	if (!gelf_getshdr(scn, &shdr) || !shdr.sh_entsize)
@@ -427,6 +432,18 @@ static int load_table(struct elfsym_file *f, Elf *elf, Elf_Scn *scn)
 	n = shdr.sh_size / shdr.sh_entsize;
 	if (n >= NO_SYM)
 		return -EIO;
+	/* The symbols as libelf laid them out in memory, and their string
+	 * table, when that ends with a NUL (so every name in it is
+	 * terminated): no gelf_getsym or elf_strptr per symbol, which took
+	 * a third of the time for an executable of 10000 functions. */
+	raw = gelf_getclass(elf) == ELFCLASS64 && data->d_type == ELF_T_SYM &&
+	      data->d_size >= n * sizeof(Elf64_Sym);
+	if ((strscn = elf_getscn(elf, shdr.sh_link)) &&
+	    (strd = elf_getdata(strscn, NULL)) && strd->d_size &&
+	    ((const char *)strd->d_buf)[strd->d_size - 1] == '\0') {
+		strs = strd->d_buf;
+		strsz = strd->d_size;
+	}
 	if (shdr.sh_type == SHT_DYNSYM) {
 		versym = find_versym(elf, elf_ndxscn(scn));
 		rc = read_verdefs(elf, &vers, &nvers);
@@ -443,17 +460,24 @@ static int load_table(struct elfsym_file *f, Elf *elf, Elf_Scn *scn)
 		struct esym *s;
 		GElf_Sym sym;
 		GElf_Versym vs;
-		const char *name, *ver = NULL;
+		const char *name, *ver = NULL, *at;
 		bool hidden = false;
+		size_t len;
 		int64_t off;
 
-		if (!gelf_getsym(data, (int)i, &sym))
+		if (raw)
+			sym = ((const Elf64_Sym *)data->d_buf)[i];
+		else if (!gelf_getsym(data, (int)i, &sym))
 			goto fail;
 		if (!wanted(&sym))
 			continue;
-		name = elf_strptr(elf, shdr.sh_link, sym.st_name);
+		if (strs)
+			name = sym.st_name < strsz ? strs + sym.st_name : NULL;
+		else
+			name = elf_strptr(elf, shdr.sh_link, sym.st_name);
 		if (!name || !*name)
 			continue;
+		len = strlen(name);
 		if (versym && gelf_getversym(versym, (int)i, &vs)) {
 			size_t ndx = vs & VERSYM_VERSION;
 
@@ -464,28 +488,26 @@ static int load_table(struct elfsym_file *f, Elf *elf, Elf_Scn *scn)
 				hidden = false;
 		}
 		if (ver)
-			off = add_name(f, name, hidden ? "@" : "@@", ver);
+			off = add_name(f, name, len, hidden ? "@" : "@@", ver);
 		else
-			off = add_name(f, name, NULL, NULL);
+			off = add_name(f, name, len, NULL, NULL);
 		if (off < 0) {
 			rc = (int)off;
 			goto fail;
 		}
+		at = memchr(name, '@', len);
 		s = &f->syms[f->nsyms++];
 		s->value = sym.st_value;
 		s->size = sym.st_size;
 		s->name = (uint32_t)off;
-		s->plainlen = (uint32_t)strcspn(f->names + off, "@");
+		s->plainlen = (uint32_t)(at ? (size_t)(at - name) : len);
+		s->next = name_hash(name, s->plainlen); /* for build_index */
 		s->type = GELF_ST_TYPE(sym.st_info);
 		s->bind = GELF_ST_BIND(sym.st_info);
-		if (ver) {
+		if (ver)
 			s->hidden = hidden;
-		} else {
-			/* .symtab spells versions in the name. */
-			const char *at = strchr(f->names + off, '@');
-
+		else /* .symtab spells versions in the name */
 			s->hidden = at && at[1] != '@';
-		}
 	}
 	if (f->nsyms < n && f->nsyms) {
 		struct esym *p = realloc(f->syms, f->nsyms * sizeof(*p));
