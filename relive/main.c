@@ -555,6 +555,15 @@ static void fleet_count(struct fleet *fl, int rc)
 			   1, __ATOMIC_RELAXED);
 }
 
+/* A process of --all that maps another build of the patch's objects. */
+static void skip_other_build(struct fleet *fl, pid_t pid)
+{
+	printf("%d: skipped: maps another build of the patch's objects "
+	       "(build-id differs)\n", pid);
+	fflush(stdout);
+	fleet_count(fl, EXIT_ALREADY);
+}
+
 /* Looks at one process of the machine for --all: patches it if it maps one
  * of the patch's objects, says it is skipped if it maps another build,
  * and says nothing otherwise. */
@@ -566,10 +575,7 @@ static void patch_all_consider(struct fleet *fl, pid_t pid, const char *real,
 	case WANT_NO:
 		return;
 	case WANT_OTHER_BUILD:
-		printf("%d: skipped: maps another build of the patch's objects "
-		       "(build-id differs)\n", pid);
-		fflush(stdout);
-		fleet_count(fl, EXIT_ALREADY);
+		skip_other_build(fl, pid);
 		return;
 	case WANT_YES:
 		fleet_count(fl, patch_all_one(pid, real, pf, timeout));
@@ -656,7 +662,7 @@ static int patch_all(const char *real, struct patchfile *pf, double timeout)
 			break;
 		}
 		if (wt == WANT_OTHER_BUILD)
-			patch_all_consider(fl, pids[first], real, pf, timeout);
+			skip_other_build(fl, pids[first]);
 	}
 	fl->next = first;
 	if ((size_t)width > npids - first)
