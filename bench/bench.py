@@ -335,6 +335,20 @@ class Bench:
         time.sleep(interval)
         return self.parse_gaps(t.cmd("read"))
 
+    def launch_baseline(self, t, interval):
+        """The same interval, in which the smallest program there is gets
+        started the way relive is: what starting any command costs the
+        target's threads (a process's start-up runs before it can give
+        way to them, common/background.c).  Returns the gaps (ms)."""
+        t.cmd("reset")
+        start = time.monotonic()
+        subprocess.run(["/bin/true"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, check=True)
+        left = interval - (time.monotonic() - start)
+        if left > 0:
+            time.sleep(left)
+        return self.parse_gaps(t.cmd("read"))[0]
+
     def many(self, nspin, nsleep, nblock, preload=False):
         argv = [self.path("bench", "many"), str(nspin), str(nsleep), str(nblock)]
         if preload:
@@ -365,6 +379,9 @@ class Bench:
                                                   one=res["hold_one_ms"])
                     res["hold_all_ms"].append(max(hold) if hold else 0.0)
                     bgaps, bhist = self.baseline(t, wall + settle)
+                    if mode == "sleep":
+                        res.setdefault("launch", []).append(
+                            self.launch_baseline(t, wall + settle))
                 finally:
                     t.close()
                 res["patch"].append((wall, gaps, hist))
@@ -386,6 +403,13 @@ class Bench:
                      sp=spread(bx))
             self.row("3", "  difference (patch - no patch): max",
                      median(px) - median(bx), "ms")
+            if "launch" in res:
+                lm = [median(g) for g in res["launch"]]
+                lx = [max(g) for g in res["launch"]]
+                self.row("3", "  same interval, /bin/true run: "
+                         "median thread max", median(lm), "ms", sp=spread(lm))
+                self.row("3", "  same interval, /bin/true run: max",
+                         median(lx), "ms", sp=spread(lx))
             self.row("3", "  relive patch wall time meanwhile", median(walls),
                      "ms", sp=spread(walls))
             ha = res["hold_all_ms"]

@@ -49,6 +49,12 @@ int unwind_thread(struct unwinder *u, pid_t tid,
 
 /* Closes the object files unwinders opened and no longer use (they are
  * otherwise kept for the next process: see unwind.c). */
+/* Loads, before any thread is held, what unwinding a frame at pc needs;
+ * true with the bounds of the object mapped there. */
+bool unwind_warm(struct unwinder *u, uint64_t pc, uint64_t *lo,
+		 uint64_t *hi);
+void unwind_warm_exe(struct unwinder *u);
+
 void unwind_drop_files(void);
 
 #endif
