@@ -2,8 +2,7 @@
 # Installs, with apt-get, the Debian packages relive needs to build, test
 # and benchmark, when any is missing.  Run by `make` before building.
 set -e
-PKGS="gcc make meson ninja-build pkgconf libelf-dev libdw-dev zlib1g-dev
-liblzma-dev libbz2-dev libzydis-dev
+PKGS="gcc make meson ninja-build pkgconf libelf-dev libdw-dev libzydis-dev
 libcmocka-dev python3 python3-pytest gnuplot-nox procps util-linux patch"
 missing=""
 for p in $PKGS; do
