@@ -739,7 +739,6 @@ static int wait_word(pid_t pid, uint64_t addr, uint32_t from, uint32_t *val)
 static void wait_boot_thread_gone(pid_t pid, pid_t tid)
 {
 	char path[64], comm[32];
-
 	double t0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
@@ -968,6 +967,7 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	char argbuf[sizeof(c->arg)] = "";
 	uint64_t seq, done;
 	struct stopped st;
+	double t0;
 	pid_t tid;
 	int rc;
 
@@ -1025,8 +1025,6 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	}
 	/* The thread serves the request untraced: no stop at each of its
 	 * system calls.  Wait for the agent to say it is done. */
-	double t0;
-
 	for (unsigned n = 0;; n++) {
 		if (proc_read(a->pid,
 			      a->ctl + offsetof(struct relive_ctl, done_seq),

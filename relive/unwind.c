@@ -551,23 +551,17 @@ bool unwind_warm(struct unwinder *u, uint64_t pc, uint64_t *lo,
 	return true;
 }
 
-struct warm_name {
-	const char *path;
-	bool found;
-};
-
+/* Opens the unwind table of the module whose file is arg (a path). */
 static int warm_named(Dwfl_Module *mod, void **userdata, const char *name,
 		      Dwarf_Addr start, void *arg)
 {
-	struct warm_name *w = arg;
 	Dwarf_Addr bias;
 
 	(void)userdata;
 	(void)start;
-	if (!name || strcmp(name, w->path))
+	if (!name || strcmp(name, arg))
 		return DWARF_CB_OK;
 	dwfl_module_eh_cfi(mod, &bias);
-	w->found = true;
 	return DWARF_CB_ABORT;
 }
 
@@ -575,7 +569,6 @@ static int warm_named(Dwfl_Module *mod, void **userdata, const char *name,
 void unwind_warm_exe(struct unwinder *u)
 {
 	char link[64], exe[PATH_MAX];
-	struct warm_name w = { exe, false };
 	ssize_t len;
 
 	if (!u)
@@ -585,7 +578,7 @@ void unwind_warm_exe(struct unwinder *u)
 	if (len <= 0)
 		return;
 	exe[len] = '\0';
-	dwfl_getmodules(u->dwfl, warm_named, &w, 0);
+	dwfl_getmodules(u->dwfl, warm_named, (void *)exe, 0);
 }
 
 /* ---- setup ------------------------------------------------------------ */

@@ -1194,6 +1194,43 @@ static void test_cut_short(void **state)
 	finish(&c);
 }
 
+/* unwind_warm opens the object at a PC (its bounds around it), refuses an
+ * address nothing is mapped at, and changes no unwind: the frames after
+ * warming libc and the executable are those of a cold unwinder. */
+static void test_warm(void **state)
+{
+	struct child c;
+	struct user_regs_struct regs;
+	struct unwinder *cold, *warm;
+	struct frames fc = { 0 }, fw = { 0 };
+	char why[256] = "";
+	uint64_t lo = 0, hi = 0;
+
+	(void)state;
+	start(&c, M_READ);
+	wait_sleeping(c.pid, c.tid);
+	stop(&c, &regs);
+	open_unwinder(&c, &cold);
+	open_unwinder(&c, &warm);
+	assert_true(unwind_warm(warm, regs.rip, &lo, &hi));
+	assert_true(lo <= regs.rip && regs.rip < hi);
+	lo = hi = 7;
+	assert_false(unwind_warm(warm, 16, &lo, &hi));
+	assert_int_equal(lo, 7);
+	assert_int_equal(hi, 7);
+	unwind_warm_exe(warm);
+	unwind_warm_exe(NULL);
+	assert_false(unwind_warm(NULL, regs.rip, &lo, &hi));
+	assert_int_equal(unwind(cold, &c, &regs, &fc, why, sizeof(why)), 0);
+	assert_int_equal(unwind(warm, &c, &regs, &fw, why, sizeof(why)), 0);
+	assert_int_equal(fw.n, fc.n);
+	assert_memory_equal(fw.pc, fc.pc, fc.n * sizeof(fc.pc[0]));
+	assert_chain(&fw);
+	unwind_close(cold);
+	unwind_close(warm);
+	finish(&c);
+}
+
 /* The cost of unwind_open and of one unwind_thread; no fd leaks. */
 static void test_cost(void **state)
 {
@@ -1256,6 +1293,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_blocked_in_read),
+		cmocka_unit_test(test_warm),
 		cmocka_unit_test(test_spinning),
 		cmocka_unit_test(test_thread),
 		cmocka_unit_test(test_no_cfi),
