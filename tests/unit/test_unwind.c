@@ -1194,9 +1194,10 @@ static void test_cut_short(void **state)
 	finish(&c);
 }
 
-/* unwind_warm opens the object at a PC (its bounds around it), refuses an
- * address nothing is mapped at, and changes no unwind: the frames after
- * warming libc and the executable are those of a cold unwinder. */
+/* unwind_warm opens the object at a PC (its file, its bounds around the
+ * PC), refuses an address nothing is mapped at, and changes no unwind:
+ * the frames after warming libc and the executable are those of a cold
+ * unwinder.  unwind_warm_exe opens the executable's file. */
 static void test_warm(void **state)
 {
 	struct child c;
@@ -1205,21 +1206,26 @@ static void test_warm(void **state)
 	struct frames fc = { 0 }, fw = { 0 };
 	char why[256] = "";
 	uint64_t lo = 0, hi = 0;
+	int fds;
 
 	(void)state;
 	start(&c, M_READ);
 	wait_sleeping(c.pid, c.tid);
 	stop(&c, &regs);
-	open_unwinder(&c, &cold);
 	open_unwinder(&c, &warm);
+	fds = count_fds_unused();
 	assert_true(unwind_warm(warm, regs.rip, &lo, &hi));
 	assert_true(lo <= regs.rip && regs.rip < hi);
+	assert_true(count_fds() > fds); /* libc's file */
 	lo = hi = 7;
 	assert_false(unwind_warm(warm, 16, &lo, &hi));
 	assert_int_equal(lo, 7);
 	assert_int_equal(hi, 7);
+	fds = count_fds();
 	unwind_warm_exe(warm);
+	assert_true(count_fds() > fds); /* the executable's */
 	unwind_warm_exe(NULL);
+	open_unwinder(&c, &cold);
 	assert_false(unwind_warm(NULL, regs.rip, &lo, &hi));
 	assert_int_equal(unwind(cold, &c, &regs, &fc, why, sizeof(why)), 0);
 	assert_int_equal(unwind(warm, &c, &regs, &fw, why, sizeof(why)), 0);
