@@ -182,16 +182,17 @@ class Bench:
         out = {}
         for tok in ans.split():
             k, v = tok.split("=", 1)
-            if k == "r":
-                out["ratios"] = [float(x) for x in v.split("/")]
+            if k in ("r", "q", "p"):
+                out[{"r": "ratios", "q": "ratios2", "p": "ratios13"}[k]] = [
+                    float(x) for x in v.split("/")]
             else:
                 med, lo, hi, ret = v.split(",")
                 out[k] = {"ns": float(med), "min": float(lo),
                           "max": float(hi), "ret": int(ret)}
         return out
 
-    def ratio_row(self, fig, name, run, target):
-        rs = run["ratios"]
+    def ratio_row(self, fig, name, run, target, key="ratios"):
+        rs = run[key]
         return self.row(fig, name, median(rs), "ratio", target,
                         sp=spread(rs))
 
@@ -227,11 +228,14 @@ class Bench:
             self.must(0, "wait", "-p", t.pid, "--timeout", "30")
             t.cmd("load " + os.path.realpath(fgh_so))
             # 1: steady state, side by side in one thread: the patched
-            # bench_f (entry jump, stub, slot) against a direct call to its
-            # new version, and the never-patched bench_u.
-            m = self.parse_run(t.cmd("run main fFu %d %d" % (reps, n), 600))
+            # bench_f (its entry jumps to the new version) against a direct
+            # call to its new version; and, as the floor, a call through a
+            # jmp the target wrote by itself to the new version, against the
+            # same direct call; and the never-patched bench_u.
+            m = self.parse_run(t.cmd("run main fFJFu %d %d" % (reps, n), 600))
             self.raw["steady"] = m
-            if (m["f"]["ret"], m["F"]["ret"], m["u"]["ret"]) != (2, 2, 1):
+            if (m["f"]["ret"], m["F"]["ret"], m["J"]["ret"],
+                    m["u"]["ret"]) != (2, 2, 2, 1):
                 self.problems.append("steady state: wrong versions ran: %s" % m)
             lst = json.loads(self.relive("list", "-p", t.pid, "--json")[2])
             if not all(f["direct"] for p in lst["patches"]
@@ -257,10 +261,15 @@ class Bench:
         ns = lambda d: (d["ns"], {"min": d["min"], "max": d["max"], "n": reps})
         self.ratio_row("1", "steady: patched call / direct call to new", m,
                        ("<=", 1.05))
+        self.ratio_row("1", "floor, no relive: call via a jmp to new / direct",
+                       m, None, key="ratios2")
+        self.ratio_row("1", "steady: patched call / call via that jmp", m,
+                       None, key="ratios13")
         self.ratio_row("1", "steady, entry left on the stub: patched / "
                        "direct", st, None)
         for key, what in (("f", "steady: patched call (one direct jmp)"),
                           ("F", "steady: direct call to the new function"),
+                          ("J", "floor: call via a jmp the target wrote"),
                           ("u", "unpatched call (reference)")):
             v, sp = ns(m[key])
             self.row("1", what, v, "ns", sp=sp)

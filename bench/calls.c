@@ -9,6 +9,10 @@
  *   bench_f   patched by calls_fgh.so (bench_f_v2), together with
  *   bench_g, bench_h   which call a callback: a thread inside the old
  *             bench_g or bench_h keeps the transition of calls_fgh.so open.
+ * And J, made by "load" without relive: a page within reach of the loaded
+ * bench_f_v2 holding one direct jump to it, what relive's entry jump is.  A
+ * call through J against a direct call to bench_f_v2 is the floor of the
+ * steady-state ratio.
  * The new versions return x + 2, so each measurement also says which
  * version ran (ret=1 old, ret=2 new).
  *
@@ -23,20 +27,25 @@
  *   load PATH           dlopen(PATH, RTLD_NOLOAD) the patch the agent
  *                       loaded, and take its exported bench_f_v2 and
  *                       bench_k_v2 as the direct calls F and K
- *   run WHO VARS REPS N WHO main|S|U; VARS letters among u f k F K.  For
- *                       each of REPS rounds, each variant in turn makes N
- *                       calls through a function pointer; answers
- *                       "V=MEDIAN,MIN,MAX,RET ..." in ns per call, and
+ *   run WHO VARS REPS N WHO main|S|U; VARS letters among u f k F K J.
+ *                       Each of REPS rounds makes N calls of each variant
+ *                       through a function pointer, in BLOCKS blocks with
+ *                       the variants taking turns (ABBA order), so that a
+ *                       slow spell of the machine falls on all of them;
+ *                       answers "V=MEDIAN,MIN,MAX,RET ..." in ns per call,
  *                       "r=R1/R2/..." the per-round ratios of the first two
- *                       variants
+ *                       variants, "q=..." those of the next two and
+ *                       "p=..." those of the first and the third
  *   park, uenter, release, quit
  */
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,7 +72,49 @@ PATCHABLE void bench_h(void (*cb)(void))
 
 typedef long (*fn_t)(long);
 
-static fn_t direct_f, direct_k;
+static fn_t direct_f, direct_k, jump_f;
+
+/* J: one direct jump to target, on a page of its own within its reach. */
+static fn_t make_jump(fn_t target)
+{
+	uintptr_t to = (uintptr_t)target, page = to & ~(uintptr_t)4095;
+
+	for (uintptr_t d = (uintptr_t)1 << 20; d < ((uintptr_t)1 << 27);
+	     d += (uintptr_t)1 << 20) {
+		unsigned char *p = mmap((void *)(page - d), 4096,
+					PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS |
+						MAP_FIXED_NOREPLACE,
+					-1, 0);
+
+		if (p == MAP_FAILED)
+			continue;
+		if (p != (void *)(page - d)) {
+			munmap(p, 4096);
+			continue;
+		}
+#if defined(__x86_64__)
+		int32_t rel = (int32_t)(to - ((uintptr_t)p + 5));
+
+		p[0] = 0xe9; /* jmp rel32, as relive's entry jump */
+		memcpy(p + 1, &rel, 4);
+#elif defined(__aarch64__)
+		uint32_t b = 0x14000000u |
+			     (uint32_t)(((to - (uintptr_t)p) >> 2) & 0x3ffffff);
+
+		memcpy(p, &b, 4);
+		__builtin___clear_cache((char *)p, (char *)p + 4);
+#else
+#error "make_jump: no direct jump written for this architecture"
+#endif
+		if (mprotect(p, 4096, PROT_READ | PROT_EXEC)) {
+			munmap(p, 4096);
+			return NULL;
+		}
+		return (fn_t)(void *)p;
+	}
+	return NULL;
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -97,6 +148,7 @@ static fn_t variant(char v)
 	case 'f': return bench_f;
 	case 'F': return direct_f;
 	case 'K': return direct_k;
+	case 'J': return jump_f;
 	}
 	return NULL;
 }
@@ -119,10 +171,26 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* "r=" then the per-round ratios of variants a and b. */
+static size_t put_ratios(struct job *j, size_t off, char key, int reps,
+			 double t[][64], int a, int b)
+{
+	off += (size_t)snprintf(j->answer + off, sizeof(j->answer) - off,
+				" %c=", key);
+	for (int k = 0; k < reps; k++)
+		off += (size_t)snprintf(j->answer + off, sizeof(j->answer) - off,
+					"%s%.4f", k ? "/" : "",
+					t[a][k] / t[b][k]);
+	return off;
+}
+
+enum { BLOCKS = 30 };
+
 static void run_job(struct job *j)
 {
 	int nv = (int)strlen(j->vars), reps = j->reps;
-	double t[16][64], r[64];
+	double t[16][64], s[16][64];
+	long per = j->n / BLOCKS;
 	long ret[16];
 	size_t off = 0;
 
@@ -139,16 +207,24 @@ static void run_job(struct job *j)
 		ret[v] = fp(0);
 		loop(&fp, j->n / 10); /* warm up */
 	}
-	for (int k = 0; k < reps; k++)
-		for (int v = 0; v < nv; v++) {
-			fn_t volatile fp = variant(j->vars[v]);
-			double t0 = now();
+	if (per < 1)
+		per = 1;
+	for (int k = 0; k < reps; k++) {
+		for (int v = 0; v < nv; v++)
+			t[v][k] = 0;
+		for (int b = 0; b < BLOCKS; b++)
+			for (int i = 0; i < nv; i++) {
+				int v = b % 2 ? nv - 1 - i : i;
+				fn_t volatile fp = variant(j->vars[v]);
+				double t0 = now();
 
-			loop(&fp, j->n);
-			t[v][k] = (now() - t0) * 1e9 / (double)j->n;
-		}
-	for (int k = 0; k < reps && nv >= 2; k++)
-		r[k] = t[0][k] / t[1][k];
+				loop(&fp, per);
+				t[v][k] += now() - t0;
+			}
+		for (int v = 0; v < nv; v++)
+			t[v][k] *= 1e9 / (double)(per * BLOCKS);
+	}
+	memcpy(s, t, sizeof(s)); /* per round, before the sort */
 	for (int v = 0; v < nv; v++) {
 		qsort(t[v], (size_t)reps, sizeof(double), cmp_double);
 		off += (size_t)snprintf(j->answer + off, sizeof(j->answer) - off,
@@ -156,13 +232,11 @@ static void run_job(struct job *j)
 					j->vars[v], t[v][reps / 2], t[v][0],
 					t[v][reps - 1], ret[v]);
 	}
-	if (nv >= 2) {
-		off += (size_t)snprintf(j->answer + off, sizeof(j->answer) - off,
-					" r=");
-		for (int k = 0; k < reps; k++)
-			off += (size_t)snprintf(j->answer + off,
-						sizeof(j->answer) - off,
-						"%s%.4f", k ? "/" : "", r[k]);
+	if (nv >= 2)
+		off = put_ratios(j, off, 'r', reps, s, 0, 1);
+	if (nv >= 4) {
+		off = put_ratios(j, off, 'q', reps, s, 2, 3);
+		off = put_ratios(j, off, 'p', reps, s, 0, 2);
 	}
 }
 
@@ -278,8 +352,10 @@ int main(void)
 			fn_t f = h ? (fn_t)dlsym(h, "bench_f_v2") : NULL;
 			fn_t k = h ? (fn_t)dlsym(h, "bench_k_v2") : NULL;
 
-			if (f)
+			if (f) {
 				direct_f = f;
+				jump_f = make_jump(f);
+			}
 			if (k)
 				direct_k = k;
 			printf(h && (f || k) ? "ok\n" : "error %s\n",
