@@ -7,15 +7,17 @@
  *
  *     mov    %fs:TLS, %r11d        the thread's state word
  *     cmp    switched(%rip), %r11d
- *     je     1f
- *     jmp    *before(%rip)         unswitched thread (and steady state)
- *  1: jmp    *after(%rip)          switched thread: the new world
+ *     mov    before(%rip), %r11    unswitched thread (and steady state)
+ *     cmove  after(%rip), %r11     switched thread: the new world
+ *     jmp    *%r11
  *
  * In steady state `switched` holds a value no thread ever has and `before`
- * the top version, so every thread goes there; during a transition a call
- * costs the same single indirect jump.  (Once the transition has completed,
- * the entry jump usually leads straight to the version and the stub is not
- * on the path at all: agent/direct.c.)
+ * the top version, so every thread goes there.  The choice is a
+ * conditional move, not a branch: a switched and an unswitched thread
+ * take the same two jumps (the entry's and this one), the fewest a
+ * per-thread choice can cost.  (Once the transition has completed, the
+ * entry jump usually leads straight to the version and the stub is not on
+ * the path at all: agent/direct.c.)
  *
  * Only %r11 and the flags change, both free at a call (SysV ABI); the
  * stack, the red zone, %rax (vector count of a variadic call) and %r10
@@ -48,13 +50,13 @@ void arch_emit_stub(uint8_t *b, uint64_t at, const struct relive_stub_data *d,
 	/* 9: cmp switched(%rip), %r11d */
 	*p++ = 0x44; *p++ = 0x3b; *p++ = 0x1d;
 	put_rel32(p, at + 16, switched); p += 4;
-	/* 16: je 24 */
-	*p++ = 0x74; *p++ = 0x06;
-	/* 18: jmp *before(%rip) */
-	*p++ = 0xff; *p++ = 0x25;
-	put_rel32(p, at + 24, before); p += 4;
-	/* 24: jmp *after(%rip) */
-	*p++ = 0xff; *p++ = 0x25;
-	put_rel32(p, at + 30, after); p += 4;
+	/* 16: mov before(%rip), %r11 (mov leaves the flags alone) */
+	*p++ = 0x4c; *p++ = 0x8b; *p++ = 0x1d;
+	put_rel32(p, at + 23, before); p += 4;
+	/* 23: cmove after(%rip), %r11 */
+	*p++ = 0x4c; *p++ = 0x0f; *p++ = 0x44; *p++ = 0x1d;
+	put_rel32(p, at + 31, after); p += 4;
+	/* 31: jmp *%r11 */
+	*p++ = 0x41; *p++ = 0xff; *p++ = 0xe3;
 	(void)p;
 }
