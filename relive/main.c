@@ -519,15 +519,12 @@ static bool matchable(const struct patchfile *pf)
 	return false;
 }
 
-/* Patches one process of --all and prints its line; returns its exit code. */
-static int patch_all_one(pid_t pid, const char *real, struct patchfile *pf,
-			 double timeout)
+/* Prints the line of one process of --all, whose patch_one() or
+ * patch_locked() returned rc (err saying why); returns its exit code. */
+static int report_one(pid_t pid, int rc, char *err, size_t errlen)
 {
-	char err[4096];
-	int rc = patch_one(pid, real, pf, timeout, err, sizeof(err));
-
 	if (rc != EXIT_DONE && rc != EXIT_ALREADY && exited(pid)) {
-		snprintf(err, sizeof(err), "the process exited");
+		snprintf(err, errlen, "the process exited");
 		rc = EXIT_ALREADY;
 	}
 	if (rc == EXIT_DONE)
@@ -564,23 +561,50 @@ static void skip_other_build(struct fleet *fl, pid_t pid)
 	fleet_count(fl, EXIT_ALREADY);
 }
 
-/* Looks at one process of the machine for --all: patches it if it maps one
+/*
+ * Looks at one process of the machine for --all: patches it if it maps one
  * of the patch's objects, says it is skipped if it maps another build,
- * and says nothing otherwise. */
+ * and says nothing otherwise.
+ *
+ * The process's lock is taken before the look, so the map read to tell
+ * whether the process is a target is also the one the patch goes on with
+ * (patch_one() must read it again after taking the lock: a read made
+ * before may predate another command's last step).  One read of the map
+ * fewer per target, at the price of a lock held for the length of a look
+ * on the others.  A process locked by another command is looked at
+ * without the lock, to tell whether it is a target, and reported failed
+ * if it is.
+ */
 static void patch_all_consider(struct fleet *fl, pid_t pid, const char *real,
 			       struct patchfile *pf, double timeout)
 {
+	char err[4096];
+	enum want w;
+	int rc;
+
 	filecache_epoch(); /* files are checked again for each process */
-	switch (wants(pid, pf)) {
-	case WANT_NO:
-		return;
-	case WANT_OTHER_BUILD:
-		skip_other_build(fl, pid);
-		return;
-	case WANT_YES:
-		fleet_count(fl, patch_all_one(pid, real, pf, timeout));
+	if (target_lock(pid, err, sizeof(err))) {
+		target_unlock();
+		w = wants(pid, pf);
+		if (w == WANT_YES)
+			fleet_count(fl, report_one(pid, EXIT_REFUSED, err,
+						   sizeof(err)));
+		else if (w == WANT_OTHER_BUILD)
+			skip_other_build(fl, pid);
 		return;
 	}
+	proc_maps_forget();
+	w = wants(pid, pf);
+	if (w != WANT_YES) {
+		target_unlock();
+		if (w == WANT_OTHER_BUILD)
+			skip_other_build(fl, pid);
+		return;
+	}
+	rc = proc_check(pid, err, sizeof(err)) ? EXIT_REFUSED :
+		patch_locked(pid, real, pf, timeout, err, sizeof(err));
+	target_unlock();
+	fleet_count(fl, report_one(pid, rc, err, sizeof(err)));
 }
 
 /*

@@ -3,10 +3,12 @@ of the patch's objects (by build-id when the patch pins one, by name
 otherwise), one line per process, then a summary of patched, skipped and
 failed processes.
 """
+import os
 import re
+import socket
 
-from conftest import FAILED, OK, RELIVE, disable, listing, patch_names, \
-    patch_path, relive, remove
+from conftest import AGENT, FAILED, OK, RELIVE, disable, listing, \
+    mapped_files, patch_names, patch_path, relive, remove
 
 SUMMARY = re.compile(r"^relive: patch '(\S+)': (\d+) patched, (\d+) skipped, "
                      r"(\d+) failed$")
@@ -90,3 +92,52 @@ def test_all_refuses_an_unmatchable_patch(spawn):
     assert out == ""
     assert t.ask("call 5") == "6"
     assert patch_names(listing(t.pid)) == []
+
+
+def hold_lock(pid):
+    """Takes process pid's relive lock the way a relive command does
+    (relive/lock.c: an abstract socket named after the process's ID and
+    start time, listening); returns the socket, which holds it until
+    closed."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    start = stat[stat.rindex(")") + 2:].split()[19]  # field 22
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(f"\0relive/{pid}/{start}")
+    s.listen(8)
+    return s
+
+
+def test_all_reports_a_target_another_command_holds(spawn):
+    """A target whose lock another command holds is reported failed with
+    that command's PID and left as it was; the other targets are patched;
+    a locked process that is no target is not named.  Once the lock is
+    free, a second --all patches the first."""
+    held = spawn("basic_pie")
+    free = spawn("basic_pie")
+    other = spawn("basic_pie_pfe")
+    locks = [hold_lock(held.pid), hold_lock(other.pid)]
+    try:
+        rc, per_pid, counts, err = run_all("fix_lib")
+    finally:
+        for s in locks:
+            s.close()
+    assert rc == FAILED, (per_pid, err)
+    assert re.match(rf"failed: another relive command \(PID {os.getpid()}\) "
+                    rf"is working on process {held.pid}; nothing was "
+                    rf"changed", per_pid[held.pid]), per_pid
+    assert per_pid[free.pid] == "patched", per_pid
+    assert other.pid not in per_pid
+    assert held.ask("lib 5") == "7" and free.ask("lib 5") == "205"
+    assert patch_names(listing(held.pid)) == []
+    assert str(AGENT.resolve()) not in mapped_files(held.pid)
+
+    rc, per_pid, counts, err = run_all("fix_lib")
+    assert rc == OK, err
+    assert per_pid[held.pid] == "patched", per_pid
+    assert per_pid[free.pid].startswith("skipped: "), per_pid
+    assert held.ask("lib 5") == "205"
+    for t in (held, free):
+        disable(t.pid, "fix_lib")
+        remove(t.pid, "fix_lib")
+        assert t.ask("lib 5") == "7"
