@@ -56,8 +56,10 @@ int proc_check(pid_t pid, char *err, size_t errlen)
 		return -ESRCH;
 	}
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+		if (!strncmp(line, "TracerPid:", 10)) {
+			tracer = atoi(line + 10);
 			break;
+		}
 	fclose(f);
 	if (tracer && tracer != getpid()) {
 		snprintf(err, errlen,
