@@ -171,7 +171,7 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* "r=" then the per-round ratios of variants a and b. */
+/* " KEY=" then the per-round ratios of variants a and b. */
 static size_t put_ratios(struct job *j, size_t off, char key, int reps,
 			 double t[][64], int a, int b)
 {
