@@ -358,11 +358,22 @@ class Bench:
             time.sleep(left)
         return self.parse_gaps(t.cmd("read"))[0]
 
+    # How long a target of bench/many runs before it is measured.  Its
+    # threads start together, so for its first tens of milliseconds their
+    # 1 ms sleeps end together and the scheduler still places them: a
+    # patch made 0 ms after the start gave a median sleeper's longest gap
+    # of 0.265 ms, one made 50, 100 or 300 ms after it 0.129, 0.135 and
+    # 0.120 ms (16 fresh processes each, same build).  A service is patched
+    # long after it started; the figures measure relive, not that start.
+    WARM_S = 0.3
+
     def many(self, nspin, nsleep, nblock, preload=False):
         argv = [self.path("bench", "many"), str(nspin), str(nsleep), str(nblock)]
         if preload:
             argv = [self.relive_bin, "run", "--"] + argv
-        return Proc(argv)
+        t = Proc(argv)
+        time.sleep(self.WARM_S)
+        return t
 
     def fig_pause(self):
         """Each run: a fresh process started by relive run (agent loaded,
