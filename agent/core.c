@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "background.h"
 #include "elfsym.h"
 
 struct relive_patch *agent_patches;
@@ -194,6 +195,7 @@ static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
 int resolve_object(struct relive_object *o, const char *path)
 {
 	struct elfsym_file *f;
+	uint64_t pace = 0;
 	char err[512];
 	size_t i;
 	int rc;
@@ -219,6 +221,8 @@ int resolve_object(struct relive_object *o, const char *path)
 		struct elfsym_sym sym;
 		unsigned count = 0;
 		char what[512];
+
+		background_pace(&pace);
 
 		rc = elfsym_lookup(f, fn->old_name, fn->old_sympos, &sym,
 				   &count);

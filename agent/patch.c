@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "background.h"
 
 #define OPS_BUCKETS 4096
 #define OPS_CELL 256 /* stub (RELIVE_STUB_SIZE) + copy (RELIVE_ARCH_MAX_COPY) */
@@ -244,12 +245,15 @@ void ops_plan_reset(void)
 void ops_plan_write_alone(void)
 {
 	size_t i, kept = 0;
+	uint64_t pace = 0;
 
 	for (i = 0; i < nplan; i++) {
 		struct relive_ctl_write *w = &plan[i];
 		struct relive_ops *o = ops_find(w->func);
 		uint8_t cur[sizeof(w->expect)];
 		bool done = false;
+
+		background_pace(&pace);
 
 		if (o && (w->flags & RELIVE_WRITE_FIRST_BYTE) && w->len > 1 &&
 		    !memcmp(w->bytes + 1, w->expect + 1, w->len - 1u) &&

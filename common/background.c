@@ -27,10 +27,24 @@
  *
  * Kernels without custom slices report 0 and are left alone, as are
  * real-time threads.  docs/performance.md ("Pause") has the measurements.
+ *
+ * The slice is not enough for a long stretch of work.  While the agent
+ * resolved the functions of a 100-function patch (4 ms on one CPU, with no
+ * sleep), `perf sched timehist` showed the program's threads that woke on
+ * its CPU moved to the other one ("migrated: cpu 1 => 0") instead of
+ * preempting it, where all 64 of them then queued behind each other.  So
+ * such work also calls background_pace() between its steps, which yields
+ * the CPU once the thread has run PACE_NS since it last did.  Measured side
+ * by side, 20 fresh processes each, the largest gap of 64 1ms-sleepers
+ * during the patch: median 1.24 ms without pacing, 1.02 ms with 100 us,
+ * 0.99 ms with 400 us.  With 100 us the patch of a process of 64 spinning
+ * threads took 11.2 s instead of 5.3 s (each yield waits for a turn among
+ * them); with 400 us 5.8 s.
  */
 #include <stdint.h>
 #include <string.h>
 #include <sched.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 
@@ -89,4 +103,26 @@ void background_restore(void)
 {
 	if (slice_ns)
 		(void)set_slice(slice_ns);
+}
+
+/* How long a paced piece of work runs before it gives way (see
+ * background_pace). */
+#define PACE_NS 400000u
+
+void background_pace(uint64_t *last)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (!*last) {
+		*last = now;
+		return;
+	}
+	if (now - *last < PACE_NS)
+		return;
+	sched_yield();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	*last = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

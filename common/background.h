@@ -12,6 +12,7 @@
 #define RELIVE_BACKGROUND_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Marks the calling thread (and the threads it creates later) as one that
  * any waking thread may preempt.  Returns true if the kernel took it;
@@ -24,5 +25,11 @@ bool background_thread(void);
  * controller to SCHED_FIFO for a moment).  Does nothing unless
  * background_thread() succeeded in this process. */
 void background_restore(void);
+
+/* A long piece of work calls this between its steps (a patched function
+ * each): once the calling thread has run for PACE_NS since it last gave
+ * way, it yields its CPU to the threads waiting there.  *last is the
+ * caller's clock of that (0 to start). */
+void background_pace(uint64_t *last);
 
 #endif
