@@ -35,11 +35,12 @@
  * preempting it, where all 64 of them then queued behind each other.  So
  * such work also calls background_pace() between its steps, which yields
  * the CPU once the thread has run PACE_NS since it last did.  Measured side
- * by side, 20 fresh processes each, the largest gap of 64 1ms-sleepers
- * during the patch: median 1.24 ms without pacing, 1.02 ms with 100 us,
- * 0.99 ms with 400 us.  With 100 us the patch of a process of 64 spinning
- * threads took 11.2 s instead of 5.3 s (each yield waits for a turn among
- * them); with 400 us 5.8 s.
+ * by side in six series of 16-30 fresh processes, the largest gap of 64
+ * 1ms-sleepers during the patch (median over runs) went from 1.02-1.41 ms
+ * to 0.89-1.01 ms, and its upper quartile from 1.5-2.5 to 1.0-1.5 ms.
+ * Every 100 us did as well for the gaps, but the patch of a process of 64
+ * spinning threads took 11.2 s instead of 5.3 s (each yield waits for a
+ * turn among them); every 400 us, 5.8 s.
  */
 #include <stdint.h>
 #include <string.h>
