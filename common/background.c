@@ -110,13 +110,18 @@ void background_restore(void)
  * background_pace). */
 #define PACE_NS 400000u
 
-void background_pace(uint64_t *last)
+static uint64_t mono_ns(void)
 {
 	struct timespec ts;
-	uint64_t now;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void background_pace(uint64_t *last)
+{
+	uint64_t now = mono_ns();
+
 	if (!*last) {
 		*last = now;
 		return;
@@ -124,6 +129,5 @@ void background_pace(uint64_t *last)
 	if (now - *last < PACE_NS)
 		return;
 	sched_yield();
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	*last = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	*last = mono_ns();
 }
