@@ -37,7 +37,9 @@ struct relive_site {
 	uint8_t old_off[RELIVE_ARCH_MAX_INSNS];
 	uint8_t new_off[RELIVE_ARCH_MAX_INSNS];
 	/* Relocated displaced instructions followed by a jump back to
-	 * site_addr + displaced: running it runs the original function. */
+	 * site_addr + displaced: running it runs the original function.  A
+	 * small function of straight-line code is copied whole instead, up
+	 * to its ret, with no jump back. */
 	uint8_t copy[RELIVE_ARCH_MAX_COPY];
 	unsigned copy_len;
 	uint64_t copy_addr;   /* where copy[] will live */
@@ -50,7 +52,8 @@ struct relive_site {
  * of the function).  Refuses, with a message naming the reason, a function
  * shorter than a jump, one whose displaced bytes cannot be relocated
  * (a branch into them from the rest of the function, an instruction that
- * cannot be moved), or one it cannot decode.
+ * cannot be moved), or one it cannot decode.  A function whose code is
+ * straight-line up to a ret within a few dozen bytes is copied whole.
  * Returns 0, or -1 with err filled.
  */
 int relive_arch_prepare_site(const uint8_t *code, size_t size,

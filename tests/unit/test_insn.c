@@ -1,5 +1,6 @@
 /*
- * tests/unit/test_insn.c - prologue relocation (agent/arch/x86_64/insn.c).
+ * tests/unit/test_insn.c - prologue relocation (agent/arch/x86_64/insn.c),
+ * and small functions copied whole.
  *
  * Most tests feed hand-assembled byte sequences at made-up addresses and
  * check the copy by decoding it again with Zydis: a relocated operand must
@@ -95,6 +96,14 @@ static void assert_jump_back(void)
 	assert_true(copy_target(off) == site.site_addr + site.displaced);
 }
 
+/* The copy is the whole function, relocated: it ends with the function's
+ * own ret and has no jump back (a small function, copied whole). */
+static void assert_returns_itself(unsigned len)
+{
+	assert_int_equal(site.copy_len, len);
+	assert_int_equal(site.copy[len - 1], 0xc3);
+}
+
 static void assert_refused(const char *what)
 {
 	assert_non_null(strstr(err, what));
@@ -123,9 +132,9 @@ static void test_push_mov_prologue(void **state)
 	assert_int_equal(site.old_off[1], 1);
 	assert_int_equal(site.old_off[2], 4);
 	assert_memory_equal(site.new_off, site.old_off, 3);
-	assert_memory_equal(site.copy, code, 8);
-	assert_int_equal(site.copy_len, 8 + 5);
-	assert_jump_back();
+	/* straight-line code up to its ret: copied whole */
+	assert_memory_equal(site.copy, code, sizeof(code));
+	assert_returns_itself(sizeof(code));
 }
 
 static void test_endbr64_prologue(void **state)
@@ -146,10 +155,8 @@ static void test_endbr64_prologue(void **state)
 	assert_int_equal(site.n_insns, 3);
 	assert_memory_equal(site.saved, code + 4, 6);
 	/* endbr64 stays in the function, it is not part of the copy */
-	assert_memory_equal(site.copy, code + 4, 6);
-	assert_int_equal(site.copy_len, 6 + 5);
-	assert_jump_back();
-	assert_true(copy_target(6) == FUNC + 10);
+	assert_memory_equal(site.copy, code + 4, sizeof(code) - 4);
+	assert_returns_itself(sizeof(code) - 4);
 }
 
 static void test_rip_relative(void **state)
@@ -176,12 +183,12 @@ static void test_rip_relative(void **state)
 	assert_int_equal(copy_mnemonic(0, &len), ZYDIS_MNEMONIC_MOV);
 	assert_int_equal(len, 7);
 	assert_true(copy_target(0) == FUNC + 7 + 0x1234);
-	assert_jump_back();
+	assert_returns_itself(8);
 
 	/* and with the copy below the function */
 	assert_int_equal(prepare(mov, sizeof(mov), FUNC, FUNC - 0x100000), 0);
 	assert_true(copy_target(0) == FUNC + 7 + 0x1234);
-	assert_jump_back();
+	assert_returns_itself(8);
 
 	assert_int_equal(prepare(lea, sizeof(lea), FUNC, COPY), 0);
 	assert_int_equal(site.displaced, 8);
@@ -189,7 +196,7 @@ static void test_rip_relative(void **state)
 	assert_int_equal(site.new_off[1], 1);
 	assert_int_equal(copy_mnemonic(1, NULL), ZYDIS_MNEMONIC_LEA);
 	assert_true(copy_target(1) == FUNC + 8 - 0x10);
-	assert_jump_back();
+	assert_returns_itself(sizeof(lea));
 
 	assert_int_equal(prepare(cmp, sizeof(cmp), FUNC, COPY), 0);
 	assert_int_equal(copy_mnemonic(0, NULL), ZYDIS_MNEMONIC_CMP);
@@ -315,9 +322,8 @@ static void test_patchable_entry_nops(void **state)
 		assert_int_equal(site.old_off[i], i);
 		assert_int_equal(site.new_off[i], i);
 	}
-	assert_memory_equal(site.copy, code, 5);
-	assert_int_equal(site.copy_len, 10);
-	assert_jump_back();
+	assert_memory_equal(site.copy, code, sizeof(code));
+	assert_returns_itself(sizeof(code));
 }
 
 static void test_too_short(void **state)
@@ -426,6 +432,67 @@ static void test_out_of_range(void **state)
 	assert_int_equal(prepare(mov, sizeof(mov), func,
 				 func + 0x10000000ULL), 0);
 	assert_true(copy_target(0) == func + 7 + 0x7ffffff0);
+}
+
+/* A small function is copied whole, so that a thread that runs the
+ * original through the copy takes no jump back; anything but straight-line
+ * code up to the ret keeps the jump back. */
+static void test_small_function_copied_whole(void **state)
+{
+	static const uint8_t rip_tail[] = {
+		0x55, 0x48, 0x89, 0xe5,		/* push %rbp; mov %rsp,%rbp */
+		0x48, 0x83, 0xec, 0x10,		/* sub $0x10,%rsp */
+		0x8b, 0x05, 0x10, 0x00, 0x00, 0x00, /* mov 0x10(%rip),%eax */
+		0xc9, 0xc3,			/* leave; ret */
+	};
+	static const uint8_t call[] = {
+		0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10,
+		0xe8, 0x00, 0x00, 0x00, 0x00,	/* call (the next insn) */
+		0xc9, 0xc3,
+	};
+	static const uint8_t branch[] = {
+		0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10,
+		0x85, 0xff,			/* test %edi,%edi */
+		0x74, 0x01, 0x90,		/* je over a nop */
+		0xc9, 0xc3,
+	};
+	uint8_t long_tail[8 + 60 + 2];
+
+	(void)state;
+	assert_int_equal(prepare(rip_tail, sizeof(rip_tail), FUNC, COPY), 0);
+	assert_int_equal(site.displaced, 8);
+	assert_returns_itself(sizeof(rip_tail));
+	/* the tail's RIP-relative operand still reads what the original
+	 * reads, from the copy's address */
+	assert_int_equal(copy_mnemonic(8, NULL), ZYDIS_MNEMONIC_MOV);
+	assert_true(copy_target(8) == FUNC + 14 + 0x10);
+	/* and below the function too */
+	assert_int_equal(prepare(rip_tail, sizeof(rip_tail), FUNC,
+				 FUNC - 0x100000), 0);
+	assert_true(copy_target(8) == FUNC + 14 + 0x10);
+
+	assert_int_equal(prepare(call, sizeof(call), FUNC, COPY), 0);
+	assert_int_equal(site.copy_len, 8 + RELIVE_ARCH_JUMP_LEN);
+	assert_jump_back();
+
+	assert_int_equal(prepare(branch, sizeof(branch), FUNC, COPY), 0);
+	assert_int_equal(site.copy_len, 8 + RELIVE_ARCH_JUMP_LEN);
+	assert_jump_back();
+
+	/* straight-line, but longer than is worth copying */
+	memcpy(long_tail, branch, 8);
+	memset(long_tail + 8, 0x90, 60);
+	long_tail[68] = 0xc9;
+	long_tail[69] = 0xc3;
+	assert_int_equal(prepare(long_tail, sizeof(long_tail), FUNC, COPY), 0);
+	assert_int_equal(site.copy_len, 8 + RELIVE_ARCH_JUMP_LEN);
+	assert_jump_back();
+
+	/* no ret within the symbol: the jump back */
+	assert_int_equal(prepare(rip_tail, sizeof(rip_tail) - 1, FUNC, COPY),
+			 0);
+	assert_int_equal(site.copy_len, 8 + RELIVE_ARCH_JUMP_LEN);
+	assert_jump_back();
 }
 
 static void test_pc_to_copy(void **state)
@@ -713,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_jump_into_site),
 		cmocka_unit_test(test_unmovable),
 		cmocka_unit_test(test_out_of_range),
+		cmocka_unit_test(test_small_function_copied_whole),
 		cmocka_unit_test(test_pc_to_copy),
 		cmocka_unit_test(test_encode_jump),
 		cmocka_unit_test(test_landing),

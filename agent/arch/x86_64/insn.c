@@ -350,11 +350,70 @@ static int check_branches_in(const ZydisDecoder *dec, const uint8_t *code,
 	return 0;
 }
 
+/*
+ * The rest of a small function, copied after its displaced instructions so
+ * that the copy returns by itself instead of jumping back into the
+ * original: a thread that has not switched yet then takes one jump less
+ * per call (the unswitched path of a transition: entry, stub, copy).
+ * Only straight-line code is taken: from off up to and including the
+ * first `ret`, within TAIL_MAX bytes, every instruction either moved as it
+ * is or with its RIP-relative operand rewritten; any branch, call, system
+ * call or undecodable byte before the `ret` and nothing is taken.  The
+ * original instructions stay where they are, so a branch from elsewhere in
+ * the function into them still lands on the original.  Writes at most
+ * room bytes at out (which will execute at `at`); returns their number,
+ * or 0 when the function is not that small.
+ */
+#define TAIL_MAX 48
+
+static unsigned copy_tail(const ZydisDecoder *dec, const uint8_t *code,
+			  size_t size, uint64_t func_addr, size_t off,
+			  uint64_t at, uint8_t *out, unsigned room)
+{
+	char scratch[160];
+	unsigned len = 0;
+	struct insn in;
+
+	if (room > TAIL_MAX)
+		room = TAIL_MAX;
+	while (off < size) {
+		int r;
+
+		if (!ZYAN_SUCCESS(decode(dec, code, size, off, func_addr, &in)))
+			return 0;
+		if (in.zi.meta.category != ZYDIS_CATEGORY_RET &&
+		    (in.zi.meta.category == ZYDIS_CATEGORY_CALL ||
+		     in.zi.meta.category == ZYDIS_CATEGORY_COND_BR ||
+		     in.zi.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+		     in.zi.meta.category == ZYDIS_CATEGORY_SYSTEM ||
+		     in.zi.meta.category == ZYDIS_CATEGORY_INTERRUPT ||
+		     in.zi.mnemonic == ZYDIS_MNEMONIC_SYSCALL ||
+		     in.zi.mnemonic == ZYDIS_MNEMONIC_UD2 ||
+		     in.zi.mnemonic == ZYDIS_MNEMONIC_HLT))
+			return 0;
+		if (classify(&in, func_addr, scratch, sizeof(scratch)) ||
+		    (in.kind != RELOC_VERBATIM && in.kind != RELOC_RIP_MEM))
+			return 0;
+		if (len + in.zi.length > room)
+			return 0;
+		r = relocate(&in, func_addr, at + len, out + len, scratch,
+			     sizeof(scratch));
+		if (r < 0)
+			return 0;
+		len += (unsigned)r;
+		if (in.zi.meta.category == ZYDIS_CATEGORY_RET)
+			return len;
+		off += in.zi.length;
+	}
+	return 0;
+}
+
 int relive_arch_prepare_site(const uint8_t *code, size_t size,
 			     uint64_t func_addr, uint64_t copy_addr,
 			     struct relive_site *site, char *err, size_t errlen)
 {
 	struct insn insns[RELIVE_ARCH_MAX_INSNS];
+	uint8_t back[RELIVE_ARCH_JUMP_LEN];
 	ZydisDecoder dec;
 	ZyanStatus st;
 	size_t site_off = 0, off;
@@ -429,13 +488,33 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 			return -1;
 		len += (unsigned)r;
 	}
+	/* The jump back, which also proves the copy within reach of the
+	 * function, whether or not it ends up in the copy. */
 	if (relive_arch_encode_jump(copy_addr + len,
-				    site->site_addr + site->displaced,
-				    site->copy + len))
+				    site->site_addr + site->displaced, back))
 		return fail(err, errlen,
 			    "the copy at 0x%llx is out of 32-bit reach of the function at 0x%llx",
 			    (unsigned long long)copy_addr,
 			    (unsigned long long)func_addr);
+	/* A small function whose displaced instructions all run on to the
+	 * next: its copy returns by itself (copy_tail). */
+	for (i = 0; i < n; i++)
+		if ((insns[i].kind != RELOC_VERBATIM &&
+		     insns[i].kind != RELOC_RIP_MEM) ||
+		    insns[i].zi.meta.category == ZYDIS_CATEGORY_RET)
+			break;
+	if (i == n) {
+		unsigned t = copy_tail(&dec, code, size, func_addr,
+				       site_off + site->displaced,
+				       copy_addr + len, site->copy + len,
+				       RELIVE_ARCH_MAX_COPY - len);
+
+		if (t) {
+			site->copy_len = len + t;
+			return 0;
+		}
+	}
+	memcpy(site->copy + len, back, RELIVE_ARCH_JUMP_LEN);
 	site->copy_len = len + RELIVE_ARCH_JUMP_LEN;
 	return 0;
 }
