@@ -37,7 +37,7 @@
  * the CPU once the thread has run PACE_NS since it last did.  Measured side
  * by side in six series of 16-30 fresh processes, the largest gap of 64
  * 1ms-sleepers during the patch (median over runs) went from 1.02-1.41 ms
- * to 0.89-1.01 ms, and its upper quartile from 1.5-2.5 to 1.0-1.5 ms.
+ * to 0.89-1.01 ms, and its upper quartile from 1.5-2.5 to 1.0-1.8 ms.
  * Every 100 us did as well for the gaps, but the patch of a process of 64
  * spinning threads took 11.2 s instead of 5.3 s (each yield waits for a
  * turn among them); every 400 us, 5.8 s.

@@ -381,15 +381,14 @@ static unsigned copy_tail(const ZydisDecoder *dec, const uint8_t *code,
 
 		if (!ZYAN_SUCCESS(decode(dec, code, size, off, func_addr, &in)))
 			return 0;
-		if (in.zi.meta.category != ZYDIS_CATEGORY_RET &&
-		    (in.zi.meta.category == ZYDIS_CATEGORY_CALL ||
-		     in.zi.meta.category == ZYDIS_CATEGORY_COND_BR ||
-		     in.zi.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
-		     in.zi.meta.category == ZYDIS_CATEGORY_SYSTEM ||
-		     in.zi.meta.category == ZYDIS_CATEGORY_INTERRUPT ||
-		     in.zi.mnemonic == ZYDIS_MNEMONIC_SYSCALL ||
-		     in.zi.mnemonic == ZYDIS_MNEMONIC_UD2 ||
-		     in.zi.mnemonic == ZYDIS_MNEMONIC_HLT))
+		if (in.zi.meta.category == ZYDIS_CATEGORY_CALL ||
+		    in.zi.meta.category == ZYDIS_CATEGORY_COND_BR ||
+		    in.zi.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+		    in.zi.meta.category == ZYDIS_CATEGORY_SYSTEM ||
+		    in.zi.meta.category == ZYDIS_CATEGORY_INTERRUPT ||
+		    in.zi.mnemonic == ZYDIS_MNEMONIC_SYSCALL ||
+		    in.zi.mnemonic == ZYDIS_MNEMONIC_UD2 ||
+		    in.zi.mnemonic == ZYDIS_MNEMONIC_HLT)
 			return 0;
 		if (classify(&in, func_addr, scratch, sizeof(scratch)) ||
 		    (in.kind != RELOC_VERBATIM && in.kind != RELOC_RIP_MEM))
