@@ -195,12 +195,12 @@ static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
 int resolve_object(struct relive_object *o, const char *path)
 {
 	struct elfsym_file *f;
-	uint64_t pace = 0;
 	char err[512];
 	size_t i;
 	int rc;
 
 	rc = elfsym_open(path, &f, err, sizeof(err));
+	background_step(); /* a symbol table read: up to half a ms */
 	if (rc) {
 		agent_msg("object '%s': %s", objname(o), err);
 		return rc;
@@ -222,7 +222,7 @@ int resolve_object(struct relive_object *o, const char *path)
 		unsigned count = 0;
 		char what[512];
 
-		background_pace(&pace);
+		background_step();
 
 		rc = elfsym_lookup(f, fn->old_name, fn->old_sympos, &sym,
 				   &count);
@@ -370,8 +370,10 @@ struct relive_patch *core_open(const char *path, int *rc)
 		if (code_segment_of(getauxval(AT_ENTRY), &lo, &hi))
 			direct_steer_begin(path, lo, hi);
 	}
+	background_step();
 	p->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	direct_steer_end();
+	background_step();
 	if (!p->handle) {
 		agent_msg("cannot load %s: %s", path, dlerror());
 		free(p);
@@ -409,6 +411,7 @@ struct relive_patch *core_open(const char *path, int *rc)
 			for (j = 0; j < p->objs[i].nfuncs; j++)
 				new_func_range(&p->objs[i].funcs[j], pf, bias);
 		elfsym_close(pf);
+		background_step();
 	}
 	*rc = klp_relocs_read(p);
 	if (*rc)

@@ -245,7 +245,6 @@ void ops_plan_reset(void)
 void ops_plan_write_alone(void)
 {
 	size_t i, kept = 0;
-	uint64_t pace = 0;
 
 	for (i = 0; i < nplan; i++) {
 		struct relive_ctl_write *w = &plan[i];
@@ -253,7 +252,7 @@ void ops_plan_write_alone(void)
 		uint8_t cur[sizeof(w->expect)];
 		bool done = false;
 
-		background_pace(&pace);
+		background_step();
 
 		if (o && (w->flags & RELIVE_WRITE_FIRST_BYTE) && w->len > 1 &&
 		    !memcmp(w->bytes + 1, w->expect + 1, w->len - 1u) &&

@@ -26,10 +26,24 @@ bool background_thread(void);
  * background_thread() succeeded in this process. */
 void background_restore(void);
 
-/* A long piece of work calls this between its steps (a patched function
- * each): once the calling thread has run for PACE_NS since it last gave
- * way, it yields its CPU to the threads waiting there.  *last is the
- * caller's clock of that (0 to start). */
-void background_pace(uint64_t *last);
+/* How long the calling thread has run without a break: since when, and
+ * its count of context switches then (a sleep or a preemption since gave
+ * way already).  All zero to start. */
+struct background_clock {
+	uint64_t since;    /* CLOCK_MONOTONIC, ns */
+	uint64_t switches; /* voluntary + involuntary, of the thread */
+};
+
+/* A long piece of work calls this between its steps: once the calling
+ * thread has run for PACE_NS without a break, it yields its CPU to the
+ * threads waiting there.  Returns true if it yielded. */
+bool background_pace(struct background_clock *c);
+
+/* background_pace() on a clock of the calling thread's own, which the
+ * steps of one piece of work share wherever they are: a symbol table
+ * read, an unwind table opened, a patched function resolved, an entry
+ * written (relive's commands, the agent's requests).  The clock starts at
+ * the thread's first call. */
+bool background_step(void);
 
 #endif

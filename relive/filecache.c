@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "background.h"
 #include "relive.h"
 #include "elfsym.h"
 
@@ -101,6 +102,7 @@ get(struct cached **list, const char *path, size_t max,
 		return NULL;
 	}
 	rc = reader(path, &c->f, err, errlen);
+	background_step(); /* a symbol table read: up to half a ms */
 	if (rc) {
 		drop(c);
 		return NULL;

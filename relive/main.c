@@ -9,6 +9,7 @@
  * did not finish in time (it stays in progress, safe).
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <getopt.h>
 #include <limits.h>
@@ -311,6 +312,8 @@ static int precheck(pid_t pid, const struct patchfile *pf, char *err,
 			struct elfsym_sym sym;
 			unsigned count = 0;
 			char msg[512];
+
+			background_step();
 
 			rc = elfsym_lookup(f, o->funcs[j].old_name,
 					   o->funcs[j].old_sympos, &sym, &count);
@@ -958,8 +961,12 @@ int main(int argc, char **argv)
 	}
 	/* Every command but run (whose program inherits it) works beside
 	 * the target's threads: let any of them that wakes up go first. */
-	if (strcmp(cmd, "run"))
+	if (strcmp(cmd, "run")) {
 		background_thread();
+		/* The exec and the loader ran without a break. */
+		sched_yield();
+		background_step(); /* starts the thread's clock */
+	}
 	if (!strcmp(cmd, "patch"))
 		return cmd_patch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disable"))

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "elfsym.h"
+#include "background.h"
 #include "relive.h"
 #include "unwind.h"
 
@@ -470,6 +471,7 @@ static int pass(struct drive *d, char *err, size_t errlen)
 				continue;
 			}
 			checked++;
+			background_step();
 			rc = try_switch(d, tids[i]);
 			if (rc < 0) {
 				free(tids);

@@ -66,6 +66,7 @@
 #include <elfutils/libdwfl.h>
 #include <libelf.h>
 
+#include "background.h"
 #include "unwind.h"
 
 #define MAX_FRAMES 1024
@@ -546,6 +547,7 @@ bool unwind_warm(struct unwinder *u, uint64_t pc, uint64_t *lo,
 				      NULL))
 		return false;
 	free(cfi_frame(mod, pc));
+	background_step(); /* a table opened: up to a ms for libc's */
 	*lo = mlo;
 	*hi = mhi;
 	return true;
@@ -579,6 +581,7 @@ void unwind_warm_exe(struct unwinder *u)
 		return;
 	exe[len] = '\0';
 	dwfl_getmodules(u->dwfl, warm_named, (void *)exe, 0);
+	background_step();
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -734,7 +737,9 @@ int unwind_open(pid_t pid, struct unwinder **up, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	u->maps = read_maps(pid, &u->mapslen);
+	background_step();
 	r = report(u, err, errlen);
+	background_step();
 	if (r < 0)
 		goto fail;
 
