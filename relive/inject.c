@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 
 #include "elfsym.h"
+#include "libpath.h"
 #include "relive.h"
 #include "unwind.h"
 
@@ -37,25 +38,11 @@ const char *agent_default_path(void)
 {
 	static char path[PATH_MAX];
 	const char *env = getenv("RELIVE_AGENT");
-	char exe[PATH_MAX];
-	ssize_t n;
 
 	if (env && *env)
 		return env;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(path, sizeof(path), "%s/%s", exe, AGENT_FILE);
-			if (access(path, R_OK) == 0)
-				return path;
-		}
-	}
-	return RELIVE_AGENT_INSTALLED;
+	return libpath_find(AGENT_FILE, RELIVE_AGENT_INSTALLED, path,
+			    sizeof(path));
 }
 
 static const char *base_name(const char *p)

@@ -9,7 +9,6 @@
  * did not finish in time (it stays in progress, safe).
  */
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <getopt.h>
 #include <limits.h>
@@ -937,7 +936,9 @@ static int cmd_run(int argc, char **argv)
 	return 127;
 }
 
-int main(int argc, char **argv)
+/* Called by the relive executable (relive/launch.c) once it has loaded
+ * this library: the controller's main(). */
+__attribute__((visibility("default"))) int relive_main(int argc, char **argv)
 {
 	const char *cmd;
 
@@ -959,14 +960,9 @@ int main(int argc, char **argv)
 		printf("relive %s\n", RELIVE_VERSION);
 		return EXIT_DONE;
 	}
-	/* Every command but run (whose program inherits it) works beside
-	 * the target's threads: let any of them that wakes up go first. */
-	if (strcmp(cmd, "run")) {
-		background_thread();
-		/* The exec and the loader ran without a break. */
-		sched_yield();
+	/* relive/launch.c made the thread give way (but for run). */
+	if (strcmp(cmd, "run"))
 		background_step(); /* starts the thread's clock */
-	}
 	if (!strcmp(cmd, "patch"))
 		return cmd_patch(argc - 1, argv + 1);
 	if (!strcmp(cmd, "disable"))

@@ -281,3 +281,21 @@ def test_agent_that_cannot_load(basic, tmp_path):
     # and the real agent loads afterwards
     apply(basic.pid, "fix_main")
     assert basic.ask("call 5") == "105"
+
+
+def test_controller_that_cannot_load(basic, tmp_path):
+    """The relive executable without a loadable controller library beside
+    it (here: a file that is not an ELF object): it says which file it
+    looked for and where, exits 1, and the target never hears of it."""
+    shutil.copy(RELIVE, tmp_path)
+    (tmp_path / "librelive-controller.so").write_bytes(b"not ELF\n" * 64)
+    before = snapshot(basic, PROBES)
+    p = subprocess.run([str(tmp_path / "relive"), "patch", "-p",
+                        str(basic.pid), str(patch_path("fix_main"))],
+                       capture_output=True, text=True, env=RELIVE_ENV,
+                       timeout=60)
+    assert p.returncode == FAILED, (p.returncode, p.stdout, p.stderr)
+    assert re.search(r"cannot load the controller: .*librelive-controller"
+                     r"\.so.*\n.*looked for beside the relive executable "
+                     r"and at .*; reinstall relive", p.stderr), p.stderr
+    assert snapshot(basic, PROBES) == before  # answers, maps, fds
