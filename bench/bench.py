@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,19 +122,28 @@ class Bench:
         on the same 2 CPUs as the target's threads.  Side by side, 40
         runs each of the 1ms-sleeper pause: the median sleeper's longest
         gap was 0.138 ms with -v through a pipe, 0.115 ms through a file,
-        0.113 ms without -v."""
+        0.113 ms without -v.
+        The wait is a blocking waitpid: subprocess's wait with a timeout
+        polls with growing sleeps, which rounded every wall time up to
+        about 32 or 64 ms; a timer kills relive at the timeout instead."""
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         with tempfile.TemporaryFile() as out:
             t0 = time.monotonic()
-            r = subprocess.run([self.relive_bin] + [str(a) for a in args],
-                               stdout=out, stderr=subprocess.STDOUT,
-                               timeout=timeout)
+            p = subprocess.Popen([self.relive_bin] + [str(a) for a in args],
+                                 stdout=out, stderr=subprocess.STDOUT)
+            timer = threading.Timer(timeout, p.kill)
+            timer.start()
+            rc = p.wait()
             wall = time.monotonic() - t0
+            timer.cancel()
             out.seek(0)
             text = out.read().decode(errors="replace")
+        if wall >= timeout:
+            raise RuntimeError("relive %s: killed after %d s:\n%s" %
+                               (" ".join(map(str, args)), timeout, text))
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.last_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-        return r.returncode, wall, text
+        return rc, wall, text
 
     def must(self, want, *args, **kw):
         rc, wall, out = self.relive(*args, **kw)
