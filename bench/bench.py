@@ -25,12 +25,12 @@ import re
 import resource
 import select
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,17 +125,21 @@ class Bench:
         0.113 ms without -v.
         The wait is a blocking waitpid: subprocess's wait with a timeout
         polls with growing sleeps, which rounded every wall time up to
-        about 32 or 64 ms; a timer kills relive at the timeout instead."""
+        about 32 or 64 ms; an alarm kills relive at the timeout instead
+        (no thread of ours wakes meanwhile)."""
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         with tempfile.TemporaryFile() as out:
             t0 = time.monotonic()
             p = subprocess.Popen([self.relive_bin] + [str(a) for a in args],
                                  stdout=out, stderr=subprocess.STDOUT)
-            timer = threading.Timer(timeout, p.kill)
-            timer.start()
-            rc = p.wait()
+            old = signal.signal(signal.SIGALRM, lambda *_: p.kill())
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                rc = p.wait()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
             wall = time.monotonic() - t0
-            timer.cancel()
             out.seek(0)
             text = out.read().decode(errors="replace")
         if wall >= timeout:
