@@ -117,10 +117,21 @@ bool background_thread(void)
 	return set_slice(slice_ns);
 }
 
-void background_restore(void)
+uint64_t background_slice(void)
 {
-	if (slice_ns)
-		(void)set_slice(slice_ns);
+	struct attr_v0 a;
+
+	memset(&a, 0, sizeof(a));
+	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) ||
+	    (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH))
+		return 0;
+	return a.sched_runtime;
+}
+
+void background_restore(uint64_t ns)
+{
+	if (ns)
+		(void)set_slice(ns);
 }
 
 /* How long a paced piece of work runs before it gives way (see

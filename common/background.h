@@ -20,11 +20,16 @@
  * that forbids the call). */
 bool background_thread(void);
 
-/* Puts the mark back on the calling thread after a change of its
- * scheduling policy took it away (relive/codewrite.c raises the
- * controller to SCHED_FIFO for a moment).  Does nothing unless
- * background_thread() succeeded in this process. */
-void background_restore(void);
+/* The calling thread's slice (a fair thread's sched_runtime), to give to
+ * background_restore() after a change of its scheduling policy takes it
+ * away (relive/codewrite.c raises the controller to SCHED_FIFO for a
+ * moment); 0 when there is none to restore.  Read from the kernel, not
+ * remembered: the controller's mark was set by relive/launch.c, which has
+ * its own copy of this file. */
+uint64_t background_slice(void);
+
+/* Gives the calling thread the slice ns again; nothing when ns is 0. */
+void background_restore(uint64_t ns);
 
 /* How long the calling thread has run without a break: since when, and
  * its count of context switches then (a sleep or a preemption since gave

@@ -46,11 +46,14 @@ static int fix_pc(struct stopped *st, const struct relive_ctl_write *w)
 	return 0;
 }
 
-/* Raises relive to the lowest real-time priority; false if it may not. */
-static bool hold_priority(int *old_policy, struct sched_param *old_param)
+/* Raises relive to the lowest real-time priority; false if it may not.
+ * *old_slice is what background_restore() puts back afterwards. */
+static bool hold_priority(int *old_policy, struct sched_param *old_param,
+			  uint64_t *old_slice)
 {
 	struct sched_param p = { .sched_priority = 1 };
 
+	*old_slice = background_slice();
 	*old_policy = sched_getscheduler(0);
 	if (*old_policy < 0 || sched_getparam(0, old_param))
 		return false;
@@ -66,6 +69,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	size_t nheld = 0, i, j, n, todo = 0;
 	char path[64], msg[512];
 	struct sched_param old_param;
+	uint64_t old_slice = 0;
 	int fd = -1, rc, old_policy;
 	bool rt = false;
 
@@ -135,7 +139,7 @@ int codewrite_apply(struct agent *a, char *err, size_t errlen)
 	 * small machine, take the CPU it needs to let the next one go).  A
 	 * real-time priority for the hold, when relive may take one, keeps
 	 * the hold as short as the system calls it makes. */
-	rt = hold_priority(&old_policy, &old_param);
+	rt = hold_priority(&old_policy, &old_param, &old_slice);
 	vlog("tracing every thread%s", rt ? " (real-time priority)" : "");
 	rc = pt_stop_all(a->pid, &held, &nheld, err, errlen);
 	if (rc)
@@ -192,7 +196,7 @@ release:
 	held = NULL;
 	if (rt) {
 		sched_setscheduler(0, old_policy, &old_param);
-		background_restore();
+		background_restore(old_slice);
 	}
 	rt = false;
 	if (nheld)
@@ -203,7 +207,7 @@ release:
 out:
 	if (rt) {
 		sched_setscheduler(0, old_policy, &old_param);
-		background_restore();
+		background_restore(old_slice);
 	}
 	if (fd >= 0)
 		close(fd);
