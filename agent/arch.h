@@ -10,6 +10,7 @@
 #ifndef RELIVE_ARCH_H
 #define RELIVE_ARCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,10 +61,36 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 			     uint64_t func_addr, uint64_t copy_addr,
 			     struct relive_site *site, char *err, size_t errlen);
 
+/* Length of a direct call (a call site that direct.c may retarget). */
+#define RELIVE_ARCH_CALL_LEN 5
+/* No instruction that starts this many bytes or more into a function is
+ * ever among the bytes its redirection displaces (the site is the entry or
+ * entry+4, and a displaced instruction starts before the site's jump ends),
+ * nor in an original copy that was made whole (those hold no call). */
+#define RELIVE_ARCH_PROLOGUE_MAX 16
+
 /* Encodes the RELIVE_ARCH_JUMP_LEN-byte jump from `from` to `to`.
  * Returns 0, or -1 if `to` is out of reach. */
 int relive_arch_encode_jump(uint64_t from, uint64_t to,
 			    uint8_t out[RELIVE_ARCH_JUMP_LEN]);
+
+/* Encodes the RELIVE_ARCH_CALL_LEN-byte direct call from `from` to `to`.
+ * Returns 0, or -1 if `to` is out of reach. */
+int relive_arch_encode_call(uint64_t from, uint64_t to,
+			    uint8_t out[RELIVE_ARCH_CALL_LEN]);
+
+/*
+ * Which of the addresses cand[0..n) (ascending, inside the function at
+ * func_addr whose `size` bytes are at code) are direct calls: decodes the
+ * function from its first byte, in order, and sets is_call[i] when an
+ * instruction starts exactly at cand[i] and is a call with a 32-bit
+ * relative operand of RELIVE_ARCH_CALL_LEN bytes.  Everything after a byte
+ * that does not decode, or past the end of the function, stays false.
+ * Returns how many were set.
+ */
+size_t relive_arch_find_calls(const uint8_t *code, size_t size,
+			      uint64_t func_addr, const uint64_t *cand,
+			      size_t n, bool *is_call);
 
 /*
  * The landing of a site: where its entry jump leads when only the site's

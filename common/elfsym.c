@@ -717,25 +717,31 @@ int elfsym_func_at(struct elfsym_file *f, uint64_t value,
 	return elfsym_func_name_at(f, value, sym, NULL);
 }
 
-int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
-			struct elfsym_sym *sym, const char **name)
+/* The function symbols with a size, by address (built on first use). */
+static int byaddr_build(struct elfsym_file *f)
 {
-	uint32_t i, lo = 0, hi;
+	uint32_t i;
 
-	if (!f->byaddr) {
-		f->byaddr = malloc((f->nsyms ? f->nsyms : 1) *
-				   sizeof(*f->byaddr));
-		if (!f->byaddr)
-			return -ENOMEM;
-		f->nbyaddr = 0;
-		for (i = 0; i < f->nsyms; i++)
-			if (f->syms[i].type == STT_FUNC && f->syms[i].size) {
-				f->byaddr[f->nbyaddr].value = f->syms[i].value;
-				f->byaddr[f->nbyaddr++].sym = i;
-			}
-		qsort(f->byaddr, f->nbyaddr, sizeof(*f->byaddr), byaddr_cmp);
-	}
-	hi = f->nbyaddr;
+	if (f->byaddr)
+		return 0;
+	f->byaddr = malloc((f->nsyms ? f->nsyms : 1) * sizeof(*f->byaddr));
+	if (!f->byaddr)
+		return -ENOMEM;
+	f->nbyaddr = 0;
+	for (i = 0; i < f->nsyms; i++)
+		if (f->syms[i].type == STT_FUNC && f->syms[i].size) {
+			f->byaddr[f->nbyaddr].value = f->syms[i].value;
+			f->byaddr[f->nbyaddr++].sym = i;
+		}
+	qsort(f->byaddr, f->nbyaddr, sizeof(*f->byaddr), byaddr_cmp);
+	return 0;
+}
+
+/* The index of the first function symbol at or after value. */
+static uint32_t byaddr_first(const struct elfsym_file *f, uint64_t value)
+{
+	uint32_t lo = 0, hi = f->nbyaddr;
+
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -744,16 +750,57 @@ int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
 		else
 			hi = mid;
 	}
-	if (lo == f->nbyaddr || f->byaddr[lo].value != value)
-		return -ENOENT;
-	i = f->byaddr[lo].sym;
+	return lo;
+}
+
+static void sym_out(const struct elfsym_file *f, uint32_t i,
+		    struct elfsym_sym *sym, const char **name)
+{
 	sym->value = f->syms[i].value;
 	sym->size = f->syms[i].size;
 	sym->type = f->syms[i].type;
 	sym->bind = f->syms[i].bind;
 	if (name)
 		*name = f->names + f->syms[i].name;
+}
+
+int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
+			struct elfsym_sym *sym, const char **name)
+{
+	uint32_t lo;
+
+	if (byaddr_build(f))
+		return -ENOMEM;
+	lo = byaddr_first(f, value);
+	if (lo == f->nbyaddr || f->byaddr[lo].value != value)
+		return -ENOENT;
+	sym_out(f, f->byaddr[lo].sym, sym, name);
 	return 0;
+}
+
+int elfsym_func_containing(struct elfsym_file *f, uint64_t addr,
+			   struct elfsym_sym *sym)
+{
+	uint32_t j;
+	uint64_t start;
+
+	if (byaddr_build(f))
+		return -ENOMEM;
+	j = byaddr_first(f, addr + 1);
+	if (!j)
+		return -ENOENT;
+	/* The nearest start at or before addr, and its aliases; a symbol
+	 * that starts earlier and spans a nearer one is not looked at. */
+	start = f->byaddr[j - 1].value;
+	while (j-- > 0 && f->byaddr[j].value == start) {
+		const struct esym *s = &f->syms[f->byaddr[j].sym];
+
+		if (addr < s->value + s->size) {
+			sym_out(f, f->byaddr[j].sym, sym, NULL);
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 void elfsym_close(struct elfsym_file *f)

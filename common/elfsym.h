@@ -79,6 +79,13 @@ int elfsym_func_at(struct elfsym_file *f, uint64_t value,
 int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
 			struct elfsym_sym *sym, const char **name);
 
+/* The function symbol (with a size) whose bytes hold addr: the one
+ * starting nearest at or before it (or an alias of it).  Returns 0, or
+ * -ENOENT (addr lies between functions, or in one that another function's
+ * symbol starts inside) or -ENOMEM. */
+int elfsym_func_containing(struct elfsym_file *f, uint64_t addr,
+			   struct elfsym_sym *sym);
+
 /* Formats a lookup error the way relive reports it:
  * "symbol 'bar' is ambiguous in libx.so.1 (3 definitions); set old_sympos",
  * "symbol 'bar' not found in libx.so.1",

@@ -322,6 +322,28 @@ static void test_func_at(void **state)
 	elfsym_close(f);
 }
 
+/* The function that holds an address: its first byte, its last, not the
+ * byte after it. */
+static void test_func_containing(void **state)
+{
+	struct elfsym_file *f = open_ok(tpath("libx.so.1"));
+	struct elfsym_sym by_name, in;
+
+	(void)state;
+	assert_int_equal(elfsym_lookup(f, "uses_b", 0, &by_name, NULL), 0);
+	assert_true(by_name.size > 1);
+	assert_int_equal(elfsym_func_containing(f, by_name.value, &in), 0);
+	assert_int_equal(in.value, by_name.value);
+	assert_int_equal(elfsym_func_containing(f, by_name.value +
+						by_name.size - 1, &in), 0);
+	assert_int_equal(in.value, by_name.value);
+	assert_int_equal(in.size, by_name.size);
+	if (elfsym_func_containing(f, by_name.value + by_name.size, &in) == 0)
+		assert_true(in.value >= by_name.value + by_name.size);
+	assert_int_equal(elfsym_func_containing(f, 0, &in), -ENOENT);
+	elfsym_close(f);
+}
+
 static void test_sympos(void **state)
 {
 	struct elfsym_file *f = open_ok(tpath("libx.so.1"));
@@ -761,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_header_only),
 		cmocka_unit_test(test_func_at),
+		cmocka_unit_test(test_func_containing),
 		cmocka_unit_test(test_sympos),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_stripped_dynsym),

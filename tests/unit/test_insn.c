@@ -618,6 +618,60 @@ static void test_encode_jump(void **state)
 	assert_int_equal(relive_arch_encode_jump(from, 0x1000, out), -1);
 }
 
+static void test_encode_call(void **state)
+{
+	uint8_t out[RELIVE_ARCH_CALL_LEN];
+	static const uint8_t fwd[] = { 0xe8, 0xfb, 0x0f, 0x00, 0x00 };
+	const uint64_t from = 0x7f0000000000ULL;
+
+	(void)state;
+	assert_int_equal(relive_arch_encode_call(from, from + 0x1000, out), 0);
+	assert_memory_equal(out, fwd, 5);
+	assert_int_equal(relive_arch_encode_call(from, from + 5 + INT32_MAX,
+						 out), 0);
+	assert_int_equal(relive_arch_encode_call(from, from + 6 + INT32_MAX,
+						 out), -1);
+}
+
+/*
+ * Only a call rel32 that starts on an instruction boundary counts: an e8
+ * byte inside an immediate, an indirect call and anything after a byte
+ * that does not decode do not.
+ */
+static void test_find_calls(void **state)
+{
+	static const uint8_t code[] = {
+		0x55,                               /*  0 push %rbp */
+		0xb8, 0xe8, 0x00, 0x00, 0x00,       /*  1 mov $0xe8,%eax */
+		0xe8, 0x10, 0x00, 0x00, 0x00,       /*  6 call .+0x15 */
+		0xff, 0xd0,                         /* 11 call *%rax */
+		0x48, 0x89, 0xe5,                   /* 14 mov %rsp,%rbp */
+		0xe8, 0x00, 0x00, 0x00, 0x00,       /* 16 call .+5 */
+		0x06,                               /* 21 (no such insn) */
+		0xe8, 0x00, 0x00, 0x00, 0x00,       /* 22 call, not reached */
+	};
+	const uint64_t cand[] = { FUNC + 2, FUNC + 6, FUNC + 11, FUNC + 16,
+				  FUNC + 22, FUNC + 40 };
+	bool is_call[6];
+
+	(void)state;
+	assert_int_equal(relive_arch_find_calls(code, sizeof(code), FUNC,
+						cand, 6, is_call), 2);
+	assert_false(is_call[0]);
+	assert_true(is_call[1]);
+	assert_false(is_call[2]);
+	assert_true(is_call[3]);
+	assert_false(is_call[4]);
+	assert_false(is_call[5]);
+	/* a candidate list that skips the first call still finds the second */
+	assert_int_equal(relive_arch_find_calls(code, sizeof(code), FUNC,
+						cand + 3, 1, is_call), 1);
+	assert_true(is_call[0]);
+	/* a function cut short before the call */
+	assert_int_equal(relive_arch_find_calls(code, 18, FUNC, cand + 3, 1,
+						is_call), 0);
+}
+
 /* ---- real code ---- */
 
 int relive_test_global = 42;
@@ -783,6 +837,8 @@ int main(void)
 		cmocka_unit_test(test_small_function_copied_whole),
 		cmocka_unit_test(test_pc_to_copy),
 		cmocka_unit_test(test_encode_jump),
+		cmocka_unit_test(test_encode_call),
+		cmocka_unit_test(test_find_calls),
 		cmocka_unit_test(test_landing),
 		cmocka_unit_test(test_store16),
 		cmocka_unit_test(test_real_code),

@@ -530,6 +530,47 @@ int relive_arch_encode_jump(uint64_t from, uint64_t to,
 	return 0;
 }
 
+int relive_arch_encode_call(uint64_t from, uint64_t to,
+			    uint8_t out[RELIVE_ARCH_CALL_LEN])
+{
+	int32_t rel;
+
+	if (!rel32_to(from, RELIVE_ARCH_CALL_LEN, to, &rel))
+		return -1;
+	out[0] = CALL_REL32;
+	put_rel32(out + 1, rel);
+	return 0;
+}
+
+size_t relive_arch_find_calls(const uint8_t *code, size_t size,
+			      uint64_t func_addr, const uint64_t *cand,
+			      size_t n, bool *is_call)
+{
+	ZydisDecoder dec;
+	struct insn in;
+	size_t off = 0, i = 0, found = 0;
+
+	memset(is_call, 0, n * sizeof(*is_call));
+	decoder_init(&dec);
+	while (i < n && off < size) {
+		uint64_t at = func_addr + off;
+
+		while (i < n && cand[i] < at)
+			i++; /* not an instruction boundary */
+		if (i == n ||
+		    !ZYAN_SUCCESS(decode(&dec, code, size, off, func_addr, &in)))
+			break;
+		if (cand[i] == at && in.zi.length == RELIVE_ARCH_CALL_LEN &&
+		    in.bytes[0] == CALL_REL32 &&
+		    in.zi.mnemonic == ZYDIS_MNEMONIC_CALL) {
+			is_call[i++] = true;
+			found++;
+		}
+		off += in.zi.length;
+	}
+	return found;
+}
+
 uint64_t relive_arch_landing(const struct relive_site *site)
 {
 	int32_t rel;
