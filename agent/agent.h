@@ -82,6 +82,14 @@ struct relive_stub_data {
 	uint32_t pad;
 };
 
+/* A direct call to a patched function, in the code of its own object
+ * (direct.c). */
+struct relive_call {
+	uintptr_t at;               /* the call instruction */
+	uintptr_t to;               /* 0: it calls the entry, as built; else
+				       the version it leads to directly */
+};
+
 struct relive_ops {
 	uintptr_t func_addr;
 	size_t size;                /* of the original function */
@@ -95,6 +103,9 @@ struct relive_ops {
 	bool redirected;            /* the entry jump is in place */
 	uintptr_t direct;           /* non-zero: the entry jump leads straight
 				       to this version (direct.c) */
+	struct relive_call *calls;  /* the direct calls to the function */
+	size_t ncalls;
+	bool calls_found;           /* calls[] was looked for */
 	bool pinned;                /* never restored (the loader hook) */
 	bool landed;                /* the stub is at the site's landing: the
 				       entry jump is a one-byte write */
@@ -181,6 +192,10 @@ struct relive_ops **ops_all(size_t *n);
 bool direct_allowed(void);
 void direct_steer_begin(const char *path, uintptr_t lo, uintptr_t hi);
 void direct_steer_end(void);
+struct elfsym_file;
+void direct_find_calls(struct elfsym_file *f, uintptr_t bias,
+		       struct relive_ops **ops, size_t n);
+size_t direct_calls_of(const struct relive_ops *o);
 size_t direct_make_all(void);
 int direct_take_back(struct relive_ops **ops, size_t n);
 int direct_take_back_all(void);

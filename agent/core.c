@@ -190,6 +190,22 @@ static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
 }
 
 
+/* The direct calls to o's functions, for when their entries go direct
+ * (direct.c); none found only costs calls the entry's jump. */
+static void find_calls(struct relive_object *o, struct elfsym_file *f)
+{
+	struct relive_ops **ops = calloc(o->nfuncs ? o->nfuncs : 1,
+					 sizeof(*ops));
+	size_t i;
+
+	if (!ops)
+		return;
+	for (i = 0; i < o->nfuncs; i++)
+		ops[i] = o->funcs[i].ops;
+	direct_find_calls(f, o->bias, ops, o->nfuncs);
+	free(ops);
+}
+
 /* Resolves one object's functions and builds their ops.  The object must
  * be loaded.  Returns 0 or a negative errno with the message set. */
 int resolve_object(struct relive_object *o, const char *path)
@@ -250,6 +266,7 @@ int resolve_object(struct relive_object *o, const char *path)
 		cold_part(f, fn->old_name, o->bias, &fn->ops->cold_lo,
 			  &fn->ops->cold_hi);
 	}
+	find_calls(o, f);
 	elfsym_close(f);
 	return 0;
 }
@@ -853,7 +870,8 @@ static void sb_str(struct sbuf *b, const char *s)
  * sequence count, so the controller can read it without stopping anything:
  * an odd snap_seq means "being written".
  */
-/* Calls reach f straight from its function's entry (direct.c). */
+/* Calls reach f straight from its function's entry (direct.c); its
+ * direct_calls do not even go through the entry. */
 static bool is_direct(const struct relive_func *f)
 {
 	return f->on_stack && f->ops && f->new_func &&
@@ -909,11 +927,14 @@ void core_snapshot(void)
 				sb_add(&b, "%s{\"name\":", j ? "," : "");
 				sb_str(&b, o->funcs[j].old_name);
 				sb_add(&b, ",\"sympos\":%lu,\"nop\":%s,"
-					   "\"direct\":%s}",
+					   "\"direct\":%s,\"direct_calls\":%zu}",
 				       o->funcs[j].old_sympos,
 				       o->funcs[j].nop ? "true" : "false",
 				       is_direct(&o->funcs[j]) ? "true" :
-								 "false");
+								 "false",
+				       is_direct(&o->funcs[j]) ?
+					       direct_calls_of(o->funcs[j].ops) :
+					       0);
 			}
 			sb_add(&b, "]}");
 		}

@@ -58,6 +58,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "background.h"
+#include "elfsym.h"
 
 #define REACH ((uintptr_t)1 << 31)
 #define MARGIN ((uintptr_t)16 << 20)
@@ -226,19 +228,25 @@ void direct_steer_end(void)
 	nreserved = 0;
 }
 
-/* --- retargeting entry jumps in place ----------------------------------- */
+/* --- retargeting code in place ------------------------------------------ */
 
+/* One 5-byte instruction to rewrite: an entry jump, or a direct call. */
 struct retarget {
-	struct relive_ops *o;
+	uintptr_t at;
+	struct relive_ops *o;       /* whose entry, or whose call */
+	struct relive_call *call;   /* NULL: the entry jump */
 	uint64_t to;
 	uint8_t old[RELIVE_ARCH_JUMP_LEN], new[RELIVE_ARCH_JUMP_LEN];
 	bool done;
 };
 
-static int by_site(const void *a, const void *b)
+_Static_assert(RELIVE_ARCH_CALL_LEN == RELIVE_ARCH_JUMP_LEN,
+	       "a retarget rewrites jumps and calls of one length");
+
+static int by_at(const void *a, const void *b)
 {
-	uint64_t x = ((const struct retarget *)a)->o->site.site_addr;
-	uint64_t y = ((const struct retarget *)b)->o->site.site_addr;
+	uint64_t x = ((const struct retarget *)a)->at;
+	uint64_t y = ((const struct retarget *)b)->at;
 
 	return x < y ? -1 : x > y;
 }
@@ -247,15 +255,15 @@ static int by_site(const void *a, const void *b)
  * differ, or 0 if there is no such block. */
 static uintptr_t block_of(const struct retarget *r)
 {
-	uintptr_t at = r->o->site.site_addr, first = 0, last = 0;
+	uintptr_t first = 0, last = 0;
 	bool any = false;
 	size_t i;
 
 	for (i = 0; i < RELIVE_ARCH_JUMP_LEN; i++)
 		if (r->old[i] != r->new[i]) {
 			if (!any)
-				first = at + i;
-			last = at + i;
+				first = r->at + i;
+			last = r->at + i;
 			any = true;
 		}
 	if (!any || (first & ~(uintptr_t)15) != (last & ~(uintptr_t)15))
@@ -270,10 +278,10 @@ static bool store(const struct retarget *r, uintptr_t block)
 
 	memcpy(cur, (const void *)block, sizeof(cur));
 	memcpy(next, cur, sizeof(next));
-	/* The jump may start before the block or end after it: the bytes
-	 * outside it do not change, but must be what is expected too. */
+	/* The instruction may start before the block or end after it: the
+	 * bytes outside it do not change, but must be what is expected too. */
 	for (i = 0; i < RELIVE_ARCH_JUMP_LEN; i++) {
-		uintptr_t a = r->o->site.site_addr + i;
+		uintptr_t a = r->at + i;
 
 		if (a >= block && a < block + 16) {
 			if (cur[a - block] != r->old[i])
@@ -287,9 +295,9 @@ static bool store(const struct retarget *r, uintptr_t block)
 }
 
 /*
- * Carries out r[0..n): for each run of jumps in one mapping, makes the
- * pages between the first and the last writable (unless the program made
- * them writable and executable itself), stores each jump's block, and
+ * Carries out r[0..n): for each run of instructions in one mapping, makes
+ * the pages between the first and the last writable (unless the program
+ * made them writable and executable itself), stores each one's block, and
  * gives the pages their protection back.
  */
 static void retarget(struct retarget *r, size_t n)
@@ -298,9 +306,9 @@ static void retarget(struct retarget *r, size_t n)
 
 	if (!n)
 		return;
-	qsort(r, n, sizeof(*r), by_site);
+	qsort(r, n, sizeof(*r), by_at);
 	while (i < n) {
-		uintptr_t at = r[i].o->site.site_addr, lo, hi;
+		uintptr_t at = r[i].at, lo, hi;
 		struct codemem_vma v;
 		bool writable;
 		size_t j;
@@ -310,10 +318,10 @@ static void retarget(struct retarget *r, size_t n)
 			continue;
 		}
 		writable = v.prot & PROT_WRITE; /* the program's own RWX */
-		for (j = i + 1; j < n && r[j].o->site.site_addr + 16 < v.hi; j++)
+		for (j = i + 1; j < n && r[j].at + 16 < v.hi; j++)
 			;
 		lo = at & ~(PAGE - 1);
-		hi = (r[j - 1].o->site.site_addr + 16 + PAGE - 1) & ~(PAGE - 1);
+		hi = (r[j - 1].at + 16 + PAGE - 1) & ~(PAGE - 1);
 		if (hi > v.hi)
 			hi = v.hi;
 		if (writable ||
@@ -332,16 +340,262 @@ static void retarget(struct retarget *r, size_t n)
 	}
 }
 
+/* --- finding the direct calls ----------------------------------------------- */
+
+struct wanted {
+	uintptr_t entry;
+	struct relive_ops *o;
+};
+
+struct candidate {
+	uintptr_t at;
+	struct relive_ops *o;
+};
+
+static int by_entry(const void *a, const void *b)
+{
+	uintptr_t x = ((const struct wanted *)a)->entry;
+	uintptr_t y = ((const struct wanted *)b)->entry;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct relive_ops *wanted_at(const struct wanted *w, size_t n,
+				    uintptr_t entry)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (w[mid].entry < entry)
+			lo = mid + 1;
+		else if (w[mid].entry > entry)
+			hi = mid;
+		else
+			return w[mid].o;
+	}
+	return NULL;
+}
+
+static bool add_call(struct relive_ops *o, uintptr_t at)
+{
+	struct relive_call *c = o->calls;
+
+	/* room doubles at each power of two: 4, 8, 16 ... */
+	if (o->ncalls < 4 ? !o->calls : !(o->ncalls & (o->ncalls - 1))) {
+		size_t room = o->ncalls < 4 ? 4 : 2 * o->ncalls;
+
+		if (!(c = realloc(o->calls, room * sizeof(*c))))
+			return false;
+		o->calls = c;
+	}
+	c[o->ncalls].at = at;
+	c[o->ncalls].to = 0;
+	o->ncalls++;
+	return true;
+}
+
+/* The byte pattern of a call rel32 to one of w[0..n) in [lo, hi): every
+ * e8 byte whose operand leads to a wanted entry and lies in one aligned
+ * 16-byte block (so that it can be rewritten in one store).  Most are
+ * calls; the rest (an e8 byte inside another instruction) are told apart
+ * by decoding. */
+static struct candidate *scan(uintptr_t lo, uintptr_t hi,
+			      const struct wanted *w, size_t n, size_t *out)
+{
+	struct candidate *c = NULL;
+	size_t nc = 0, cap = 0;
+	uintptr_t min = w[0].entry, max = w[n - 1].entry, p, next_step;
+
+	next_step = lo + 65536;
+	for (p = lo; p + RELIVE_ARCH_CALL_LEN <= hi; p++) {
+		const uint8_t *b = (const uint8_t *)p;
+		struct relive_ops *o;
+		uintptr_t to;
+		int32_t rel;
+
+		if (p >= next_step) {
+			background_step(); /* a long text: 0.1 ms per 64 KiB */
+			next_step = p + 65536;
+		}
+		if (*b != 0xe8)
+			continue;
+		memcpy(&rel, b + 1, sizeof(rel));
+		to = p + RELIVE_ARCH_CALL_LEN + (intptr_t)rel;
+		if (to < min || to > max || ((p + 1) & 15) > 12 ||
+		    !(o = wanted_at(w, n, to)))
+			continue;
+		if (nc == cap) {
+			struct candidate *m;
+
+			cap = cap ? 2 * cap : 64;
+			if (!(m = realloc(c, cap * sizeof(*c)))) {
+				free(c);
+				*out = 0;
+				return NULL;
+			}
+			c = m;
+		}
+		c[nc].at = p;
+		c[nc++].o = o;
+	}
+	*out = nc;
+	return c;
+}
+
+/* Keeps the candidates c[0..n) (ascending) that decoding shows to be
+ * calls, and not in any function's first RELIVE_ARCH_PROLOGUE_MAX bytes
+ * (where a redirection may displace them into an original copy).  Each
+ * function holding candidates is decoded once, whatever their number. */
+static size_t confirm(struct elfsym_file *f, uintptr_t bias,
+		      struct candidate *c, size_t n)
+{
+	uint64_t *at = malloc(n * sizeof(*at));
+	bool *is_call = malloc(n * sizeof(*is_call));
+	size_t i = 0, j, k, found = 0;
+
+	while (at && is_call && i < n) {
+		struct elfsym_sym sym;
+		uintptr_t start, end;
+
+		if (elfsym_func_containing(f, c[i].at - bias, &sym)) {
+			i++; /* between functions, or unknown: left alone */
+			continue;
+		}
+		start = bias + sym.value;
+		end = start + sym.size;
+		for (j = i, k = 0; j < n && c[j].at < end; j++)
+			at[k++] = c[j].at;
+		relive_arch_find_calls((const uint8_t *)start, sym.size, start,
+				       at, k, is_call);
+		for (k = 0; i < j; i++, k++)
+			if (is_call[k] &&
+			    c[i].at >= start + RELIVE_ARCH_PROLOGUE_MAX &&
+			    c[i].at + RELIVE_ARCH_CALL_LEN <= end &&
+			    add_call(c[i].o, c[i].at))
+				found++;
+		background_step();
+	}
+	free(at);
+	free(is_call);
+	return found;
+}
+
+/*
+ * Finds the direct calls (call rel32 in the same object) to the functions
+ * of ops[0..n), whose object's symbols are f, loaded at bias: one pass
+ * over each code segment for the byte pattern, then a decode of each
+ * function holding a match from its first byte, so that only a real call
+ * instruction is ever rewritten.  Code without a function symbol is left
+ * alone, as is a call whose operand straddles a 16-byte block.  Calls
+ * through the PLT or a pointer are not direct calls: they keep reaching
+ * the entry.
+ */
+void direct_find_calls(struct elfsym_file *f, uintptr_t bias,
+		       struct relive_ops **ops, size_t n)
+{
+	struct wanted *w;
+	size_t i, m = 0, done = 0, found = 0;
+
+	if (!direct_allowed() || !n || !(w = calloc(n, sizeof(*w))))
+		return;
+	for (i = 0; i < n; i++)
+		if (ops[i] && !ops[i]->calls_found && !ops[i]->pinned) {
+			ops[i]->calls_found = true;
+			w[m].entry = ops[i]->func_addr;
+			w[m++].o = ops[i];
+		}
+	qsort(w, m, sizeof(*w), by_entry);
+	/* One code segment after the other (an object has one, usually). */
+	while (done < m) {
+		uintptr_t lo, hi;
+		struct candidate *c;
+		size_t nc, k, in = 0;
+		struct wanted *seg;
+
+		if (!code_segment_of(w[done].entry, &lo, &hi)) {
+			done++;
+			continue;
+		}
+		seg = w + done;
+		while (done + in < m && w[done + in].entry < hi)
+			in++;
+		c = scan(lo, hi, seg, in, &nc);
+		k = c ? confirm(f, bias, c, nc) : 0;
+		found += k;
+		free(c);
+		done += in;
+	}
+	free(w);
+	if (found)
+		agent_log("%zu direct calls found to %zu functions", found, m);
+}
+
+/* How many direct calls lead straight to o's version. */
+size_t direct_calls_of(const struct relive_ops *o)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < o->ncalls; i++)
+		if (o->calls[i].to && o->calls[i].to == o->direct)
+			k++;
+	return k;
+}
+
+/* --- making them direct, and taking them back ------------------------------- */
+
+/* The direct calls of the ops whose entries are direct, to the same
+ * version.  Returns how many were rewritten. */
+static size_t make_calls_direct(struct relive_ops **ops, size_t n)
+{
+	struct retarget *r;
+	size_t i, j, m = 0, done = 0;
+
+	for (i = 0; i < n; i++)
+		if (ops[i]->direct)
+			m += ops[i]->ncalls;
+	if (!m || !(r = calloc(m, sizeof(*r))))
+		return 0;
+	for (i = 0, m = 0; i < n; i++) {
+		struct relive_ops *o = ops[i];
+
+		for (j = 0; o->direct && j < o->ncalls; j++) {
+			struct relive_call *c = &o->calls[j];
+
+			if (c->to == o->direct ||
+			    relive_arch_encode_call(c->at,
+						    c->to ? c->to : o->func_addr,
+						    r[m].old) ||
+			    relive_arch_encode_call(c->at, o->direct, r[m].new))
+				continue;
+			r[m].at = c->at;
+			r[m].o = o;
+			r[m].call = c;
+			r[m++].to = o->direct;
+		}
+	}
+	retarget(r, m);
+	for (i = 0; i < m; i++)
+		if (r[i].done) {
+			r[i].call->to = r[i].to;
+			done++;
+		}
+	free(r);
+	return done;
+}
+
 /*
  * With no transition in progress: the entry of every ops whose top version
- * is a new function within reach is made a direct jump to it.  Returns how
- * many entries are direct now.
+ * is a new function within reach is made a direct jump to it, then the
+ * direct calls to those functions are made calls of it.  Returns how many
+ * entries are direct now.
  */
 size_t direct_make_all(void)
 {
 	struct relive_ops **ops;
 	struct retarget *r;
-	size_t i, n, m = 0, done = 0, have = 0;
+	size_t i, n, m = 0, done = 0, have = 0, calls;
 
 	if (!direct_allowed() || !(ops = ops_all(&n)))
 		return 0;
@@ -362,6 +616,7 @@ size_t direct_make_all(void)
 					    (uintptr_t)o->stub, r[m].old) ||
 		    relive_arch_encode_jump(o->site.site_addr, to, r[m].new))
 			continue;
+		r[m].at = o->site.site_addr;
 		r[m].o = o;
 		r[m].to = to;
 		m++;
@@ -373,23 +628,86 @@ size_t direct_make_all(void)
 			done++;
 		}
 	free(r);
+	calls = make_calls_direct(ops, n);
 	free(ops);
-	if (done)
-		agent_log("%zu entries made direct", done);
+	if (done || calls)
+		agent_log("%zu entries and %zu calls made direct", done, calls);
 	return have + done;
 }
 
 /*
- * Before a transition starts (or a target changes): every direct entry among
- * ops[0..n) leads to its stub again.  Returns 0, or -EIO with the message
- * set (nothing may start: a direct entry would bypass the transition).
+ * The direct calls among ops[0..n) call their function's entry again.
+ * Returns 0, or -EIO with the message set when one still leads to a
+ * version.
+ */
+static int take_back_calls(struct relive_ops **ops, size_t n)
+{
+	struct retarget *r;
+	size_t i, j, m = 0;
+	int rc = 0;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < ops[i]->ncalls; j++)
+			if (ops[i]->calls[j].to)
+				m++;
+	if (!m)
+		return 0;
+	if (!(r = calloc(m, sizeof(*r)))) {
+		agent_msg("out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0, m = 0; i < n; i++) {
+		struct relive_ops *o = ops[i];
+
+		for (j = 0; j < o->ncalls; j++) {
+			struct relive_call *c = &o->calls[j];
+
+			if (!c->to ||
+			    relive_arch_encode_call(c->at, c->to, r[m].old) ||
+			    relive_arch_encode_call(c->at, o->func_addr,
+						    r[m].new))
+				continue;
+			r[m].at = c->at;
+			r[m].o = o;
+			r[m++].call = c;
+		}
+	}
+	retarget(r, m);
+	for (i = 0; i < m; i++) {
+		uint8_t cur[RELIVE_ARCH_CALL_LEN];
+
+		/* Not taken back: read what the call is now, through the
+		 * kernel (its object may be gone).  Only a call still
+		 * leading to the version would bypass the transition. */
+		if (!r[i].done &&
+		    codemem_read(cur, r[i].at, sizeof(cur)) == 0 &&
+		    !memcmp(cur, r[i].old, sizeof(cur))) {
+			agent_msg("cannot make a call of %s at %#lx call its "
+				  "entry again; nothing was changed",
+				  r[i].o->name, (unsigned long)r[i].at);
+			rc = -EIO;
+			continue;
+		}
+		r[i].call->to = 0;
+	}
+	free(r);
+	return rc;
+}
+
+/*
+ * Before a transition starts (or a target changes): every direct call and
+ * every direct entry among ops[0..n) leads to the stub again.  Returns 0,
+ * or -EIO with the message set (nothing may start: a direct entry or call
+ * would bypass the transition).
  */
 int direct_take_back(struct relive_ops **ops, size_t n)
 {
 	struct retarget *r;
 	size_t i, m = 0;
-	int rc = 0;
+	int rc = take_back_calls(ops, n);
 
+	if (rc)
+		return rc;
 	for (i = 0; i < n; i++)
 		if (ops[i]->direct)
 			m++;
@@ -409,6 +727,7 @@ int direct_take_back(struct relive_ops **ops, size_t n)
 		    relive_arch_encode_jump(o->site.site_addr,
 					    (uintptr_t)o->stub, r[m].new))
 			continue;
+		r[m].at = o->site.site_addr;
 		r[m++].o = o;
 	}
 	retarget(r, m);

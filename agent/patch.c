@@ -569,6 +569,7 @@ void ops_forget(struct relive_ops *o)
 	/* Its stub and copy stay mapped: a thread could still be leaving
 	 * them.  The memory is not reused. */
 	free(o->stack);
+	free(o->calls);
 	free(o->name);
 	free(o);
 }

@@ -1,7 +1,8 @@
-"""Direct entries (agent/direct.c): once a transition has completed, a
-patched function's entry jump leads straight to the version every thread
-runs, without the stub; before the next transition over it, the entry leads
-to the stub again.  A patch that changes the executable is loaded within
+"""Direct entries and direct calls (agent/direct.c): once a transition has
+completed, a patched function's entry jump leads straight to the version
+every thread runs, without the stub, and the direct calls to it in its own
+object call that version; before the next transition over it, the calls
+lead to the entry and the entry to the stub again.  A patch that changes the executable is loaded within
 reach of it for that, and the reservations that steer its load are gone
 afterwards.
 
@@ -12,9 +13,12 @@ import struct
 
 import pytest
 
-from conftest import (FAILED, RELIVE_ENV, TARGETS, apply, disable,
-                      find_patch, listing, nm_address, patch_path, relive,
-                      remove)
+import re
+import subprocess
+
+from conftest import (FAILED, OK, RELIVE_ENV, TARGETS, TIMEOUT, apply,
+                      disable, find_patch, listing, nm_address, patch_path,
+                      relive, remove)
 
 STACK = {"stack_p1": "1005", "stack_p2": "2005"}
 
@@ -57,6 +61,32 @@ def jump_target(pid, addr):
     if b[0] != 0xE9:
         return None
     return addr + 5 + struct.unpack("<i", b[1:5])[0]
+
+
+def call_target(pid, addr):
+    """Where the call rel32 at addr leads, or None if there is none."""
+    b = peek(pid, addr, 5)
+    if b[0] != 0xE8:
+        return None
+    return addr + 5 + struct.unpack("<i", b[1:5])[0]
+
+
+def call_sites(path, symbol):
+    """The file offsets of the direct calls to symbol in the file at path,
+    as objdump's disassembly shows them (independent of relive's own
+    decoding)."""
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path],
+                         capture_output=True, text=True, check=True).stdout
+    pat = re.compile(r"^\s*([0-9a-f]+):\s+call\s+[0-9a-f]+ <" +
+                     re.escape(symbol) + r">$")
+    return [int(m.group(1), 16) for m in map(pat.match, out.splitlines())
+            if m]
+
+
+def funcs_direct_calls(pid, patch):
+    p = find_patch(listing(pid), patch)
+    return {f["name"]: f["direct_calls"] for o in p["objects"]
+            for f in o["funcs"]}
 
 
 def mapping_of(pid, addr):
@@ -159,6 +189,10 @@ def test_entries_stay_on_the_stub_when_turned_off(spawn):
     stub = mapping_of(t.pid, jump_target(t.pid, entry))
     assert stub and stub[2] == "r-xp" and stub[4] == "", stub
     assert funcs_direct(t.pid, "stack_p1") == {"basic_value": False}
+    sites = [load_base(t.pid, TARGETS / "basic_pie") + off
+             for off in call_sites(TARGETS / "basic_pie", "basic_value")]
+    assert sites
+    assert [call_target(t.pid, a) for a in sites] == [entry] * len(sites)
     disable(t.pid, "stack_p1")
     remove(t.pid, "stack_p1")
     assert t.ask("call 5") == "6"
@@ -179,3 +213,44 @@ def test_refused_enable_leaves_the_entries_direct(spawn):
     assert "pre_patch" in err, err
     assert funcs_direct(t.pid, "cm_cb") == before
     assert (t.ask("fa 5"), t.ask("lib 5")) == ("55", "55")
+
+
+def test_direct_calls_lead_straight_to_the_version(spawn):
+    """cm_value of cm_park is called directly by the command loop.  After
+    cm_park_fix's transition those calls lead to the new cm_value (as many
+    as the listing's direct_calls; any other still calls the entry).  While
+    disabling it waits for a parked worker, every call leads to the entry
+    again and the main thread, switched, gets the original; afterwards the
+    code is as it was."""
+    t = spawn("cm_park")
+    exe = TARGETS / "cm_park"
+    base = load_base(t.pid, exe)
+    entry = base + nm_address(exe, "cm_value")
+    sites = [base + off for off in call_sites(exe, "cm_value")]
+    assert sites, "cm_park's command loop calls cm_value directly"
+    original = {a: peek(t.pid, a, 5) for a in sites}
+    assert all(call_target(t.pid, a) == entry for a in sites)
+
+    apply(t.pid, "cm_park_fix")
+    new = runtime_address(t.pid, patch_path("cm_park_fix"), "new_cm_value")
+    leads = [call_target(t.pid, a) for a in sites]
+    assert set(leads) <= {entry, new}, [hex(x) for x in leads]
+    assert leads.count(new) >= 1, "the command loop's call is direct"
+    assert funcs_direct_calls(t.pid, "cm_park_fix")["cm_value"] == \
+        leads.count(new)
+    assert t.ask("value 5") == "105"
+
+    tid = int(t.ask("park").split()[1])
+    assert tid
+    rc, _, err = relive("disable", "-p", t.pid, "cm_park_fix",
+                        "--timeout", "2")
+    assert rc == TIMEOUT, err
+    assert [call_target(t.pid, a) for a in sites] == [entry] * len(sites)
+    assert funcs_direct_calls(t.pid, "cm_park_fix")["cm_value"] == 0
+    assert t.ask("value 5") == "6"  # switched: the original, not 105
+    assert t.ask("release") == "222"
+    rc, _, err = relive("wait", "-p", t.pid, "--timeout", "20")
+    assert rc == OK, err
+    assert {a: peek(t.pid, a, 5) for a in sites} == original
+    assert t.ask("value 5") == "6"
+    remove(t.pid, "cm_park_fix")
