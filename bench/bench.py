@@ -216,6 +216,8 @@ class Bench:
             if k in ("r", "q", "p"):
                 out[{"r": "ratios", "q": "ratios2", "p": "ratios13"}[k]] = [
                     float(x) for x in v.split("/")]
+            elif k.startswith("R"):  # a variant's per-round times
+                out[k] = [float(x) for x in v.split("/")]
             else:
                 med, lo, hi, ret = v.split(",")
                 out[k] = {"ns": float(med), "min": float(lo),
@@ -226,6 +228,11 @@ class Bench:
         rs = run[key]
         return self.row(fig, name, median(rs), "ratio", target,
                         sp=spread(rs))
+
+    @staticmethod
+    def round_ratios(run, a, b):
+        """The per-round ratios of variants a and b of one run."""
+        return [x / y for x, y in zip(run["R" + a], run["R" + b])]
 
     def transition_run(self, t, reps, n):
         """In target t, with calls_k patched and its library loaded: holds
@@ -246,9 +253,10 @@ class Bench:
         if rc != 3:
             raise RuntimeError("calls_fgh: expected exit 3 (transition "
                                "held open), got %d:\n%s" % (rc, out))
-        s = self.parse_run(t.cmd("run S fk %d %d" % (reps, n), 600))
-        u = self.parse_run(t.cmd("run U fk %d %d" % (reps, n), 600))
-        if (s["f"]["ret"], u["f"]["ret"], s["k"]["ret"]) != (2, 1, 2):
+        s = self.parse_run(t.cmd("run S fkc %d %d" % (reps, n), 600))
+        u = self.parse_run(t.cmd("run U fkc %d %d" % (reps, n), 600))
+        if (s["f"]["ret"], u["f"]["ret"], s["k"]["ret"], s["c"]["ret"],
+                u["c"]["ret"]) != (2, 1, 2, 2, 1):
             self.problems.append(
                 "during the transition the switched thread ran %s "
                 "bench_f and the unswitched one %s (expected new, old)"
@@ -277,21 +285,28 @@ class Bench:
             t.cmd("release")
             self.must(0, "wait", "-p", t.pid, "--timeout", "30")
             t.cmd("load " + os.path.realpath(fgh_so))
-            # 1: steady state, side by side in one thread: the patched
-            # bench_f (its entry jumps to the new version) against a direct
-            # call to its new version; and, as the floor, a call through a
-            # jmp the target wrote by itself to the new version, against the
-            # same direct call; and the never-patched bench_u.
-            m = self.parse_run(t.cmd("run main fFJFu %d %d" % (reps, n), 600))
+            # 1: steady state, side by side in one thread.  A direct call
+            # of bench_f (bench_loop_f's, made direct by relive) against
+            # the same loop calling bench_f_v2 from a copy the target made;
+            # through a function pointer, the patched bench_f (its entry
+            # jumps to the new version) against a call of bench_f_v2
+            # through a pointer; and, as that one's floor, a call through a
+            # jmp the target wrote by itself to the new version.
+            m = self.parse_run(t.cmd("run main cCfFJ %d %d" % (reps, n), 600))
             self.raw["steady"] = m
-            if (m["f"]["ret"], m["F"]["ret"], m["J"]["ret"],
-                    m["u"]["ret"]) != (2, 2, 2, 1):
+            if (m["c"]["ret"], m["C"]["ret"], m["f"]["ret"], m["F"]["ret"],
+                    m["J"]["ret"]) != (2, 2, 2, 2, 2):
                 self.problems.append("steady state: wrong versions ran: %s" % m)
             lst = json.loads(self.relive("list", "-p", t.pid, "--json")[2])
-            if not all(f["direct"] for p in lst["patches"]
-                       for o in p["objects"] for f in o["funcs"]):
+            funcs = [f for p in lst["patches"] for o in p["objects"]
+                     for f in o["funcs"]]
+            if not all(f["direct"] for f in funcs):
                 self.problems.append("steady state: an entry is not direct: "
                                      "%s" % lst)
+            if not any(f["name"] == "bench_f" and f["direct_calls"] >= 1
+                       for f in funcs):
+                self.problems.append("steady state: bench_loop_f's call of "
+                                     "bench_f is not direct: %s" % lst)
         finally:
             t.close()
         for _ in range(1 if self.quick else self.TRANSITION_PROCS - 1):
@@ -317,18 +332,25 @@ class Bench:
         finally:
             t.close()
         ns = lambda d: (d["ns"], {"min": d["min"], "max": d["max"], "n": reps})
+        m["ratios_cC"] = self.round_ratios(m, "c", "C")
+        m["ratios_fF"] = self.round_ratios(m, "f", "F")
+        m["ratios_JF"] = self.round_ratios(m, "J", "F")
+        m["ratios_fJ"] = self.round_ratios(m, "f", "J")
         self.ratio_row("1", "steady: patched call / direct call to new", m,
-                       ("<=", 1.05))
-        self.ratio_row("1", "floor, no relive: call via a jmp to new / direct",
-                       m, None, key="ratios2")
-        self.ratio_row("1", "steady: patched call / call via that jmp", m,
-                       None, key="ratios13")
+                       ("<=", 1.05), key="ratios_cC")
+        self.ratio_row("1", "steady, through a pointer: patched / to new",
+                       m, None, key="ratios_fF")
+        self.ratio_row("1", "floor, no relive: via a jmp to new / to new",
+                       m, None, key="ratios_JF")
+        self.ratio_row("1", "steady, through a pointer: patched / via jmp",
+                       m, None, key="ratios_fJ")
         self.ratio_row("1", "steady, entry left on the stub: patched / "
                        "direct", st, None)
-        for key, what in (("f", "steady: patched call (one direct jmp)"),
-                          ("F", "steady: direct call to the new function"),
-                          ("J", "floor: call via a jmp the target wrote"),
-                          ("u", "unpatched call (reference)")):
+        for key, what in (("c", "steady: patched direct call"),
+                          ("C", "steady: direct call to the new function"),
+                          ("f", "steady: patched call through a pointer"),
+                          ("F", "steady: call to new through a pointer"),
+                          ("J", "floor: call via a jmp the target wrote")):
             v, sp = ns(m[key])
             self.row("1", what, v, "ns", sp=sp)
         # Per process: the median of its rounds; the figure: the median
@@ -341,7 +363,9 @@ class Bench:
                      sp=spread(per))
         for key, i, what in (("f", 0, "transition: call by switched thread"),
                              ("f", 1, "transition: call by unswitched thread"),
-                             ("k", 0, "transition: steady call (same thread)")):
+                             ("k", 0, "transition: steady call (same thread)"),
+                             ("c", 0, "transition: direct call, switched"),
+                             ("c", 1, "transition: direct call, unswitched")):
             per = [r[i][key]["ns"] for r in runs]
             self.row("2", what, median(per), "ns", sp=spread(per))
 

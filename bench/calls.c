@@ -9,10 +9,15 @@
  *   bench_f   patched by calls_fgh.so (bench_f_v2), together with
  *   bench_g, bench_h   which call a callback: a thread inside the old
  *             bench_g or bench_h keeps the transition of calls_fgh.so open.
- * And J, made by "load" without relive: a page within reach of the loaded
- * bench_f_v2 holding one direct jump to it, what relive's entry jump is.  A
- * call through J against a direct call to bench_f_v2 is the floor of the
- * steady-state ratio.
+ * Made by "load" without relive, on pages within reach of the loaded
+ * bench_f_v2:
+ *   J  one direct jump to it, what relive's direct entry is.  A call
+ *      through J against a call through a pointer to bench_f_v2 is the
+ *      floor of a patched call through a pointer;
+ *   C  a copy of bench_loop_f (calls_loop.S), its call leading to
+ *      bench_f_v2: the direct call to the new function that variant c,
+ *      bench_loop_f itself calling bench_f, becomes once relive made that
+ *      call direct.
  * The new versions return x + 2, so each measurement also says which
  * version ran (ret=1 old, ret=2 new).
  *
@@ -27,12 +32,15 @@
  *   load PATH           dlopen(PATH, RTLD_NOLOAD) the patch the agent
  *                       loaded, and take its exported bench_f_v2 and
  *                       bench_k_v2 as the direct calls F and K
- *   run WHO VARS REPS N WHO main|S|U; VARS letters among u f k F K J.
- *                       Each of REPS rounds makes N calls of each variant
- *                       through a function pointer, in BLOCKS blocks with
+ *   run WHO VARS REPS N WHO main|S|U; VARS letters among u f k F K J
+ *                       (called through a function pointer) and c C
+ *                       (loops of their own with a direct call).
+ *                       Each of REPS rounds makes N calls of each variant,
+ *                       in BLOCKS blocks with
  *                       the variants taking turns (ABBA order), so that a
  *                       slow spell of the machine falls on all of them;
  *                       answers "V=MEDIAN,MIN,MAX,RET ..." in ns per call,
+ *                       "RV=T1/T2/..." each variant's per-round times,
  *                       "r=R1/R2/..." the per-round ratios of the first two
  *                       variants, "q=..." those of the next two and
  *                       "p=..." those of the first and the third
@@ -48,6 +56,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#if !defined(__x86_64__)
+#error "bench/calls.c writes x86-64 jumps and calls (make_code)"
+#endif
 
 #define PATCHABLE __attribute__((noinline, noipa))
 
@@ -74,11 +86,24 @@ typedef long (*fn_t)(long);
 
 static fn_t direct_f, direct_k, jump_f;
 
-/* J: one direct jump to target, on a page of its own within its reach. */
-static fn_t make_jump(fn_t target)
+/* bench/calls_loop.S */
+long bench_loop_f(long n);
+extern const unsigned char bench_loop_f_call[], bench_loop_f_end[];
+typedef long (*loop_t)(long n);
+static loop_t copy_loop;
+
+/*
+ * len bytes of code, on a page of their own within reach of target, with
+ * the rel32 at offset rel_at made to lead to target (the end of its
+ * instruction is the end of the rel32: a jmp or call rel32).
+ */
+static void *make_code(void *target, const void *code, size_t len,
+		       size_t rel_at)
 {
 	uintptr_t to = (uintptr_t)target, page = to & ~(uintptr_t)4095;
 
+	if (len > 4096)
+		return NULL;
 	for (uintptr_t d = (uintptr_t)1 << 20; d < ((uintptr_t)1 << 27);
 	     d += (uintptr_t)1 << 20) {
 		unsigned char *p = mmap((void *)(page - d), 4096,
@@ -86,6 +111,7 @@ static fn_t make_jump(fn_t target)
 					MAP_PRIVATE | MAP_ANONYMOUS |
 						MAP_FIXED_NOREPLACE,
 					-1, 0);
+		int32_t rel;
 
 		if (p == MAP_FAILED)
 			continue;
@@ -93,27 +119,34 @@ static fn_t make_jump(fn_t target)
 			munmap(p, 4096);
 			continue;
 		}
-#if defined(__x86_64__)
-		int32_t rel = (int32_t)(to - ((uintptr_t)p + 5));
-
-		p[0] = 0xe9; /* jmp rel32, as relive's entry jump */
-		memcpy(p + 1, &rel, 4);
-#elif defined(__aarch64__)
-		uint32_t b = 0x14000000u |
-			     (uint32_t)(((to - (uintptr_t)p) >> 2) & 0x3ffffff);
-
-		memcpy(p, &b, 4);
-		__builtin___clear_cache((char *)p, (char *)p + 4);
-#else
-#error "make_jump: no direct jump written for this architecture"
-#endif
+		memcpy(p, code, len);
+		rel = (int32_t)(to - ((uintptr_t)p + rel_at + 4));
+		memcpy(p + rel_at, &rel, 4);
 		if (mprotect(p, 4096, PROT_READ | PROT_EXEC)) {
 			munmap(p, 4096);
 			return NULL;
 		}
-		return (fn_t)(void *)p;
+		return p;
 	}
 	return NULL;
+}
+
+/* J: one direct jump to target, what relive's direct entry is. */
+static fn_t make_jump(fn_t target)
+{
+	static const unsigned char jmp[5] = { 0xe9 };
+
+	return (fn_t)make_code((void *)target, jmp, sizeof(jmp), 1);
+}
+
+/* C: bench_loop_f, its call leading to target instead of bench_f. */
+static loop_t make_loop(fn_t target)
+{
+	const unsigned char *code = (const unsigned char *)(void *)bench_loop_f;
+
+	return (loop_t)make_code((void *)target, code,
+				 (size_t)(bench_loop_f_end - code),
+				 (size_t)(bench_loop_f_call - code) + 1);
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -125,7 +158,7 @@ struct job {
 	char vars[16];
 	int reps;
 	long n;
-	char answer[2048];
+	char answer[8192];
 };
 
 static struct job job_s, job_u;
@@ -149,6 +182,16 @@ static fn_t variant(char v)
 	case 'F': return direct_f;
 	case 'K': return direct_k;
 	case 'J': return jump_f;
+	}
+	return NULL;
+}
+
+/* The loop of a variant that is a loop of its own (c, C), or NULL. */
+static loop_t own_loop(char v)
+{
+	switch (v) {
+	case 'c': return bench_loop_f;
+	case 'C': return copy_loop;
 	}
 	return NULL;
 }
@@ -198,7 +241,13 @@ static void run_job(struct job *j)
 		reps = 64;
 	for (int v = 0; v < nv; v++) {
 		fn_t volatile fp = variant(j->vars[v]);
+		loop_t own = own_loop(j->vars[v]);
 
+		if (own) {
+			ret[v] = own(1); /* bench_f(0): which version ran */
+			own(j->n / 10);  /* warm up */
+			continue;
+		}
 		if (!fp) {
 			snprintf(j->answer, sizeof(j->answer),
 				 "error no variant %c", j->vars[v]);
@@ -216,9 +265,13 @@ static void run_job(struct job *j)
 			for (int i = 0; i < nv; i++) {
 				int v = b % 2 ? nv - 1 - i : i;
 				fn_t volatile fp = variant(j->vars[v]);
+				loop_t own = own_loop(j->vars[v]);
 				double t0 = now();
 
-				loop(&fp, per);
+				if (own)
+					own(per);
+				else
+					loop(&fp, per);
 				t[v][k] += now() - t0;
 			}
 		for (int v = 0; v < nv; v++)
@@ -231,6 +284,15 @@ static void run_job(struct job *j)
 					"%s%c=%.4f,%.4f,%.4f,%ld", v ? " " : "",
 					j->vars[v], t[v][reps / 2], t[v][0],
 					t[v][reps - 1], ret[v]);
+	}
+	/* every variant's per-round times: "R<variant>=T1/T2/..." */
+	for (int v = 0; v < nv; v++) {
+		off += (size_t)snprintf(j->answer + off, sizeof(j->answer) - off,
+					" R%c=", j->vars[v]);
+		for (int k = 0; k < reps; k++)
+			off += (size_t)snprintf(j->answer + off,
+						sizeof(j->answer) - off,
+						"%s%.4f", k ? "/" : "", s[v][k]);
 	}
 	if (nv >= 2)
 		off = put_ratios(j, off, 'r', reps, s, 0, 1);
@@ -355,6 +417,7 @@ int main(void)
 			if (f) {
 				direct_f = f;
 				jump_f = make_jump(f);
+				copy_loop = make_loop(f);
 			}
 			if (k)
 				direct_k = k;
