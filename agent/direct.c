@@ -545,41 +545,44 @@ size_t direct_calls_of(const struct relive_ops *o)
 
 /* --- making them direct, and taking them back ------------------------------- */
 
-/* The direct calls of the ops whose entries are direct, to the same
- * version.  Returns how many were rewritten. */
+/* The direct calls of ops[0..n) to where they lead in steady state: the
+ * version of a direct entry, else the entry (after a transition that held
+ * them on the stub, or when the function is no longer patched).  Returns
+ * how many lead straight to a version now. */
 static size_t make_calls_direct(struct relive_ops **ops, size_t n)
 {
 	struct retarget *r;
 	size_t i, j, m = 0, done = 0;
 
 	for (i = 0; i < n; i++)
-		if (ops[i]->direct)
-			m += ops[i]->ncalls;
+		m += ops[i]->ncalls;
 	if (!m || !(r = calloc(m, sizeof(*r))))
 		return 0;
 	for (i = 0, m = 0; i < n; i++) {
 		struct relive_ops *o = ops[i];
+		uintptr_t to = o->direct; /* 0: the entry */
 
-		for (j = 0; o->direct && j < o->ncalls; j++) {
+		for (j = 0; j < o->ncalls; j++) {
 			struct relive_call *c = &o->calls[j];
 
-			if (c->to == o->direct ||
+			if (c->to == to ||
 			    relive_arch_encode_call(c->at,
 						    c->to ? c->to : o->func_addr,
 						    r[m].old) ||
-			    relive_arch_encode_call(c->at, o->direct, r[m].new))
+			    relive_arch_encode_call(c->at, to ? to : o->func_addr,
+						    r[m].new))
 				continue;
 			r[m].at = c->at;
 			r[m].o = o;
 			r[m].call = c;
-			r[m++].to = o->direct;
+			r[m++].to = to;
 		}
 	}
 	retarget(r, m);
 	for (i = 0; i < m; i++)
 		if (r[i].done) {
 			r[i].call->to = r[i].to;
-			done++;
+			done += r[i].to != 0;
 		}
 	free(r);
 	return done;
@@ -588,8 +591,8 @@ static size_t make_calls_direct(struct relive_ops **ops, size_t n)
 /*
  * With no transition in progress: the entry of every ops whose top version
  * is a new function within reach is made a direct jump to it, then the
- * direct calls to those functions are made calls of it.  Returns how many
- * entries are direct now.
+ * direct calls to those functions are made calls of it (and any other
+ * call calls its entry again).  Returns how many entries are direct now.
  */
 size_t direct_make_all(void)
 {
@@ -636,7 +639,9 @@ size_t direct_make_all(void)
 }
 
 /*
- * The direct calls among ops[0..n) call their function's entry again.
+ * The direct calls among ops[0..n) that lead to a version lead to the stub
+ * instead (the entry, for a function without one), which gives each
+ * thread its world's version as the entry would, one jump sooner.
  * Returns 0, or -EIO with the message set when one still leads to a
  * version.
  */
@@ -648,7 +653,8 @@ static int take_back_calls(struct relive_ops **ops, size_t n)
 
 	for (i = 0; i < n; i++)
 		for (j = 0; j < ops[i]->ncalls; j++)
-			if (ops[i]->calls[j].to)
+			if (ops[i]->calls[j].to &&
+			    ops[i]->calls[j].to != (uintptr_t)ops[i]->stub)
 				m++;
 	if (!m)
 		return 0;
@@ -658,15 +664,22 @@ static int take_back_calls(struct relive_ops **ops, size_t n)
 	}
 	for (i = 0, m = 0; i < n; i++) {
 		struct relive_ops *o = ops[i];
+		uintptr_t to = o->redirected && o->stub ? (uintptr_t)o->stub : 0;
 
 		for (j = 0; j < o->ncalls; j++) {
 			struct relive_call *c = &o->calls[j];
 
-			if (!c->to ||
-			    relive_arch_encode_call(c->at, c->to, r[m].old) ||
-			    relive_arch_encode_call(c->at, o->func_addr,
-						    r[m].new))
+			if (!c->to || c->to == (uintptr_t)o->stub ||
+			    relive_arch_encode_call(c->at, c->to, r[m].old))
 				continue;
+			/* the entry, which the call reached as built, when
+			 * the stub is out of its reach */
+			r[m].to = to;
+			if (!to || relive_arch_encode_call(c->at, to, r[m].new)) {
+				r[m].to = 0;
+				relive_arch_encode_call(c->at, o->func_addr,
+							r[m].new);
+			}
 			r[m].at = c->at;
 			r[m].o = o;
 			r[m++].call = c;
@@ -676,19 +689,25 @@ static int take_back_calls(struct relive_ops **ops, size_t n)
 	for (i = 0; i < m; i++) {
 		uint8_t cur[RELIVE_ARCH_CALL_LEN];
 
+		if (r[i].done) {
+			r[i].call->to = r[i].to;
+			continue;
+		}
 		/* Not taken back: read what the call is now, through the
 		 * kernel (its object may be gone).  Only a call still
 		 * leading to the version would bypass the transition. */
-		if (!r[i].done &&
-		    codemem_read(cur, r[i].at, sizeof(cur)) == 0 &&
-		    !memcmp(cur, r[i].old, sizeof(cur))) {
+		if (codemem_read(cur, r[i].at, sizeof(cur))) {
+			r[i].call->to = 0; /* its object is gone */
+		} else if (!memcmp(cur, r[i].old, sizeof(cur))) {
 			agent_msg("cannot make a call of %s at %#lx call its "
-				  "entry again; nothing was changed",
+				  "stub again; nothing was changed",
 				  r[i].o->name, (unsigned long)r[i].at);
 			rc = -EIO;
-			continue;
+		} else {
+			/* someone else's code now, or the store landed */
+			r[i].call->to = memcmp(cur, r[i].new, sizeof(cur)) ?
+						0 : r[i].to;
 		}
-		r[i].call->to = 0;
 	}
 	free(r);
 	return rc;
@@ -696,7 +715,8 @@ static int take_back_calls(struct relive_ops **ops, size_t n)
 
 /*
  * Before a transition starts (or a target changes): every direct call and
- * every direct entry among ops[0..n) leads to the stub again.  Returns 0,
+ * every direct entry among ops[0..n) leads to the stub again (the calls
+ * straight to it).  Returns 0,
  * or -EIO with the message set (nothing may start: a direct entry or call
  * would bypass the transition).
  */

@@ -219,9 +219,9 @@ def test_direct_calls_lead_straight_to_the_version(spawn):
     """cm_value of cm_park is called directly by the command loop.  After
     cm_park_fix's transition those calls lead to the new cm_value (as many
     as the listing's direct_calls; any other still calls the entry).  While
-    disabling it waits for a parked worker, every call leads to the entry
-    again and the main thread, switched, gets the original; afterwards the
-    code is as it was."""
+    disabling it waits for a parked worker, they call the stub (the entry
+    leads there again) and the main thread, switched, gets the original;
+    afterwards the code is as it was."""
     t = spawn("cm_park")
     exe = TARGETS / "cm_park"
     base = load_base(t.pid, exe)
@@ -245,7 +245,16 @@ def test_direct_calls_lead_straight_to_the_version(spawn):
     rc, _, err = relive("disable", "-p", t.pid, "cm_park_fix",
                         "--timeout", "2")
     assert rc == TIMEOUT, err
-    assert [call_target(t.pid, a) for a in sites] == [entry] * len(sites)
+    # the entry leads to the stub again, and the calls that were direct
+    # call the stub straight away
+    stub = jump_target(t.pid, entry)
+    assert stub not in (None, new) and \
+        mapping_of(t.pid, stub)[4] != os.path.realpath(
+            patch_path("cm_park_fix"))
+    held = [call_target(t.pid, a) for a in sites]
+    assert [x == stub for x in held] == [x == new for x in leads], \
+        [hex(x) for x in held]
+    assert set(held) <= {entry, stub}
     assert funcs_direct_calls(t.pid, "cm_park_fix")["cm_value"] == 0
     assert t.ask("value 5") == "6"  # switched: the original, not 105
     assert t.ask("release") == "222"
