@@ -106,6 +106,9 @@ struct relive_ops {
 	struct relive_call *calls;  /* the direct calls to the function */
 	size_t ncalls;
 	bool calls_found;           /* calls[] was looked for */
+	struct relive_call *slots;  /* PLT slots leading to a version
+				       (direct_plt.c) */
+	size_t nslots;
 	bool pinned;                /* never restored (the loader hook) */
 	bool landed;                /* the stub is at the site's landing: the
 				       entry jump is a one-byte write */
@@ -195,10 +198,16 @@ void direct_steer_end(void);
 struct elfsym_file;
 void direct_find_calls(struct elfsym_file *f, uintptr_t bias,
 		       struct relive_ops **ops, size_t n);
-size_t direct_calls_of(const struct relive_ops *o);
+size_t direct_calls_of(const struct relive_ops *o, uintptr_t target);
 size_t direct_make_all(void);
 int direct_take_back(struct relive_ops **ops, size_t n);
 int direct_take_back_all(void);
+
+/* direct_plt.c: in steady state, PLT slots straight to the version */
+size_t direct_plt_make(struct relive_ops **ops, size_t n);
+int direct_plt_take_back(struct relive_ops **ops, size_t n);
+size_t direct_plt_count(const struct relive_ops *o, uintptr_t target);
+bool direct_plt_elsewhere(const struct relive_ops *o, uintptr_t target);
 
 /* codemem.c: memory for stubs and copies near the code they serve */
 void *codemem_code(uintptr_t near, size_t len);

@@ -61,6 +61,9 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 			     uint64_t func_addr, uint64_t copy_addr,
 			     struct relive_site *site, char *err, size_t errlen);
 
+/* The relocation type of a PLT slot (the GOT entry a PLT stub jumps
+ * through). */
+#define RELIVE_ARCH_R_JUMP_SLOT 7 /* R_X86_64_JUMP_SLOT */
 /* Length of a direct call (a call site that direct.c may retarget). */
 #define RELIVE_ARCH_CALL_LEN 5
 /* No instruction that starts this many bytes or more into a function is

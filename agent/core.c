@@ -870,12 +870,23 @@ static void sb_str(struct sbuf *b, const char *s)
  * sequence count, so the controller can read it without stopping anything:
  * an odd snap_seq means "being written".
  */
-/* Calls reach f straight from its function's entry (direct.c); its
- * direct_calls do not even go through the entry. */
+/* Calls reach f straight from its function's entry (direct.c). */
 static bool is_direct(const struct relive_func *f)
 {
 	return f->on_stack && f->ops && f->new_func &&
 	       f->ops->direct == (uintptr_t)f->new_func;
+}
+
+/* How many calls reach f without going through the entry at all: direct
+ * calls in the function's object (direct.c) and PLT slots of any object
+ * (direct_plt.c). */
+static size_t direct_calls(const struct relive_func *f)
+{
+	uintptr_t v = (uintptr_t)f->new_func;
+
+	if (!f->on_stack || !f->ops || !v)
+		return 0;
+	return direct_calls_of(f->ops, v) + direct_plt_count(f->ops, v);
 }
 
 void core_snapshot(void)
@@ -932,9 +943,7 @@ void core_snapshot(void)
 				       o->funcs[j].nop ? "true" : "false",
 				       is_direct(&o->funcs[j]) ? "true" :
 								 "false",
-				       is_direct(&o->funcs[j]) ?
-					       direct_calls_of(o->funcs[j].ops) :
-					       0);
+				       direct_calls(&o->funcs[j]));
 			}
 			sb_add(&b, "]}");
 		}

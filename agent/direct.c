@@ -532,13 +532,13 @@ void direct_find_calls(struct elfsym_file *f, uintptr_t bias,
 		agent_log("%zu direct calls found to %zu functions", found, m);
 }
 
-/* How many direct calls lead straight to o's version. */
-size_t direct_calls_of(const struct relive_ops *o)
+/* How many direct calls lead straight to the version at target. */
+size_t direct_calls_of(const struct relive_ops *o, uintptr_t target)
 {
 	size_t i, k = 0;
 
 	for (i = 0; i < o->ncalls; i++)
-		if (o->calls[i].to && o->calls[i].to == o->direct)
+		if (target && o->calls[i].to == target)
 			k++;
 	return k;
 }
@@ -598,7 +598,7 @@ size_t direct_make_all(void)
 {
 	struct relive_ops **ops;
 	struct retarget *r;
-	size_t i, n, m = 0, done = 0, have = 0, calls;
+	size_t i, n, m = 0, done = 0, have = 0, calls, slots;
 
 	if (!direct_allowed() || !(ops = ops_all(&n)))
 		return 0;
@@ -632,9 +632,11 @@ size_t direct_make_all(void)
 		}
 	free(r);
 	calls = make_calls_direct(ops, n);
+	slots = direct_plt_make(ops, n);
 	free(ops);
-	if (done || calls)
-		agent_log("%zu entries and %zu calls made direct", done, calls);
+	if (done || calls || slots)
+		agent_log("%zu entries, %zu calls and %zu PLT slots made direct",
+			  done, calls, slots);
 	return have + done;
 }
 
@@ -726,6 +728,8 @@ int direct_take_back(struct relive_ops **ops, size_t n)
 	size_t i, m = 0;
 	int rc = take_back_calls(ops, n);
 
+	if (!rc)
+		rc = direct_plt_take_back(ops, n);
 	if (rc)
 		return rc;
 	for (i = 0; i < n; i++)

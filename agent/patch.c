@@ -209,10 +209,12 @@ uint64_t ops_top_target(const struct relive_ops *o)
 /* Steady state: every thread runs target. */
 void ops_set_target(struct relive_ops *o, uint64_t target)
 {
-	/* A direct entry bypasses the stub: it must lead to the stub again
-	 * first (transition_start() does so for all of a transition's ops
-	 * at once; this is for any other change). */
-	if (o->direct && o->direct != target && direct_take_back(&o, 1))
+	/* A direct entry (or call, or PLT slot) bypasses the stub: it must
+	 * lead to the stub again first (transition_start() does so for all
+	 * of a transition's ops at once; this is for any other change). */
+	if (((o->direct && o->direct != target) ||
+	     direct_plt_elsewhere(o, target)) &&
+	    direct_take_back(&o, 1))
 		agent_log("%s: %s", o->name, relive_agent_ctl.msg);
 	/* Each store is an aligned 8-byte word, seen whole or not at all by
 	 * the dispatcher's loads; `switched` last, so a thread that still
@@ -570,6 +572,7 @@ void ops_forget(struct relive_ops *o)
 	 * them.  The memory is not reused. */
 	free(o->stack);
 	free(o->calls);
+	free(o->slots);
 	free(o->name);
 	free(o);
 }

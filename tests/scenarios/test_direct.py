@@ -263,3 +263,65 @@ def test_direct_calls_lead_straight_to_the_version(spawn):
     assert {a: peek(t.pid, a, 5) for a in sites} == original
     assert t.ask("value 5") == "6"
     remove(t.pid, "cm_park_fix")
+
+
+def plt_slot(path, symbol):
+    """The file offset of the PLT slot (R_X86_64_JUMP_SLOT) of symbol in
+    the file at path, as readelf shows it."""
+    out = subprocess.run(["readelf", "-rW", path], capture_output=True,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[2] == "R_X86_64_JUMP_SLOT" and \
+                parts[4] == symbol:
+            return int(parts[0], 16)
+    raise AssertionError(f"no PLT slot of {symbol} in {path}")
+
+
+def test_plt_slot_leads_straight_to_the_version(spawn):
+    """cm_multi calls calc_value of libcalc.so through its PLT.  Once
+    cm_cb's transition completed, the executable's slot holds the new
+    calc_value (counted in the listing's direct_calls); during the next
+    transition it holds the stub, and after cm_cb is disabled, the entry
+    again.  The answers follow the versions throughout."""
+    t = spawn("cm_multi")
+    assert t.ask("lib 5") == "7"  # the loader fills the lazy slot
+    exe = TARGETS / "cm_multi"
+    lib = TARGETS / "libcalc.so"
+    slot = load_base(t.pid, exe) + plt_slot(exe, "calc_value")
+    entry = runtime_address(t.pid, lib, "calc_value")
+
+    def slot_value():
+        return struct.unpack("<Q", peek(t.pid, slot, 8))[0]
+
+    assert slot_value() == entry
+    apply(t.pid, "cm_cb")
+    new = runtime_address(t.pid, patch_path("cm_cb"), "new_calc_value")
+    assert slot_value() == new
+    assert funcs_direct_calls(t.pid, "cm_cb")["calc_value"] >= 1
+    assert t.ask("lib 5") == "55"
+
+    # cm_cb_fail is refused by its pre_patch: the slot led to the stub for
+    # its try and leads to the version again
+    rc, _, err = relive("patch", "-p", t.pid, patch_path("cm_cb_fail"))
+    assert rc == FAILED, err
+    assert slot_value() == new
+    assert t.ask("lib 5") == "55"
+
+    disable(t.pid, "cm_cb")
+    assert slot_value() == entry
+    assert t.ask("lib 5") == "7"
+    remove(t.pid, "cm_cb")
+    assert slot_value() == entry
+
+
+def test_plt_slot_untouched_when_turned_off(spawn):
+    """RELIVE_NO_DIRECT: the slot keeps the entry's address."""
+    t = spawn("cm_multi", env=dict(RELIVE_ENV, RELIVE_NO_DIRECT="1"))
+    assert t.ask("lib 5") == "7"
+    exe = TARGETS / "cm_multi"
+    slot = load_base(t.pid, exe) + plt_slot(exe, "calc_value")
+    entry = runtime_address(t.pid, TARGETS / "libcalc.so", "calc_value")
+    apply(t.pid, "cm_cb")
+    assert t.ask("lib 5") == "55"
+    assert struct.unpack("<Q", peek(t.pid, slot, 8))[0] == entry
