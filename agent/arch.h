@@ -64,8 +64,10 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 /* The relocation type of a PLT slot (the GOT entry a PLT stub jumps
  * through). */
 #define RELIVE_ARCH_R_JUMP_SLOT 7 /* R_X86_64_JUMP_SLOT */
-/* Length of a direct call (a call site that direct.c may retarget). */
+/* Length of a direct call (a call site that direct.c may retarget): its
+ * first byte, then a 32-bit operand relative to its end. */
 #define RELIVE_ARCH_CALL_LEN 5
+#define RELIVE_ARCH_CALL_OPCODE 0xe8
 /* No instruction that starts this many bytes or more into a function is
  * ever among the bytes its redirection displaces (the site is the entry or
  * entry+4, and a displaced instruction starts before the site's jump ends),

@@ -58,19 +58,9 @@ static int by_addr(const void *a, const void *b)
 static const struct holder *holder_of(const struct holder *h, size_t n,
 				      uintptr_t v)
 {
-	size_t lo = 0, hi = n;
+	struct holder key = { .addr = v };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (h[mid].addr < v)
-			lo = mid + 1;
-		else if (h[mid].addr > v)
-			hi = mid;
-		else
-			return &h[mid];
-	}
-	return NULL;
+	return bsearch(&key, h, n, sizeof(*h), by_addr);
 }
 
 /*

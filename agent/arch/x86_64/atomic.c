@@ -2,8 +2,8 @@
  * agent/arch/x86_64/atomic.c - changing code other threads may be running,
  * in one store.
  *
- * A steady-state entry jump is retargeted in place (agent/patch.c, "direct
- * entries"): only its 4-byte operand changes.  Those bytes always lie in
+ * A steady-state entry jump, or a direct call, is retargeted in place
+ * (agent/direct.c): only its 4-byte operand changes.  Those bytes always lie in
  * one aligned 16-byte block when the jump starts at most 11 bytes into its
  * block, and a locked cmpxchg16b replaces such a block in one indivisible
  * store, the way JIT compilers retarget a call another thread may be
