@@ -82,12 +82,13 @@ struct relive_stub_data {
 	uint32_t pad;
 };
 
-/* A direct call to a patched function, in the code of its own object
- * (direct.c). */
+/* A direct call to a patched function in the code of its own object
+ * (direct.c), or a PLT slot of any object (direct_plt.c). */
 struct relive_call {
-	uintptr_t at;               /* the call instruction */
-	uintptr_t to;               /* 0: it calls the entry, as built; else
-				       the version it leads to directly */
+	uintptr_t at;               /* the call instruction, or the slot */
+	uintptr_t to;               /* 0: it leads to the entry, as built;
+				       else where it leads instead (a
+				       version, or the stub) */
 };
 
 struct relive_ops {
