@@ -174,6 +174,7 @@ bool transition_patching(void);
 
 /* patch.c: ops and the func_stack */
 struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what);
+struct relive_ops *ops_find(uintptr_t func_addr);
 void ops_push(struct relive_ops *ops, struct relive_func *f);
 void ops_remove(struct relive_ops *ops, struct relive_func *f);
 uint64_t ops_top_target(const struct relive_ops *ops);

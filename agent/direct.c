@@ -451,6 +451,29 @@ static struct candidate *scan(uintptr_t lo, uintptr_t hi,
 	return c;
 }
 
+/* The size bytes of the function at start as built: a function that is
+ * redirected already has its entry jump where its first instructions were,
+ * which a decode from its first byte would read out of step, so those
+ * bytes are decoded from the site's saved copy (*copy is then set, to be
+ * freed).  NULL when out of memory. */
+static const uint8_t *original_code(uintptr_t start, size_t size,
+				    uint8_t **copy)
+{
+	struct relive_ops *fo = ops_find(start);
+	size_t off;
+
+	*copy = NULL;
+	if (!fo)
+		return (const uint8_t *)start;
+	off = fo->site.site_addr - start;
+	if (!(*copy = malloc(size)))
+		return NULL;
+	memcpy(*copy, (const void *)start, size);
+	if (off + fo->site.displaced <= size)
+		memcpy(*copy + off, fo->site.saved, fo->site.displaced);
+	return *copy;
+}
+
 /* Keeps the candidates c[0..n) (ascending) that decoding shows to be
  * calls, and not in any function's first RELIVE_ARCH_PROLOGUE_MAX bytes
  * (where a redirection may displace them into an original copy).  Each
@@ -461,6 +484,8 @@ static size_t confirm(struct elfsym_file *f, uintptr_t bias,
 	uint64_t *at = malloc(n * sizeof(*at));
 	bool *is_call = malloc(n * sizeof(*is_call));
 	size_t i = 0, j, k, found = 0;
+	const uint8_t *code;
+	uint8_t *copy;
 
 	while (at && is_call && i < n) {
 		struct elfsym_sym sym;
@@ -474,8 +499,13 @@ static size_t confirm(struct elfsym_file *f, uintptr_t bias,
 		end = start + sym.size;
 		for (j = i, k = 0; j < n && c[j].at < end; j++)
 			at[k++] = c[j].at;
-		relive_arch_find_calls((const uint8_t *)start, sym.size, start,
-				       at, k, is_call);
+		code = original_code(start, sym.size, &copy);
+		if (code)
+			relive_arch_find_calls(code, sym.size, start, at, k,
+					       is_call);
+		else
+			memset(is_call, 0, k * sizeof(*is_call));
+		free(copy);
 		for (k = 0; i < j; i++, k++)
 			if (is_call[k] &&
 			    c[i].at >= start + RELIVE_ARCH_PROLOGUE_MAX &&

@@ -57,7 +57,7 @@ static void ops_insert(struct relive_ops *o)
 	ops_list = o;
 }
 
-static struct relive_ops *ops_find(uintptr_t func_addr)
+struct relive_ops *ops_find(uintptr_t func_addr)
 {
 	struct relive_ops *o;
 

@@ -325,3 +325,40 @@ def test_plt_slot_untouched_when_turned_off(spawn):
     apply(t.pid, "cm_cb")
     assert t.ask("lib 5") == "55"
     assert struct.unpack("<Q", peek(t.pid, slot, 8))[0] == entry
+
+
+def test_calls_found_in_a_redirected_caller(spawn):
+    """cm_park's cm_f calls cm_g.  cm_park_one_f patches cm_f alone, so
+    cm_f's entry holds its jump when cm_park_one_g, on cm_g alone, is
+    loaded: the calls to cm_g inside cm_f are found all the same (cm_f is
+    decoded as built, its first bytes from the site's saved copy; with
+    this compiler's cm_f a decode of the jump would fall back in step by
+    itself, so this test shows the calls are found, not that the saved
+    bytes were needed), and the one past cm_f's first 16 bytes leads to
+    the new cm_g.  The answers follow: the
+    new cm_f calls cm_g through its entry (333), and after both are
+    disabled the code is as built (111)."""
+    t = spawn("cm_park")
+    exe = TARGETS / "cm_park"
+    base = load_base(t.pid, exe)
+    f_entry = base + nm_address(exe, "cm_f")
+    g_entry = base + nm_address(exe, "cm_g")
+    sites = [base + off for off in call_sites(exe, "cm_g")]
+    late = [a for a in sites if a - f_entry >= 16 and (a + 1) % 16 <= 12]
+    assert late, "cm_f calls cm_g past its first 16 bytes, in one block"
+    original = {a: peek(t.pid, a, 5) for a in sites}
+
+    apply(t.pid, "cm_park_one_f")
+    assert jump_target(t.pid, f_entry) is not None  # cm_f redirected
+    assert t.ask("f") == "311"
+    apply(t.pid, "cm_park_one_g")
+    new_g = runtime_address(t.pid, patch_path("cm_park_one_g"), "new_cm_g")
+    assert [call_target(t.pid, a) for a in late] == [new_g] * len(late)
+    assert funcs_direct_calls(t.pid, "cm_park_one_g")["cm_g"] >= len(late)
+    assert t.ask("f") == "333"
+
+    disable(t.pid, "cm_park_one_g")
+    disable(t.pid, "cm_park_one_f")
+    assert t.ask("f") == "111"
+    assert {a: peek(t.pid, a, 5) for a in sites} == original
+    assert call_target(t.pid, late[0]) == g_entry
