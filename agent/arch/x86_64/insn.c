@@ -518,28 +518,29 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 	return 0;
 }
 
-int relive_arch_encode_jump(uint64_t from, uint64_t to,
-			    uint8_t out[RELIVE_ARCH_JUMP_LEN])
+/* A 5-byte opcode + rel32 instruction at `from` leading to `to`. */
+static int encode_rel32(uint8_t opcode, uint64_t from, uint64_t to,
+			uint8_t out[5])
 {
 	int32_t rel;
 
-	if (!rel32_to(from, RELIVE_ARCH_JUMP_LEN, to, &rel))
+	if (!rel32_to(from, 5, to, &rel))
 		return -1;
-	out[0] = JMP_REL32;
+	out[0] = opcode;
 	put_rel32(out + 1, rel);
 	return 0;
+}
+
+int relive_arch_encode_jump(uint64_t from, uint64_t to,
+			    uint8_t out[RELIVE_ARCH_JUMP_LEN])
+{
+	return encode_rel32(JMP_REL32, from, to, out);
 }
 
 int relive_arch_encode_call(uint64_t from, uint64_t to,
 			    uint8_t out[RELIVE_ARCH_CALL_LEN])
 {
-	int32_t rel;
-
-	if (!rel32_to(from, RELIVE_ARCH_CALL_LEN, to, &rel))
-		return -1;
-	out[0] = CALL_REL32;
-	put_rel32(out + 1, rel);
-	return 0;
+	return encode_rel32(CALL_REL32, from, to, out);
 }
 
 size_t relive_arch_find_calls(const uint8_t *code, size_t size,
