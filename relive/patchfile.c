@@ -347,9 +347,45 @@ static int check_build_id(struct reader *r, struct pf_object *o)
 	return 0;
 }
 
+static int by_name_pos(const void *a, const void *b)
+{
+	const struct pf_func *x = *(const struct pf_func *const *)a;
+	const struct pf_func *y = *(const struct pf_func *const *)b;
+	int c = strcmp(x->old_name, y->old_name);
+
+	if (c)
+		return c;
+	return x->old_sympos < y->old_sympos ? -1 :
+	       x->old_sympos > y->old_sympos;
+}
+
+/* A function listed twice in one object: sorted by name and position, the
+ * two are neighbours (a patch may list 10000 functions). */
+static int check_twice(struct reader *r, const struct pf_object *o)
+{
+	const struct pf_func **v = calloc(o->nfuncs, sizeof(*v));
+	size_t i;
+
+	if (!v)
+		return nomem(r);
+	for (i = 0; i < o->nfuncs; i++)
+		v[i] = &o->funcs[i];
+	qsort(v, o->nfuncs, sizeof(*v), by_name_pos);
+	for (i = 1; i < o->nfuncs; i++)
+		if (!by_name_pos(&v[i - 1], &v[i])) {
+			const struct pf_func *f = v[i];
+
+			free(v);
+			return fail(r, "function '%s' (old_sympos %lu) of object %s is listed twice",
+				    f->old_name, f->old_sympos, objname(o));
+		}
+	free(v);
+	return 0;
+}
+
 static int read_funcs(struct reader *r, struct pf_object *o, uint64_t funcs)
 {
-	size_t i, j;
+	size_t i, cap = 0;
 
 	for (i = 0;; i++) {
 		uint64_t base = funcs + i * sizeof(struct klp_func);
@@ -381,12 +417,15 @@ static int read_funcs(struct reader *r, struct pf_object *o, uint64_t funcs)
 			return fail(r, "function %zu of object %s has an empty old_name",
 				    i, objname(o));
 		}
-		f = realloc(o->funcs, (o->nfuncs + 1) * sizeof(*f));
-		if (!f) {
-			free(name);
-			return nomem(r);
+		if (o->nfuncs == cap) {
+			cap = cap ? 2 * cap : 16;
+			f = realloc(o->funcs, cap * sizeof(*f));
+			if (!f) {
+				free(name);
+				return nomem(r);
+			}
+			o->funcs = f;
 		}
-		o->funcs = f;
 		f = &o->funcs[o->nfuncs++];
 		memset(f, 0, sizeof(*f));
 		f->old_name = name;
@@ -403,15 +442,10 @@ static int read_funcs(struct reader *r, struct pf_object *o, uint64_t funcs)
 			return fail(r, "new function for '%s' (object %s) does not point to code in the patch file",
 				    name, objname(o));
 		f->has_new_func = true;
-		for (j = 0; j + 1 < o->nfuncs; j++)
-			if (strcmp(o->funcs[j].old_name, name) == 0 &&
-			    o->funcs[j].old_sympos == f->old_sympos)
-				return fail(r, "function '%s' (old_sympos %lu) of object %s is listed twice",
-					    name, f->old_sympos, objname(o));
 	}
 	if (!o->nfuncs)
 		return fail(r, "object %s has no functions", objname(o));
-	return 0;
+	return check_twice(r, o);
 }
 
 static int read_callbacks(struct reader *r, struct pf_object *o,
