@@ -397,11 +397,28 @@ struct landing {
 	struct {
 		uintptr_t lo, hi;
 	} used[LANDING_USES];
-	struct landing *next;
 };
 
-static struct landing *landings;
+/* Sorted by address (they never overlap): a patch of 10000 functions
+ * looks for each site's landing among up to LANDING_MAX of them. */
+static struct landing *landings[LANDING_MAX];
 static unsigned nlandings;
+
+/* The index of the first landing that ends after at. */
+static unsigned landing_after(uintptr_t at)
+{
+	unsigned lo = 0, hi = nlandings;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (landings[mid]->base + landings[mid]->size <= at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
 static int landing_off = -1; /* RELIVE_NO_LANDING in the environment */
 static uintptr_t stack_lo, stack_hi;
 
@@ -457,6 +474,7 @@ bool codemem_landing(uintptr_t at, size_t len)
 	uintptr_t heap_lo, heap_hi, stk_lo, stk_hi;
 	size_t size = ((end + 4095) & ~(uintptr_t)4095) - page;
 	struct landing *l;
+	unsigned i;
 	void *p;
 
 	codemem_growth_zones(&heap_lo, &heap_hi, &stk_lo, &stk_hi);
@@ -466,15 +484,15 @@ bool codemem_landing(uintptr_t at, size_t len)
 		return false;
 	if (stk_hi && overlaps(at, end, stk_lo, stk_hi))
 		return false;
-	for (l = landings; l; l = l->next) {
-		if (!overlaps(at, end, l->base, l->base + l->size))
-			continue;
+	i = landing_after(at);
+	l = i < nlandings ? landings[i] : NULL;
+	if (l && overlaps(at, end, l->base, l->base + l->size)) {
 		/* a page of ours: share it if the range is free there */
 		if (at < l->base || end > l->base + l->size ||
 		    l->nused == LANDING_USES)
 			return false;
-		for (unsigned i = 0; i < l->nused; i++)
-			if (overlaps(at, end, l->used[i].lo, l->used[i].hi))
+		for (unsigned k = 0; k < l->nused; k++)
+			if (overlaps(at, end, l->used[k].lo, l->used[k].hi))
 				return false;
 		l->used[l->nused].lo = at;
 		l->used[l->nused].hi = end;
@@ -499,30 +517,34 @@ bool codemem_landing(uintptr_t at, size_t len)
 	l->used[0].lo = at;
 	l->used[0].hi = end;
 	l->nused = 1;
-	l->next = landings;
-	landings = l;
+	memmove(&landings[i + 1], &landings[i],
+		(nlandings - i) * sizeof(landings[0]));
+	landings[i] = l;
 	nlandings++;
 	return true;
 }
 
 void codemem_landing_drop(uintptr_t at)
 {
-	struct landing **pp, *l;
+	unsigned i = landing_after(at);
+	struct landing *l = i < nlandings ? landings[i] : NULL;
 
-	for (pp = &landings; (l = *pp); pp = &l->next)
-		for (unsigned i = 0; i < l->nused; i++)
-			if (l->used[i].lo == at) {
-				l->used[i] = l->used[--l->nused];
-				if (l->nused)
-					return;
-				/* never reachable: nothing points there yet */
-				munmap((void *)l->base, l->size);
-				codemem_vmas_forget();
-				*pp = l->next;
-				free(l);
-				nlandings--;
+	if (!l || at < l->base)
+		return;
+	for (unsigned k = 0; k < l->nused; k++)
+		if (l->used[k].lo == at) {
+			l->used[k] = l->used[--l->nused];
+			if (l->nused)
 				return;
-			}
+			/* never reachable: nothing points there yet */
+			munmap((void *)l->base, l->size);
+			codemem_vmas_forget();
+			memmove(&landings[i], &landings[i + 1],
+				(nlandings - i - 1) * sizeof(landings[0]));
+			nlandings--;
+			free(l);
+			return;
+		}
 }
 
 /* /proc/self/mem, kept open for the length of one request (under

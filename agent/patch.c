@@ -68,15 +68,17 @@ struct relive_ops *ops_find(uintptr_t func_addr)
 }
 
 /*
- * Places o's stub and writes it: at the site's landing when the landing can
- * be mapped (the entry jump is then a one-byte write that needs no thread
- * held), else at the start of its code cell.  The targets go within reach
- * of the stub's RIP-relative loads.  The original copy, already in the cell,
- * is written by the caller.
+ * Places o's stub and writes it with the original copy (o->site.copy, for
+ * copy_addr, just after the stub's place in its code cell): the stub goes
+ * at the site's landing when the landing can be mapped (the entry jump is
+ * then a one-byte write that needs no thread held), else at the start of
+ * the cell, and stub and copy are then one write.  The targets go within
+ * reach of the stub's RIP-relative loads.
  */
-static int place_stub(struct relive_ops *o, uint8_t *cell)
+static int place_code(struct relive_ops *o, uint8_t *cell)
 {
-	uint8_t stub[RELIVE_STUB_SIZE];
+	uint8_t buf[RELIVE_STUB_SIZE + sizeof(o->site.copy)];
+	uint8_t *stub = buf, *copy = buf + RELIVE_STUB_SIZE;
 	uint64_t land = relive_arch_landing(&o->site);
 
 	if (land && codemem_landing(land, RELIVE_STUB_SIZE)) {
@@ -98,10 +100,16 @@ static int place_stub(struct relive_ops *o, uint8_t *cell)
 	o->data->before = o->site.copy_addr;
 	o->data->after = o->site.copy_addr;
 	o->data->switched = RELIVE_STATE_NEVER;
-	memset(stub, 0xcc, sizeof(stub));
+	memset(stub, 0xcc, RELIVE_STUB_SIZE);
 	arch_emit_stub(stub, (uintptr_t)o->stub, o->data,
 		       relive_agent_ctl.tls_offset);
-	return codemem_write(o->stub, stub, sizeof(stub)) ? -EIO : 0;
+	memcpy(copy, o->site.copy, o->site.copy_len);
+	if (!o->landed) /* the stub and the copy side by side: one write */
+		return codemem_write(cell, buf, RELIVE_STUB_SIZE +
+				     o->site.copy_len) ? -EIO : 0;
+	if (codemem_write(cell + RELIVE_STUB_SIZE, copy, o->site.copy_len))
+		return -EIO;
+	return codemem_write(o->stub, stub, RELIVE_STUB_SIZE) ? -EIO : 0;
 }
 
 struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
@@ -133,9 +141,7 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 	}
 	o->func_addr = func_addr;
 	o->size = size;
-	if (codemem_write(code + RELIVE_STUB_SIZE, o->site.copy,
-			  o->site.copy_len) ||
-	    place_stub(o, code)) {
+	if (place_code(o, code)) {
 		agent_msg("cannot patch %s: writing its stub failed (%s)",
 			  what, strerror(errno));
 		goto fail;
@@ -506,8 +512,7 @@ struct relive_ops *ops_get_hook(uintptr_t site, uintptr_t target)
 	o->site.copy[0] = ret;
 	o->site.copy_len = 1;
 	o->site.copy_addr = (uintptr_t)code + RELIVE_STUB_SIZE;
-	if (codemem_write(code + RELIVE_STUB_SIZE, &ret, 1) ||
-	    place_stub(o, code))
+	if (place_code(o, code))
 		goto fail;
 	o->data->before = o->data->after = target;
 	o->data->switched = RELIVE_STATE_NEVER;

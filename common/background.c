@@ -157,10 +157,19 @@ static uint64_t switches(void)
 	return (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
 }
 
+/* How often a step reads the thread's context switches (a system call):
+ * a run is then counted from at most this late after it began. */
+#define SWITCHES_EVERY_NS 50000u
+
 bool background_pace(struct background_clock *c)
 {
-	uint64_t now = mono_ns(), sw = switches();
+	uint64_t now = mono_ns(), sw;
 
+	if (c->since && now - c->read_at < SWITCHES_EVERY_NS &&
+	    now - c->since < PACE_NS)
+		return false; /* read the switches a moment ago */
+	sw = switches();
+	c->read_at = now;
 	if (!c->since || sw != c->switches) {
 		/* The first step, or the thread was off its CPU since the
 		 * last one (a sleep, a wait, a preemption): a new run. */
@@ -171,7 +180,7 @@ bool background_pace(struct background_clock *c)
 	if (now - c->since < PACE_NS)
 		return false;
 	sched_yield();
-	c->since = mono_ns();
+	c->since = c->read_at = mono_ns();
 	c->switches = switches();
 	return true;
 }

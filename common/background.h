@@ -32,11 +32,12 @@ uint64_t background_slice(void);
 void background_restore(uint64_t ns);
 
 /* How long the calling thread has run without a break: since when, and
- * its count of context switches then (a sleep or a preemption since gave
- * way already).  All zero to start. */
+ * its count of context switches when last read (a sleep or a preemption
+ * since gave way already).  All zero to start. */
 struct background_clock {
 	uint64_t since;    /* CLOCK_MONOTONIC, ns */
 	uint64_t switches; /* voluntary + involuntary, of the thread */
+	uint64_t read_at;  /* when switches was read, ns */
 };
 
 /* A long piece of work calls this between its steps: once the calling

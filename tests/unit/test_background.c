@@ -44,7 +44,7 @@ static void spin(uint64_t ns)
 
 static void test_first_call_starts_the_clock(void **state)
 {
-	struct background_clock c = { 0, 0 };
+	struct background_clock c = { 0 };
 	uint64_t before, after;
 
 	(void)state;
@@ -82,7 +82,7 @@ static bool pace_right_after(struct background_clock *c)
 
 static void test_no_yield_before_the_pace(void **state)
 {
-	struct background_clock c = { 0, 0 };
+	struct background_clock c = { 0 };
 
 	(void)state;
 	/* The call must leave the clock as it was. */
@@ -97,7 +97,7 @@ static void test_yield_once_the_pace_elapsed(void **state)
 {
 	(void)state;
 	for (int i = 0; i < 100; i++) {
-		struct background_clock c = { 0, 0 };
+		struct background_clock c = { 0 };
 		uint64_t before, switches;
 
 		background_pace(&c);
@@ -119,7 +119,7 @@ static void test_yield_once_the_pace_elapsed(void **state)
  * yielding, however long ago it started. */
 static void test_sleep_restarts_the_clock(void **state)
 {
-	struct background_clock c = { 0, 0 };
+	struct background_clock c = { 0 };
 	const struct timespec ms = { 0, 1000000 };
 	uint64_t before;
 
