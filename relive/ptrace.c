@@ -20,6 +20,7 @@
 #include <string.h>
 #include <elf.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
@@ -234,6 +235,17 @@ bool pt_in_restartblock(const struct stopped *st)
 {
 	return (long)st->regs.orig_rax >= 0 &&
 	       (long)st->regs.rax == -ERESTART_RESTARTBLOCK;
+}
+
+bool pt_is_newborn(pid_t pid, const struct stopped *st)
+{
+	uint8_t insn[2];
+
+	if (st->regs.rax != 0 || (st->regs.orig_rax != __NR_clone &&
+				  st->regs.orig_rax != __NR_clone3))
+		return false;
+	return proc_read(pid, st->regs.rip - 2, insn, sizeof(insn)) == 0 &&
+	       insn[0] == 0x0f && insn[1] == 0x05; /* syscall */
 }
 
 /*

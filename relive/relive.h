@@ -86,6 +86,10 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 	    int nargs, uint64_t restorer, bool detach, char *err,
 	    size_t errlen);
 bool pt_in_restartblock(const struct stopped *st);
+/* A thread that has not run yet: stopped on its way out of the clone(2)
+ * or clone3(2) that made it, before its first instruction (the one after
+ * the system call). */
+bool pt_is_newborn(pid_t pid, const struct stopped *st);
 int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 		size_t errlen);
 void pt_release_all(struct stopped *list, size_t n);

@@ -232,8 +232,18 @@ static int check_and_switch(struct drive *d, pid_t tid)
 	/* A thread already in the target world only needs the check for
 	 * thread creation (see the comment at thread_creation_range). */
 	sc.any_world = in_after == (bool)c->trans_after_is_target;
-	rc = unwind_thread(d->u, tid, &st.regs, frame_cb, &sc, why,
-			   sizeof(why));
+	if (pt_is_newborn(d->a->pid, &st)) {
+		/* Its first instruction, on a stack of its own with nothing
+		 * on it (no unwind table covers that instruction: glibc ends
+		 * clone's before the system call).  A thread made with
+		 * clone(2) where a program's function made the call starts
+		 * inside that function, so its PC is checked like a frame. */
+		rc = frame_cb(st.regs.rip, &sc);
+		vlog("thread %d has not run yet", tid);
+	} else {
+		rc = unwind_thread(d->u, tid, &st.regs, frame_cb, &sc, why,
+				   sizeof(why));
+	}
 	if (sc.any_world && (rc == 0 || (rc < 0 &&
 					 !in_sys(d, st.regs.rip)))) {
 		/* Unreliable, but stopped outside libc and the loader: not
@@ -540,11 +550,13 @@ int transition_drive(struct agent *a, double timeout, char *err,
 
 			for (i = 0; i < d.npend && i < 8; i++)
 				fprintf(stderr, "relive: thread %d is blocking: "
-					"%s%s%s%s\n", d.pend[i].tid,
+					"%s%s%s%s%s%s\n", d.pend[i].tid,
 					d.pend[i].reason,
 					d.pend[i].function[0] ? " in " : "",
 					d.pend[i].function,
-					d.pend[i].why[0] ? d.pend[i].why : "");
+					d.pend[i].why[0] ? " (" : "",
+					d.pend[i].why,
+					d.pend[i].why[0] ? ")" : "");
 			snprintf(err, errlen, "the transition did not finish "
 				 "within %g seconds; it stays in progress "
 				 "(relive list shows why); continue it with "
