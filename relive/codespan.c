@@ -30,6 +30,11 @@ void codespan_sort(const struct relive_ctl_write *plan, size_t n,
 	sort_plan = NULL;
 }
 
+static uint64_t page_of(uint64_t addr)
+{
+	return addr & ~(uint64_t)(CODESPAN_PAGE - 1);
+}
+
 size_t codespan_group(const struct relive_ctl_write *plan,
 		      const size_t *order, size_t n, struct codespan *spans)
 {
@@ -40,7 +45,7 @@ size_t codespan_group(const struct relive_ctl_write *plan,
 		struct codespan *s = ns ? &spans[ns - 1] : NULL;
 		uint64_t end = w->addr + w->len;
 
-		if (s && end - s->start <= CODESPAN_MAX) {
+		if (s && page_of(w->addr) == page_of(s->start + s->len - 1)) {
 			if (end - s->start > s->len)
 				s->len = end - s->start;
 			s->n++;

@@ -19,9 +19,11 @@
 
 #include "ctl.h"
 
-/* A span holds the sites that start less than CODESPAN_MAX bytes after its
- * first site's start (and end within as many bytes of it). */
-#define CODESPAN_MAX 4096
+/* The page size: a site joins the span before it when it starts in the
+ * page where that span ends.  Every page of a span then holds bytes of a
+ * site, so the whole span is code of one mapping (mappings are made of
+ * whole pages): never a gap, never a program's data. */
+#define CODESPAN_PAGE 4096
 
 struct codespan {
 	uint64_t start;
@@ -34,8 +36,8 @@ struct codespan {
 void codespan_sort(const struct relive_ctl_write *plan, size_t n,
 		   size_t *order);
 
-/* Groups the sorted sites into spans (spans[] has room for n); returns
- * their number. */
+/* Groups the sorted sites into spans (spans[] has room for n; see
+ * CODESPAN_PAGE); returns their number. */
 size_t codespan_group(const struct relive_ctl_write *plan,
 		      const size_t *order, size_t n, struct codespan *spans);
 

@@ -45,16 +45,16 @@ static struct relive_ctl_write site(uint64_t addr, uint64_t copy)
 
 static void test_sorted_and_grouped(void **state)
 {
-	/* Out of order: two sites far apart, three within one page, one
-	 * exactly CODESPAN_MAX - 5 past the page's first (the last that
-	 * fits), one just beyond. */
+	/* Out of order: sites in the page at 0x401000, one of them reaching
+	 * into the next page, where one more site then joins the span; one
+	 * in the page after (a span of its own); one far away. */
 	struct relive_ctl_write plan[] = {
 		site(0x500000, 0), site(0x401010, 0), site(0x401000, 0),
-		site(0x401000 + CODESPAN_MAX - 5, 0), site(0x401020, 0),
-		site(0x401000 + CODESPAN_MAX - 4, 0), site(0x900000, 0),
+		site(0x401ffd, 0), site(0x401020, 0), site(0x402100, 0),
+		site(0x403000, 0), site(0x401ff0, 0),
 	};
-	size_t n = sizeof(plan) / sizeof(plan[0]), order[7];
-	struct codespan s[7];
+	size_t n = sizeof(plan) / sizeof(plan[0]), order[8];
+	struct codespan s[8];
 	size_t ns;
 
 	(void)state;
@@ -62,18 +62,35 @@ static void test_sorted_and_grouped(void **state)
 	for (size_t i = 1; i < n; i++)
 		assert_true(plan[order[i - 1]].addr < plan[order[i]].addr);
 	ns = codespan_group(plan, order, n, s);
-	assert_int_equal(ns, 4);
+	assert_int_equal(ns, 3);
 	assert_int_equal(s[0].start, 0x401000);
-	assert_int_equal(s[0].len, CODESPAN_MAX);
+	assert_int_equal(s[0].len, 0x402105 - 0x401000);
 	assert_int_equal(s[0].first, 0);
-	assert_int_equal(s[0].n, 4);
-	assert_int_equal(s[1].start, 0x401000 + CODESPAN_MAX - 4);
+	assert_int_equal(s[0].n, 6);
+	assert_int_equal(s[1].start, 0x403000);
 	assert_int_equal(s[1].len, 5);
+	assert_int_equal(s[1].first, 6);
 	assert_int_equal(s[1].n, 1);
 	assert_int_equal(s[2].start, 0x500000);
-	assert_int_equal(s[3].start, 0x900000);
-	assert_int_equal(s[3].first, 6);
 	assert_false(s[0].todo);
+}
+
+/* Sites in two neighbouring pages, none reaching from one into the
+ * other: two spans, so a span never takes in a page no site is in (it
+ * could be another mapping, or a gap). */
+static void test_no_span_across_a_page_without_a_site(void **state)
+{
+	struct relive_ctl_write plan[] = {
+		site(0x401ff0, 0), site(0x402000, 0),
+	};
+	size_t order[2];
+	struct codespan s[2];
+
+	(void)state;
+	codespan_sort(plan, 2, order);
+	assert_int_equal(codespan_group(plan, order, 2, s), 2);
+	assert_int_equal(s[0].len, 5);
+	assert_int_equal(s[1].start, 0x402000);
 }
 
 static void test_splice_keeps_the_bytes_between(void **state)
@@ -192,6 +209,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sorted_and_grouped),
+		cmocka_unit_test(test_no_span_across_a_page_without_a_site),
 		cmocka_unit_test(test_splice_keeps_the_bytes_between),
 		cmocka_unit_test(test_splice_refuses_unexpected_bytes),
 		cmocka_unit_test(test_fix_pc),
