@@ -152,6 +152,7 @@ static int setup(void **state)
 	build("nullobjs.so", "-DNULL_OBJS");
 	build("nofuncs.so", "-DNO_FUNCS");
 	build("dupfunc.so", "-DDUP_FUNC");
+	build("samename.so", "-DSAME_NAME");
 	build("dupobj.so", "-DDUP_OBJ");
 	build("badid.so", "-DBAD_BUILD_ID");
 	build("externcb.so", "-DEXTERN_CALLBACK");
@@ -229,6 +230,21 @@ static void test_valid_patch(void **state)
 	(void)state;
 	check_fix("fix.so", "fix");
 	assert_int_equal(count_fds(), fds);
+}
+
+/* One name at three positions is three functions; the same name at the
+ * same position twice is refused (test_bad_descriptor), wherever the two
+ * are in the list. */
+static void test_same_name_other_positions(void **state)
+{
+	struct patchfile pf;
+
+	(void)state;
+	read_ok("samename.so", &pf);
+	assert_int_equal(pf.objs[0].nfuncs, 4);
+	assert_string_equal(pf.objs[0].funcs[3].old_name, "bar");
+	assert_int_equal(pf.objs[0].funcs[3].old_sympos, 3);
+	patchfile_free(&pf);
 }
 
 static void test_optimised_and_relr(void **state)
@@ -362,6 +378,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_patch),
+		cmocka_unit_test(test_same_name_other_positions),
 		cmocka_unit_test(test_optimised_and_relr),
 		cmocka_unit_test(test_replace),
 		cmocka_unit_test(test_not_a_patch),
