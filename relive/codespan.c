@@ -8,12 +8,11 @@
 
 #include "codespan.h"
 
-static const struct relive_ctl_write *sort_plan;
-
-static int by_addr(const void *a, const void *b)
+static int by_addr(const void *a, const void *b, void *plan)
 {
-	uint64_t x = sort_plan[*(const size_t *)a].addr;
-	uint64_t y = sort_plan[*(const size_t *)b].addr;
+	const struct relive_ctl_write *w = plan;
+	uint64_t x = w[*(const size_t *)a].addr;
+	uint64_t y = w[*(const size_t *)b].addr;
 
 	return x < y ? -1 : x > y;
 }
@@ -25,9 +24,7 @@ void codespan_sort(const struct relive_ctl_write *plan, size_t n,
 
 	for (i = 0; i < n; i++)
 		order[i] = i;
-	sort_plan = plan;
-	qsort(order, n, sizeof(*order), by_addr);
-	sort_plan = NULL;
+	qsort_r(order, n, sizeof(*order), by_addr, (void *)plan);
 }
 
 static uint64_t page_of(uint64_t addr)
