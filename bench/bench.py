@@ -287,15 +287,18 @@ class Bench:
             t.cmd("load " + os.path.realpath(fgh_so))
             # 1: steady state, side by side in one thread.  A direct call
             # of bench_f (bench_loop_f's, made direct by relive) against
-            # the same loop calling bench_f_v2 from a copy the target made;
-            # through a function pointer, the patched bench_f (its entry
-            # jumps to the new version) against a call of bench_f_v2
+            # the same loop calling bench_f_v2 from a copy the target made
+            # beside the executable's code (D: the same distance from
+            # bench_f_v2), and from one near bench_f_v2 (C, shown beside
+            # it); through a function pointer, the patched bench_f (its
+            # entry jumps to the new version) against a call of bench_f_v2
             # through a pointer; and, as that one's floor, a call through a
             # jmp the target wrote by itself to the new version.
-            m = self.parse_run(t.cmd("run main cCfFJ %d %d" % (reps, n), 600))
+            m = self.parse_run(t.cmd("run main cDCfFJ %d %d" % (reps, n),
+                                     600))
             self.raw["steady"] = m
-            if (m["c"]["ret"], m["C"]["ret"], m["f"]["ret"], m["F"]["ret"],
-                    m["J"]["ret"]) != (2, 2, 2, 2, 2):
+            if (m["c"]["ret"], m["D"]["ret"], m["C"]["ret"], m["f"]["ret"],
+                    m["F"]["ret"], m["J"]["ret"]) != (2, 2, 2, 2, 2, 2):
                 self.problems.append("steady state: wrong versions ran: %s" % m)
             lst = json.loads(self.relive("list", "-p", t.pid, "--json")[2])
             funcs = [f for p in lst["patches"] for o in p["objects"]
@@ -332,12 +335,15 @@ class Bench:
         finally:
             t.close()
         ns = lambda d: (d["ns"], {"min": d["min"], "max": d["max"], "n": reps})
+        m["ratios_cD"] = self.round_ratios(m, "c", "D")
         m["ratios_cC"] = self.round_ratios(m, "c", "C")
         m["ratios_fF"] = self.round_ratios(m, "f", "F")
         m["ratios_JF"] = self.round_ratios(m, "J", "F")
         m["ratios_fJ"] = self.round_ratios(m, "f", "J")
         self.ratio_row("1", "steady: patched call / direct call to new", m,
-                       ("<=", 1.05), key="ratios_cC")
+                       ("<=", 1.05), key="ratios_cD")
+        self.ratio_row("1", "steady: patched call / direct call to new "
+                       "from 1 MiB away", m, None, key="ratios_cC")
         self.ratio_row("1", "steady, through a pointer: patched / to new",
                        m, None, key="ratios_fF")
         self.ratio_row("1", "floor, no relive: via a jmp to new / to new",
@@ -347,7 +353,8 @@ class Bench:
         self.ratio_row("1", "steady, entry left on the stub: patched / "
                        "direct", st, None)
         for key, what in (("c", "steady: patched direct call"),
-                          ("C", "steady: direct call to the new function"),
+                          ("D", "steady: direct call to the new function"),
+                          ("C", "steady: the same, from 1 MiB away"),
                           ("f", "steady: patched call through a pointer"),
                           ("F", "steady: call to new through a pointer"),
                           ("J", "floor: call via a jmp the target wrote")):

@@ -11,13 +11,18 @@
  *             bench_g or bench_h keeps the transition of calls_fgh.so open.
  * Made by "load" without relive, on pages within reach of the loaded
  * bench_f_v2:
- *   J  one direct jump to it, what relive's direct entry is.  A call
- *      through J against a call through a pointer to bench_f_v2 is the
- *      floor of a patched call through a pointer;
- *   C  a copy of bench_loop_f (calls_loop.S), its call leading to
- *      bench_f_v2: the direct call to the new function that variant c,
- *      bench_loop_f itself calling bench_f, becomes once relive made that
- *      call direct.
+ *   J  one direct jump to it, what relive's direct entry is, on a page
+ *      beside the executable's code (as far from bench_f_v2 as bench_f's
+ *      entry).  A call through J against a call through a pointer to
+ *      bench_f_v2 is the floor of a patched call through a pointer;
+ *   D  a copy of bench_loop_f (calls_loop.S) on a page beside the
+ *      executable's code, its call leading to bench_f_v2: the direct call
+ *      to the new function that variant c, bench_loop_f itself calling
+ *      bench_f, becomes once relive made that call direct; the same
+ *      instructions, at the same distance from bench_f_v2;
+ *   C  the same copy on a page 1 MiB or so from bench_f_v2.  On some
+ *      machines a call over a long distance costs more in some processes
+ *      than in others (where the loader put things): C shows it beside D.
  * The new versions return x + 2, so each measurement also says which
  * version ran (ret=1 old, ret=2 new).
  *
@@ -33,7 +38,7 @@
  *                       loaded, and take its exported bench_f_v2 and
  *                       bench_k_v2 as the direct calls F and K
  *   run WHO VARS REPS N WHO main|S|U; VARS letters among u f k F K J
- *                       (called through a function pointer) and c C
+ *                       (called through a function pointer) and c C D
  *                       (loops of their own with a direct call).
  *                       Each of REPS rounds makes N calls of each variant,
  *                       in BLOCKS blocks with
@@ -90,29 +95,32 @@ static fn_t direct_f, direct_k, jump_f;
 long bench_loop_f(long n);
 extern const unsigned char bench_loop_f_call[], bench_loop_f_end[];
 typedef long (*loop_t)(long n);
-static loop_t copy_loop;
+static loop_t copy_loop, beside_loop;
 
 /*
- * len bytes of code, on a page of their own within reach of target, with
- * the rel32 at offset rel_at made to lead to target (the end of its
- * instruction is the end of the rel32: a jmp or call rel32).
+ * len bytes of code, on a page of their own 1 to 128 MiB below near and
+ * within reach of target, with the rel32 at offset rel_at made to lead to
+ * target (the end of its instruction is the end of the rel32: a jmp or
+ * call rel32).
  */
 static void *make_code(void *target, const void *code, size_t len,
-		       size_t rel_at)
+		       size_t rel_at, const void *near)
 {
-	uintptr_t to = (uintptr_t)target, page = to & ~(uintptr_t)4095;
+	uintptr_t to = (uintptr_t)target;
+	uintptr_t page = (uintptr_t)near & ~(uintptr_t)4095;
 
 	if (len > 4096)
 		return NULL;
 	for (uintptr_t d = (uintptr_t)1 << 20; d < ((uintptr_t)1 << 27);
 	     d += (uintptr_t)1 << 20) {
-		unsigned char *p = mmap((void *)(page - d), 4096,
-					PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS |
-						MAP_FIXED_NOREPLACE,
-					-1, 0);
-		int32_t rel;
+		unsigned char *p;
+		int64_t rel = (int64_t)(to - (page - d + rel_at + 4));
 
+		if (rel != (int32_t)rel)
+			continue;
+		p = mmap((void *)(page - d), 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			 -1, 0);
 		if (p == MAP_FAILED)
 			continue;
 		if (p != (void *)(page - d)) {
@@ -120,8 +128,7 @@ static void *make_code(void *target, const void *code, size_t len,
 			continue;
 		}
 		memcpy(p, code, len);
-		rel = (int32_t)(to - ((uintptr_t)p + rel_at + 4));
-		memcpy(p + rel_at, &rel, 4);
+		memcpy(p + rel_at, &(int32_t){ (int32_t)rel }, 4);
 		if (mprotect(p, 4096, PROT_READ | PROT_EXEC)) {
 			munmap(p, 4096);
 			return NULL;
@@ -131,22 +138,25 @@ static void *make_code(void *target, const void *code, size_t len,
 	return NULL;
 }
 
-/* J: one direct jump to target, what relive's direct entry is. */
+/* J: one direct jump to target, what relive's direct entry is, below
+ * bench_f. */
 static fn_t make_jump(fn_t target)
 {
 	static const unsigned char jmp[5] = { 0xe9 };
 
-	return (fn_t)make_code((void *)target, jmp, sizeof(jmp), 1);
+	return (fn_t)make_code((void *)target, jmp, sizeof(jmp), 1,
+			       (void *)bench_f);
 }
 
-/* C: bench_loop_f, its call leading to target instead of bench_f. */
-static loop_t make_loop(fn_t target)
+/* C and D: bench_loop_f, its call leading to target instead of bench_f,
+ * on a page below near. */
+static loop_t make_loop(fn_t target, const void *near)
 {
 	const unsigned char *code = (const unsigned char *)(void *)bench_loop_f;
 
 	return (loop_t)make_code((void *)target, code,
 				 (size_t)(bench_loop_f_end - code),
-				 (size_t)(bench_loop_f_call - code) + 1);
+				 (size_t)(bench_loop_f_call - code) + 1, near);
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -192,6 +202,7 @@ static loop_t own_loop(char v)
 	switch (v) {
 	case 'c': return bench_loop_f;
 	case 'C': return copy_loop;
+	case 'D': return beside_loop;
 	}
 	return NULL;
 }
@@ -417,7 +428,9 @@ int main(void)
 			if (f) {
 				direct_f = f;
 				jump_f = make_jump(f);
-				copy_loop = make_loop(f);
+				copy_loop = make_loop(f, (void *)f);
+				beside_loop = make_loop(
+					f, (void *)bench_loop_f);
 			}
 			if (k)
 				direct_k = k;
