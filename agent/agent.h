@@ -134,6 +134,9 @@ void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void service_start(void);
 uintptr_t service_thread_start_object(void);
 
+/* warm.c: what a request would pay for the first time, paid at start */
+void warm_thread(void);
+
 /* core.c: patches and objects */
 struct relive_patch *core_open(const char *path, int *rc);
 void core_discard(struct relive_patch *p);

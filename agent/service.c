@@ -76,6 +76,9 @@ static void *service_main(void *arg)
 	pthread_setname_np(pthread_self(), "relive-agent");
 	/* Never make a thread of the program wait for this one's slice. */
 	background_thread();
+	/* Before the thread says it is there: a request then finds it
+	 * ready (warm.c). */
+	warm_thread();
 	__atomic_store_n(&c->svc_tid, (uint32_t)gettid(), __ATOMIC_RELEASE);
 	for (;;) {
 		ssize_t r = read(fd, &b, 1);

@@ -1,0 +1,125 @@
+/*
+ * agent/warm.c - the agent's own thread makes ready, before any request,
+ * what every request would otherwise pay for the first time in each
+ * process.
+ *
+ * A request in a process where the agent was preloaded used to spend a
+ * fifth of its CPU time on work that does not depend on the patch: the
+ * thread's first malloc creating its arena (an mmap, an mprotect, a page
+ * fault per new page of heap), and a page fault at the first run of each
+ * page of the agent's code and of the libraries it calls (Zydis's decoder
+ * and its tables, libelf).  On a virtual machine every fault is an exit to
+ * the hypervisor.  For `relive patch --all` over a thousand preloaded
+ * processes, that was paid a thousand times on the critical path; here it
+ * is paid once per process, when the agent starts, while nothing waits.
+ * docs/performance.md ("Many processes") has the measurements.
+ *
+ * Nothing here can fail in a way that matters: each step that the kernel
+ * or the C library refuses is skipped, and the request then pays for it
+ * as before.
+ */
+#include <dlfcn.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+
+/* Heap the thread takes and gives back at once: about what a request of
+ * a small patch allocates (the patch's functions, symbol names, the
+ * listing), in pieces below malloc's mmap threshold so that they come
+ * from the thread's arena and stay there once freed. */
+#define WARM_HEAP_PIECES 4
+#define WARM_HEAP_PIECE (16 * 1024)
+
+/* Stack a request of a small patch reaches (about 25 KiB measured), of the
+ * thread's 1 MiB (service.c). */
+#define WARM_STACK (32 * 1024)
+
+static void warm_heap(void)
+{
+	void *p[WARM_HEAP_PIECES];
+	int i;
+
+	for (i = 0; i < WARM_HEAP_PIECES; i++) {
+		p[i] = malloc(WARM_HEAP_PIECE);
+		if (p[i])
+			memset(p[i], 0, WARM_HEAP_PIECE);
+	}
+	for (i = WARM_HEAP_PIECES - 1; i >= 0; i--)
+		free(p[i]);
+}
+
+/* Touches the pages of stack below the caller's frame that a request
+ * will use.  Not inlined, so that its frame is below the caller's. */
+__attribute__((noinline)) static void warm_stack(void)
+{
+	volatile char pages[WARM_STACK];
+
+	for (size_t i = 0; i < sizeof(pages); i += 4096)
+		pages[i] = 0;
+	pages[sizeof(pages) - 1] = 0;
+}
+
+/* The objects whose code and read-only data a request runs through: the
+ * agent itself (found by its own address), the libraries it links, and the
+ * C library, parts of which only a request runs in most programs. */
+static bool is_agent_library(const char *path, uintptr_t base,
+			     uintptr_t self_base)
+{
+	const char *bn = strrchr(path, '/');
+
+	if (base == self_base)
+		return true;
+	bn = bn ? bn + 1 : path;
+	return !strncmp(bn, "libZydis.so", 11) ||
+	       !strncmp(bn, "libelf.so", 9) || !strncmp(bn, "libelf-", 7) ||
+	       !strncmp(bn, "libc.so", 7);
+}
+
+static int warm_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t self_base = *(uintptr_t *)arg;
+	long pg = sysconf(_SC_PAGESIZE);
+
+	(void)size;
+	if (!info->dlpi_name ||
+	    !is_agent_library(info->dlpi_name, info->dlpi_addr, self_base))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo, hi;
+
+		/* Code and read-only data; writable segments are the
+		 * object's own copy, faulted in by whoever writes. */
+		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || pg <= 0)
+			continue;
+		lo = (info->dlpi_addr + ph->p_vaddr) & ~((uintptr_t)pg - 1);
+		hi = (info->dlpi_addr + ph->p_vaddr + ph->p_filesz +
+		      (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+		(void)madvise((void *)lo, hi - lo, MADV_POPULATE_READ);
+	}
+	return 0;
+}
+
+void warm_thread(void)
+{
+	Dl_info di;
+	uintptr_t self_base = 0;
+	struct timespec ts;
+
+	warm_heap();
+	warm_stack();
+	/* The clock's data page (the vDSO's), read at every paced step. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (dladdr((void *)warm_thread, &di))
+		self_base = (uintptr_t)di.dli_fbase;
+	dl_iterate_phdr(warm_object, &self_base);
+}
