@@ -101,6 +101,7 @@ __attribute__((constructor)) static void agent_init(void)
 	transition_init();
 	objects_init();
 	core_snapshot();
+	warm_choose();
 	service_start();
 	agent_log("agent %s loaded", RELIVE_VERSION);
 }

@@ -135,6 +135,7 @@ void service_start(void);
 uintptr_t service_thread_start_object(void);
 
 /* warm.c: what a request would pay for the first time, paid at start */
+void warm_choose(void);
 void warm_thread(void);
 
 /* core.c: patches and objects */
