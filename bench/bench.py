@@ -766,10 +766,9 @@ class Bench:
     # ------------------------------------------------------------------
     # 7: `relive patch --all` over many processes.
 
-    def fleet_run(self, n, preload):
-        """Starts n bench/fleet processes (under `relive run` when preload),
-        patches them all with one `relive patch --all`, checks that every
-        one answers with the patched function; returns (wall s, cpu s)."""
+    def fleet_start(self, n, preload):
+        """Starts n bench/fleet processes (under `relive run` when preload);
+        returns (procs, answers file, their PIDs) once all are ready."""
         r, w = os.pipe()
         env = dict(os.environ, RELIVE_AGENT=self.path("librelive-agent.so"))
         procs = []
@@ -784,9 +783,33 @@ class Bench:
             w = -1
             f = os.fdopen(r)
             r = -1
+            pids = []
             for _ in range(n):
-                if not f.readline().startswith("ready"):
+                line = f.readline().split()
+                if len(line) != 2 or line[0] != "ready":
                     raise RuntimeError("a fleet process did not start")
+                pids.append(int(line[1]))
+            return procs, f, pids
+        except BaseException:
+            for fd in (r, w):
+                if fd >= 0:
+                    os.close(fd)
+            self.fleet_stop(procs)
+            raise
+
+    @staticmethod
+    def fleet_stop(procs):
+        for p in procs:
+            p.stdin.close()
+        for p in procs:
+            p.wait()
+
+    def fleet_run(self, n, preload):
+        """Starts n bench/fleet processes, patches them all with one
+        `relive patch --all`, checks that every one answers with the
+        patched function; returns (wall s, cpu s)."""
+        procs, f, _ = self.fleet_start(n, preload)
+        try:
             rc, wall, out = self.relive("patch", "--all",
                                         self.path("bench", "fleet_fix.so"),
                                         timeout=600)
@@ -804,13 +827,43 @@ class Bench:
                                    (len(bad), n, bad[:5]))
             return wall, cpu
         finally:
-            for fd in (r, w):
-                if fd >= 0:
-                    os.close(fd)
+            self.fleet_stop(procs)
+            f.close()
+
+    def fleet_floor(self, n):
+        """The part of patching n preloaded processes that any live patcher
+        pays: each process loads the patch (woken by a line, it makes the
+        dlopen itself, all of them at once), and one thread of each is
+        stopped and resumed from outside (bench/stopall, two at once, one
+        per half of the processes).  Returns (dlopen s, stop s)."""
+        procs, f, pids = self.fleet_start(n, True)
+        try:
+            line = ("dlopen %s\n" % self.path("bench", "fleet_fix.so")).encode()
+            t0 = time.monotonic()
             for p in procs:
-                p.stdin.close()
-            for p in procs:
-                p.wait()
+                p.stdin.write(line)
+                p.stdin.flush()
+            answers = [f.readline().split() for _ in range(n)]
+            t_dl = time.monotonic() - t0
+            bad = [a for a in answers if a[1:] != ["dlopen", "1"]]
+            if bad:
+                raise RuntimeError("%d of %d processes could not load the "
+                                   "patch: %s" % (len(bad), n, bad[:5]))
+            half = (n + 1) // 2
+            t0 = time.monotonic()
+            stops = [subprocess.Popen([self.path("bench", "stopall")] +
+                                      [str(p) for p in part],
+                                      stdout=subprocess.PIPE)
+                     for part in (pids[:half], pids[half:]) if part]
+            for s in stops:
+                s.communicate(timeout=600)
+            t_stop = time.monotonic() - t0
+            if any(s.returncode for s in stops):
+                raise RuntimeError("bench/stopall could not stop a process")
+            return t_dl, t_stop
+        finally:
+            self.fleet_stop(procs)
+            f.close()
 
     def fig_fleet(self):
         n = 100 if self.quick else 1000
@@ -824,6 +877,13 @@ class Bench:
             self.row("7", "  wall time per process", 1e3 * wall / n, "ms")
             self.row("7", "  CPU time per process (relive, all children)",
                      1e3 * cpu / n, "ms")
+        t_dl, t_stop = self.fleet_floor(n)
+        res["floor"] = {"n": n, "dlopen_s": t_dl, "stop_s": t_stop}
+        self.row("7", "floor, no relive: each of %d loads the patch" % n,
+                 t_dl, "s")
+        self.row("7", "floor, no relive: stop+resume a thread of each",
+                 t_stop, "s")
+        self.row("7", "floor, no relive: both", t_dl + t_stop, "s")
         self.raw["fleet"] = res
 
     def machine(self):
@@ -912,7 +972,7 @@ def main():
     b = Bench(a.build, a.quick)
     for f in ("relive", "bench/calls", "bench/many", "bench/loadgen",
               "examples/server", "bench/many10000.so", "bench/fleet",
-              "bench/fleet_fix.so"):
+              "bench/fleet_fix.so", "bench/stopall"):
         if not os.path.exists(b.path(f)):
             sys.exit("bench: %s is missing: is subdir('bench') in meson.build "
                      "and the build up to date?" % b.path(f))

@@ -5,9 +5,15 @@
  *
  *     fleet FD    writes "ready PID\n" to FD (a pipe shared by the whole
  *                 fleet; the line is shorter than PIPE_BUF, so atomic),
- *                 then "PID VALUE\n" after each line read from stdin,
- *                 VALUE being fleet_value(1): 2 before the patch, 101 after
+ *                 then for each line read from stdin:
+ *                   "PID VALUE\n", VALUE being fleet_value(1): 2 before
+ *                   the patch, 101 after;
+ *                 or, for a line "dlopen PATH", "PID dlopen OK\n" after
+ *                 loading PATH itself (OK 1 or 0): the floor the benchmark
+ *                 measures beside `relive patch --all`, the part of a
+ *                 patch that no live patcher can avoid in each process.
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +23,26 @@ long fleet_value(long x);
 
 int main(int argc, char **argv)
 {
-	char buf[64];
+	char buf[4096 + 16], out[64];
 	int fd = argc > 1 ? atoi(argv[1]) : 1;
-	int n = snprintf(buf, sizeof(buf), "ready %d\n", (int)getpid());
+	int n = snprintf(out, sizeof(out), "ready %d\n", (int)getpid());
+	ssize_t got;
 
-	if (write(fd, buf, (size_t)n) != n)
+	if (write(fd, out, (size_t)n) != n)
 		return 1;
-	while (read(0, buf, sizeof(buf)) > 0) {
-		n = snprintf(buf, sizeof(buf), "%d %ld\n", (int)getpid(),
-			     fleet_value(1));
-		if (write(fd, buf, (size_t)n) != n)
+	/* One line per read: the benchmark waits for each answer. */
+	while ((got = read(0, buf, sizeof(buf) - 1)) > 0) {
+		buf[got] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (!strncmp(buf, "dlopen ", 7))
+			n = snprintf(out, sizeof(out), "%d dlopen %d\n",
+				     (int)getpid(),
+				     dlopen(buf + 7, RTLD_NOW | RTLD_LOCAL) !=
+					     NULL);
+		else
+			n = snprintf(out, sizeof(out), "%d %ld\n",
+				     (int)getpid(), fleet_value(1));
+		if (write(fd, out, (size_t)n) != n)
 			return 1;
 	}
 	return 0;
