@@ -184,5 +184,6 @@ AGENT_EXPORT long relive_agent_request(void)
 	pthread_mutex_unlock(&agent_lock);
 	core_discard(gone);
 	__atomic_store_n(&c->done_seq, c->req_seq, __ATOMIC_RELEASE);
+	service_done(c->req_seq);
 	return rc;
 }

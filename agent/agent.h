@@ -133,6 +133,7 @@ void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* service.c: the agent's own thread, which serves requests */
 void service_start(void);
 uintptr_t service_thread_start_object(void);
+void service_done(uint64_t seq);
 
 /* warm.c: what a request would pay for the first time, paid at start */
 void warm_choose(void);

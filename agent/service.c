@@ -16,14 +16,26 @@
  * through /proc/PID/fd/svc_fd and checks its inode first, so a descriptor
  * the program closed and reused is never written to.  A fork child has no
  * such thread: its first request borrows a thread, which starts one.
+ *
+ * The way back is a page of shared memory (ctl.h, done_page): the number
+ * of the request served goes into its first word, a futex, so that the
+ * controller sleeps until it is woken instead of polling the control
+ * block.  The page is a memfd the agent maps and closes at once: no
+ * descriptor is left in the program; the controller maps the same page
+ * through /proc/PID/map_files (which needs CAP_SYS_ADMIN; without it, the
+ * controller polls as before).
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -32,6 +44,52 @@
 static pthread_mutex_t service_lock = PTHREAD_MUTEX_INITIALIZER;
 static int service_pipe[2] = { -1, -1 };
 static bool atfork_done;
+
+#define DONE_PAGE_SIZE 4096
+
+/* The page shared with the controller; its first word is the low half of
+ * the last done_seq. */
+static uint32_t *done_page;
+
+/* Makes the shared page; without it (no memfd_create, a seccomp filter,
+ * no memory) the controller polls. */
+static void done_page_make(void)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+	struct stat st;
+	void *m;
+	int fd;
+
+	if (done_page)
+		return;
+	fd = memfd_create("relive-agent-done", MFD_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ftruncate(fd, DONE_PAGE_SIZE) || fstat(fd, &st)) {
+		close(fd);
+		return;
+	}
+	m = mmap(NULL, DONE_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return;
+	done_page = m;
+	*done_page = (uint32_t)__atomic_load_n(&c->done_seq, __ATOMIC_ACQUIRE);
+	c->done_ino = st.st_ino;
+	__atomic_store_n(&c->done_page, (uint64_t)(uintptr_t)m,
+			 __ATOMIC_RELEASE);
+}
+
+void service_done(uint64_t seq)
+{
+	uint32_t *w = __atomic_load_n(&done_page, __ATOMIC_ACQUIRE);
+
+	if (!w)
+		return;
+	__atomic_store_n(w, (uint32_t)seq, __ATOMIC_RELEASE);
+	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
 
 /* The child of a fork has no service thread and must not share the
  * parent's pipe: a byte meant for the child would wake the parent. */
@@ -47,6 +105,12 @@ static void service_forked(void)
 	c->svc_tid = 0;
 	c->svc_fd = -1;
 	c->svc_ino = 0;
+	/* The page is the parent's too: the child makes its own. */
+	c->done_page = 0;
+	c->done_ino = 0;
+	if (done_page)
+		munmap(done_page, DONE_PAGE_SIZE);
+	done_page = NULL;
 	pthread_mutex_init(&service_lock, NULL);
 }
 
@@ -119,6 +183,7 @@ void service_start(void)
 	if (!atfork_done && pthread_atfork(NULL, NULL, service_forked))
 		goto out;
 	atfork_done = true;
+	done_page_make();
 	if (pipe2(p, O_CLOEXEC))
 		goto out;
 	if (fstat(p[0], &st)) {

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 4u
+#define RELIVE_CTL_ABI 5u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -157,6 +157,16 @@ struct relive_ctl {
 	 * svc_switched_gen 0: it did not. */
 	uint32_t svc_switched_gen;
 	uint32_t svc_switched_to;
+
+	/* A page of shared memory (a memfd the agent mapped and closed): after
+	 * setting done_seq, the agent stores its low 32 bits in the page's
+	 * first word and wakes the futex there, so that a controller that
+	 * maps the page too (through /proc/PID/map_files, checking that it is
+	 * the file done_ino) sleeps until the request is served instead of
+	 * polling done_seq.  The word is only a hint: done_seq decides.
+	 * done_page 0: there is none; the controller polls. */
+	uint64_t done_page;
+	uint64_t done_ino;
 };
 
 /*

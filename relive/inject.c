@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/syscall.h>
@@ -942,6 +944,58 @@ static pid_t service_ring(struct agent *a)
 }
 
 /*
+ * The agent's "done" page (ctl.h, done_page), mapped here through
+ * /proc/PID/map_files after checking that it is the agent's file; NULL
+ * when the agent has none or it cannot be mapped (no CAP_SYS_ADMIN: then
+ * the caller polls).  Kept mapped for the same process's next requests.
+ */
+static uint32_t *done_map(struct agent *a)
+{
+	static struct {
+		uint32_t *w;          /* ours, or NULL */
+		pid_t pid;            /* the process it is, or was refused, for */
+		uint64_t page, ino;
+	} m = { NULL, 0, 0, 0 };
+	struct {
+		uint64_t page, ino;
+	} d;
+	char path[96];
+	struct stat st;
+	void *p;
+	int fd;
+
+	if (proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, done_page),
+		      &d, sizeof(d)) ||
+	    !d.page)
+		return NULL;
+	if (m.pid == a->pid && m.page == d.page && m.ino == d.ino)
+		return m.w; /* mapped, or refused already */
+	if (m.w)
+		munmap(m.w, 4096);
+	m.w = NULL;
+	m.pid = a->pid;
+	m.page = d.page;
+	m.ino = d.ino;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", a->pid,
+		 (unsigned long long)d.page, (unsigned long long)d.page + 4096);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_ino != d.ino || st.st_size < 4096) {
+		close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return NULL;
+	vlog("the agent's done page mapped: waits sleep until woken");
+	m.w = p;
+	return m.w;
+}
+
+/*
  * Has the agent serve one request: its own thread when it has one, else a
  * borrowed thread of the target.  msg receives the agent's
  * message.  Returns the agent's status (0 or a negative errno) or a
@@ -954,6 +1008,7 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	char argbuf[sizeof(c->arg)] = "";
 	uint64_t seq, done;
 	struct stopped st;
+	uint32_t *w;
 	double t0;
 	pid_t tid;
 	int rc;
@@ -1011,7 +1066,11 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 			return rc;
 	}
 	/* The thread serves the request untraced: no stop at each of its
-	 * system calls.  Wait for the agent to say it is done. */
+	 * system calls.  Wait for the agent to say it is done: asleep on
+	 * its done page when it can be mapped (woken when the request is
+	 * served, and every 10 ms to check that the thread still exists),
+	 * else polling. */
+	w = done_map(a);
 	for (unsigned n = 0;; n++) {
 		if (proc_read(a->pid,
 			      a->ctl + offsetof(struct relive_ctl, done_seq),
@@ -1022,12 +1081,22 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		}
 		if (done == seq)
 			break;
-		if (n % 64 == 63 && syscall(SYS_tgkill, a->pid, tid, 0)) {
+		if ((w ? n > 0 : n % 64 == 63) &&
+		    syscall(SYS_tgkill, a->pid, tid, 0)) {
 			snprintf(msg, msglen, "thread %d of process %d exited "
 				 "during the request", tid, a->pid);
 			return -ESRCH;
 		}
-		poll_pause(n, &t0);
+		if (w) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			uint32_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+
+			if (v != (uint32_t)seq)
+				(void)syscall(SYS_futex, w, FUTEX_WAIT, v, &ts,
+					      NULL, 0);
+		} else {
+			poll_pause(n, &t0);
+		}
 	}
 	vlog("request %u served", op);
 	if (agent_read_ctl(a)) {

@@ -64,6 +64,43 @@ def test_preloaded_agent_has_its_thread_from_the_start(spawn):
     assert t.ask("call 1") == "101"
 
 
+def test_controller_sleeps_on_the_done_page(spawn):
+    """The agent's way back (ctl.h, done_page): a page of shared memory
+    whose descriptor it closed at once, which relive maps through
+    /proc/PID/map_files (as root) to sleep until a request is served."""
+    t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"])
+    fds = os.listdir(f"/proc/{t.pid}/fd")
+    links = [os.readlink(f"/proc/{t.pid}/fd/{fd}") for fd in fds]
+    assert not [l for l in links if "relive-agent-done" in l], links
+    with open(f"/proc/{t.pid}/maps") as f:
+        pages = [line for line in f if "relive-agent-done" in line]
+    assert len(pages) == 1, pages
+    rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
+    assert rc == 0, log
+    if os.geteuid() == 0:
+        assert log.count("the agent's done page mapped") == 1, log
+    assert t.ask("call 1") == "101"
+    # A fork child unmaps its parent's page and makes its own.
+    child = int(t.ask("fork"))
+    try:
+        rc, log = verbose(["patch", "-p", str(child),
+                           patch_path("fix_lib")])
+        assert rc == 0, log
+        with open(f"/proc/{child}/maps") as f:
+            cpages = [line for line in f if "relive-agent-done" in line]
+        assert len(cpages) == 1, cpages
+        assert cpages[0].split()[4] != pages[0].split()[4], (pages, cpages)
+        rc, log = verbose(["disable", "-p", str(child), "fix_lib"])
+        assert rc == 0, log
+        if os.geteuid() == 0:
+            assert "the agent's done page mapped" in log, log
+        assert t.ask("lib 1") == "3"
+        disable(t.pid, "fix_main")
+        assert t.ask("call 1") == "2"
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_fork_child_gets_its_own_agent_thread(spawn):
     t = spawn("basic_pie")
     apply(t.pid, "fix_lib")
