@@ -106,6 +106,18 @@ __attribute__((constructor)) static void agent_init(void)
 	agent_log("agent %s loaded", RELIVE_VERSION);
 }
 
+/* LOAD_ENABLE's second half: the patch p was loaded and no entry write is
+ * left for the controller, so nothing stands between the load and the
+ * enable but a request; enable it now.  Returns the enable's status; on
+ * a refusal p stays loaded, for the controller to abort. */
+static int load_enable(struct relive_patch *p)
+{
+	int rc = core_enable(p->name);
+
+	relive_agent_ctl.load_enabled = rc ? 2 : 1;
+	return rc;
+}
+
 /*
  * Serves the request in relive_agent_ctl.op.  Returns the status, also left
  * in relive_agent_ctl.status.
@@ -123,21 +135,25 @@ AGENT_EXPORT long relive_agent_request(void)
 	arg[sizeof(arg) - 1] = '\0';
 	c->msg[0] = '\0';
 	c->written_alone = 0;
+	c->load_enabled = 0;
 	c->server_tid = (uint32_t)gettid();
 	/* Lock order: the dynamic loader's lock, then agent_lock (the loader
 	 * calls objects.c's hook with its lock held).  So whatever calls into
 	 * the loader (dlopen, dlsym, dlclose) runs outside agent_lock. */
-	if (c->op == RELIVE_OP_LOAD)
+	if (c->op == RELIVE_OP_LOAD || c->op == RELIVE_OP_LOAD_ENABLE)
 		opened = core_open(arg, &rc);
 	pthread_mutex_lock(&agent_lock);
 	c->busy = 1;
 	codemem_begin();
 	switch (c->op) {
 	case RELIVE_OP_LOAD:
+	case RELIVE_OP_LOAD_ENABLE:
 		if (opened) {
 			rc = core_load(opened);
 			if (rc)
 				gone = opened;
+			else if (c->op == RELIVE_OP_LOAD_ENABLE && !c->nplan)
+				rc = load_enable(opened);
 		}
 		break;
 	case RELIVE_OP_WRITTEN:

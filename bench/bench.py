@@ -866,24 +866,45 @@ class Bench:
             f.close()
 
     def fig_fleet(self):
+        """Three rounds, each of: relive patch --all of n preloaded
+        processes, of n unprepared ones, and the floor beside them (fresh
+        processes every time); medians over the rounds."""
         n = 100 if self.quick else 1000
-        res = {}
-        for preload, lbl, lim in ((True, "agent preloaded", 1.0),
-                                  (False, "unprepared", 5.0)):
-            wall, cpu = self.fleet_run(n, preload)
-            res[lbl] = {"n": n, "wall_s": wall, "cpu_s": cpu}
+        rounds = 3
+        runs = {"agent preloaded": [], "unprepared": []}
+        floors = []
+        for _ in range(rounds):
+            for preload, lbl in ((True, "agent preloaded"),
+                                 (False, "unprepared")):
+                runs[lbl].append(self.fleet_run(n, preload))
+            floors.append(self.fleet_floor(n))
+        res = {"n": n}
+        for lbl, lim in (("agent preloaded", 1.0), ("unprepared", 5.0)):
+            walls = [w for w, _ in runs[lbl]]
+            cpus = [c for _, c in runs[lbl]]
+            res[lbl] = {"wall_s": walls, "cpu_s": cpus}
             self.row("7", "relive patch --all, %d processes, %s" % (n, lbl),
-                     wall, "s", ("<=", lim * n / 1000))
-            self.row("7", "  wall time per process", 1e3 * wall / n, "ms")
+                     median(walls), "s", ("<=", lim * n / 1000),
+                     sp=spread(walls))
+            self.row("7", "  wall time per process", 1e3 * median(walls) / n,
+                     "ms")
             self.row("7", "  CPU time per process (relive, all children)",
-                     1e3 * cpu / n, "ms")
-        t_dl, t_stop = self.fleet_floor(n)
-        res["floor"] = {"n": n, "dlopen_s": t_dl, "stop_s": t_stop}
+                     1e3 * median(cpus) / n, "ms", sp=spread(
+                         [1e3 * c / n for c in cpus]))
+        dl = [d for d, _ in floors]
+        st = [t for _, t in floors]
+        both = [d + t for d, t in floors]
+        res["floor"] = {"dlopen_s": dl, "stop_s": st}
         self.row("7", "floor, no relive: each of %d loads the patch" % n,
-                 t_dl, "s")
+                 median(dl), "s", sp=spread(dl))
         self.row("7", "floor, no relive: stop+resume a thread of each",
-                 t_stop, "s")
-        self.row("7", "floor, no relive: both", t_dl + t_stop, "s")
+                 median(st), "s", sp=spread(st))
+        self.row("7", "floor, no relive: both", median(both), "s",
+                 sp=spread(both))
+        ratio = [w / b for (w, _), b in
+                 zip(runs["agent preloaded"], both)]
+        self.row("7", "preloaded --all / floor, same round", median(ratio),
+                 "ratio", sp=spread(ratio))
         self.raw["fleet"] = res
 
     def machine(self):

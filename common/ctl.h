@@ -44,6 +44,13 @@ enum relive_op {
 	RELIVE_OP_UNUSED_SITES,
 	/* arg: patch name.  Complete its transition now (kernel: force). */
 	RELIVE_OP_FORCE,
+	/* arg: patch path.  LOAD, then, when the plan holds no write left
+	 * for the controller, ENABLE of the patch loaded, in the same
+	 * request; load_enabled says what happened.  An enable refused here
+	 * (status and message are its own) leaves the patch loaded, for the
+	 * controller to ABORT as after a refused ENABLE: never retried, its
+	 * callbacks ran once. */
+	RELIVE_OP_LOAD_ENABLE,
 };
 
 /* A code range a thread's stack is checked against: a version of a
@@ -103,6 +110,9 @@ struct relive_ctl {
 	int32_t status;           /* 0 or a negative errno */
 	uint32_t written_alone;   /* one-byte entry writes the agent made
 				     itself in this request */
+	uint32_t load_enabled;    /* LOAD_ENABLE: 0 loaded only, 1 loaded
+				     and enabled, 2 loaded, enable refused */
+	uint32_t pad3;
 	char msg[4096];
 
 	/* Plan of code writes (agent memory, valid until the next request). */

@@ -421,10 +421,22 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 	for (size_t i = 0; i < pf->nobjs; i++)
 		if (!pf->objs[i].name)
 			a.load_near_main = 1;
-	rc = agent_request(&a, RELIVE_OP_LOAD, real, err, errlen);
+	/* LOAD_ENABLE: when every entry write could be made by the agent
+	 * alone, the enable comes in the same request. */
+	a.c.load_enabled = 0; /* what a request that was not served says */
+	rc = agent_request(&a, RELIVE_OP_LOAD_ENABLE, real, err, errlen);
 	a.load_near_main = 0;
+	if (rc && a.c.load_enabled == 2) {
+		/* Loaded, then the enable was refused: err says why. */
+		undo_load(&a, pf->name);
+		return EXIT_REFUSED;
+	}
 	if (rc)
 		return rc == -EEXIST ? EXIT_ALREADY : EXIT_REFUSED;
+	if (a.c.load_enabled) {
+		vlog("enabled in the same request");
+		return finish(&a, NULL, pf->name, pid, timeout, err, errlen);
+	}
 	rc = codewrite_apply(&a, err, errlen);
 	if (!rc)
 		rc = agent_request(&a, RELIVE_OP_ENABLE, pf->name, err, errlen);

@@ -101,6 +101,29 @@ def test_controller_sleeps_on_the_done_page(spawn):
         os.kill(child, signal.SIGKILL)
 
 
+def test_one_request_loads_and_enables(spawn):
+    """When the agent can make every entry write alone, the patch is
+    loaded and enabled in one request (RELIVE_OP_LOAD_ENABLE); a refused
+    enable still says why, and changes nothing."""
+    t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"])
+    rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
+    assert rc == 0, log
+    assert "enabled in the same request" in log, log
+    assert log.count("to the agent") == 2, log   # LOAD_ENABLE, COMPLETE
+    assert t.ask("call 1") == "101"
+    disable(t.pid, "fix_main")
+    assert t.ask("call 1") == "2"
+    # Loaded but disabled: patching it again is refused by the agent's
+    # load, before any enable; the process is unchanged.
+    rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
+    assert rc == 1, log
+    assert "enabled in the same request" not in log, log
+    assert t.ask("call 1") == "2"
+    remove(t.pid, "fix_main")
+    apply(t.pid, "fix_main")
+    assert t.ask("call 1") == "101"
+
+
 def test_fork_child_gets_its_own_agent_thread(spawn):
     t = spawn("basic_pie")
     apply(t.pid, "fix_lib")
