@@ -3,15 +3,17 @@
  * what every request would otherwise pay for the first time in each
  * process.
  *
- * A request in a process where the agent was preloaded used to spend a
- * fifth of its CPU time on work that does not depend on the patch: the
- * thread's first malloc creating its arena (an mmap, an mprotect, a page
- * fault per new page of heap), and a page fault at the first run of each
- * page of the agent's code and of the libraries it calls (Zydis's decoder
- * and its tables, libelf).  On a virtual machine every fault is an exit to
- * the hypervisor.  For `relive patch --all` over a thousand preloaded
- * processes, that was paid a thousand times on the critical path; here it
- * is paid once per process, when the agent starts, while nothing waits.
+ * A request in a process where the agent was preloaded used to spend
+ * about a third of its CPU time on work that does not depend on the
+ * patch: the thread's first malloc creating its arena (an mmap, an
+ * mprotect, a page fault per new page of heap), and a page fault at the
+ * first touch of each page of its stack, of the agent's code and of the
+ * libraries it calls (Zydis's decoder and its tables, libelf, parts of the
+ * C library), and of the vDSO's clock: 30 of a small patch's 45 faults.
+ * On a virtual machine every fault is an exit to the hypervisor.  For
+ * `relive patch --all` over a thousand preloaded processes, that was paid
+ * a thousand times on the critical path; here it is paid once per
+ * process, when the agent starts, while nothing waits.
  * docs/performance.md ("Many processes") has the measurements.
  *
  * Only where the agent was preloaded (`relive run`): an injected agent
