@@ -897,7 +897,7 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
  * not the one the agent named (the program closed the descriptor and
  * reused the number): then a thread is borrowed instead.  The pipe opened
  * for one process is kept for its next requests while the agent names the
- * same one (a patch makes three).
+ * same one (a patch makes two or three).
  */
 static pid_t service_ring(struct agent *a)
 {
