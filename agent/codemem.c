@@ -314,7 +314,10 @@ static uintptr_t free_range_near(uintptr_t near, size_t len)
 	return best;
 }
 
-static bool overlaps(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi);
+static bool overlaps(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi)
+{
+	return a < hi && lo < b;
+}
 
 /*
  * A chunk where the kernel would put any mapping, if that is within reach
@@ -454,6 +457,7 @@ static unsigned landing_after(uintptr_t at)
 	}
 	return lo;
 }
+
 /* The top of the main thread's stack (glibc's dynamic loader). */
 extern void *__libc_stack_end;
 
@@ -509,11 +513,6 @@ void codemem_growth_zones(uintptr_t *heap_lo, uintptr_t *heap_hi,
 	*heap_hi = brk_now == (uintptr_t)-1 ? 0 : brk_now + HEAP_ROOM;
 	*stk_lo = stack_lo;
 	*stk_hi = stack_hi;
-}
-
-static bool overlaps(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi)
-{
-	return a < hi && lo < b;
 }
 
 bool codemem_landing(uintptr_t at, size_t len)
