@@ -905,7 +905,31 @@ class Bench:
                  zip(runs["agent preloaded"], both)]
         self.row("7", "preloaded --all / floor, same round", median(ratio),
                  "ratio", sp=spread(ratio))
+        res["cold_wake"] = self.cold_wake()
         self.raw["fleet"] = res
+
+    def cold_wake(self):
+        """What the machine charges, with no relive, for waking a process
+        that sat idle (as every process of figure 7 did) against one that
+        ran moments before: bench/coldwake, 100 processes woken one at a
+        time, each touching nothing or 1024 of its pages (4 MiB), median
+        wake after 3 s idle and just after running."""
+        out = {}
+        for pages, what in ((0, "wake"), (1024, "wake + touch 4 MiB")):
+            r = subprocess.run([self.path("bench", "coldwake"), "100",
+                                str(pages), "3000"],
+                               stdout=subprocess.PIPE, timeout=120)
+            v = r.stdout.decode().split()
+            if r.returncode != 0 or len(v) != 4:
+                raise RuntimeError("bench/coldwake failed: exit %d" %
+                                   r.returncode)
+            hot, cold = float(v[1]), float(v[3])
+            out[str(pages)] = {"hot_us": hot, "cold_us": cold}
+            self.row("7", "machine, no relive: %s, idle 3 s" % what, cold,
+                     "us")
+            self.row("7", "machine, no relive: %s, just ran" % what, hot,
+                     "us")
+        return out
 
     def machine(self):
         model = ""
@@ -993,7 +1017,7 @@ def main():
     b = Bench(a.build, a.quick)
     for f in ("relive", "bench/calls", "bench/many", "bench/loadgen",
               "examples/server", "bench/many10000.so", "bench/fleet",
-              "bench/fleet_fix.so", "bench/stopall"):
+              "bench/fleet_fix.so", "bench/stopall", "bench/coldwake"):
         if not os.path.exists(b.path(f)):
             sys.exit("bench: %s is missing: is subdir('bench') in meson.build "
                      "and the build up to date?" % b.path(f))
