@@ -35,7 +35,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
 #include <libelf.h>
 #include <link.h>
 #include <stdio.h>
@@ -154,101 +153,180 @@ static int add_reloc(struct relive_patch *p, const struct klp_reloc *r)
 	return 0;
 }
 
-/* Reads the patch file's dynamic relocations against KLP_SYMBOL and
+/* One dynamic relocation of the patch, whose symbol is named name: kept
+ * when the name is a KLP_SYMBOL or KLP_ORIGINAL reference.  Returns 0 or
+ * a negative errno (the message set). */
+static int klp_reloc_add(struct relive_patch *p, uintptr_t base,
+			 const ElfW(Rela) *rela, const char *name)
+{
+	struct klp_reloc r = { 0 };
+
+	if (!strncmp(name, SYM_PREFIX, strlen(SYM_PREFIX))) {
+		name += strlen(SYM_PREFIX);
+	} else if (!strncmp(name, ORIG_PREFIX, strlen(ORIG_PREFIX))) {
+		name += strlen(ORIG_PREFIX);
+		r.original = true;
+	} else {
+		return 0;
+	}
+	r.where = base + rela->r_offset;
+	r.type = ELF64_R_TYPE(rela->r_info);
+	r.addend = rela->r_addend;
+	switch (r.type) {
+	case R_X86_64_GLOB_DAT:
+	case R_X86_64_JUMP_SLOT:
+	case R_X86_64_64:
+		break;
+	case R_X86_64_DTPMOD64:
+	case R_X86_64_DTPOFF64:
+		if (!r.original)
+			break;
+		/* fall through */
+	default:
+		agent_msg("%s: reference to '%s' uses relocation type %u, "
+			  "which relive cannot resolve (build the patch with "
+			  "-fPIC)", p->file, name, r.type);
+		return -ENOTSUP;
+	}
+	if (parse_ref(name, &r)) {
+		agent_msg("%s: malformed reference '%s'; use "
+			  "KLP_SYMBOL(\"obj\", sym, pos)", p->file, name);
+		free(r.obj);
+		free(r.sym);
+		return -EINVAL;
+	}
+	return add_reloc(p, &r);
+}
+
+/* The loaded patch's segments, to tell its dynamic section's addresses
+ * apart: the loader rewrites some entries of a writable dynamic section
+ * to absolute addresses (glibc on x86-64), others stay offsets from the
+ * load address. */
+struct patch_image {
+	uintptr_t base;
+	const ElfW(Dyn) *dyn;
+	uintptr_t lo[8], hi[8];
+	int nload;
+};
+
+static int image_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct patch_image *im = arg;
+	bool mine = false;
+	int i;
+
+	(void)size;
+	if (info->dlpi_addr != im->base)
+		return 0;
+	for (i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC &&
+		    info->dlpi_addr + info->dlpi_phdr[i].p_vaddr ==
+			    (uintptr_t)im->dyn)
+			mine = true;
+	if (!mine)
+		return 0;
+	for (i = 0; i < info->dlpi_phnum && im->nload < 8; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_LOAD)
+			continue;
+		im->lo[im->nload] = info->dlpi_addr + ph->p_vaddr;
+		im->hi[im->nload] = im->lo[im->nload] + ph->p_memsz;
+		im->nload++;
+	}
+	return 1;
+}
+
+/* The address of len bytes that the dynamic entry value v names, or 0
+ * when neither v nor base + v lies within one of the patch's segments. */
+static uintptr_t image_addr(const struct patch_image *im, uintptr_t v,
+			    size_t len)
+{
+	uintptr_t c[2] = { v, im->base + v };
+
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < im->nload; i++)
+			if (c[k] >= im->lo[i] && c[k] <= im->hi[i] &&
+			    len <= im->hi[i] - c[k])
+				return c[k];
+	return 0;
+}
+
+/* Reads the loaded patch's dynamic relocations (DT_RELA and DT_JMPREL,
+ * from its image in memory: no file is read) against KLP_SYMBOL and
  * KLP_ORIGINAL names.  Without agent_lock (it asks the loader for the
  * patch's load address). */
 int klp_relocs_read(struct relive_patch *p)
 {
+	uintptr_t rela = 0, jmprel = 0, symtab = 0, strtab = 0;
+	size_t relasz = 0, jmprelsz = 0, strsz = 0;
+	size_t relaent = sizeof(ElfW(Rela)), syment = sizeof(ElfW(Sym));
+	struct patch_image im = { 0 };
 	struct link_map *lm = NULL;
-	Elf_Scn *scn = NULL;
-	Elf *e;
-	int fd, rc = 0;
+	const ElfW(Dyn) *d;
+	int rc;
 
-	if (dlinfo(p->handle, RTLD_DI_LINKMAP, &lm) || !lm)
+	if (dlinfo(p->handle, RTLD_DI_LINKMAP, &lm) || !lm || !lm->l_ld)
 		return 0;
-	elf_version(EV_CURRENT);
-	fd = open(p->file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		agent_msg("cannot read %s", p->file);
-		return -errno;
+	im.base = lm->l_addr;
+	im.dyn = lm->l_ld;
+	if (!dl_iterate_phdr(image_cb, &im)) {
+		agent_msg("%s: cannot find the loaded patch's segments",
+			  p->file);
+		return -ENOEXEC;
 	}
-	e = elf_begin(fd, ELF_C_READ, NULL);
-	while (e && !rc && (scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh, symsh;
-		Elf_Scn *symscn;
-		Elf_Data *rd, *sd;
-		size_t i, n;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA)
-			continue;
-		symscn = elf_getscn(e, sh.sh_link);
-		if (!symscn || !gelf_getshdr(symscn, &symsh) ||
-		    symsh.sh_type != SHT_DYNSYM)
-			continue;
-		rd = elf_getdata(scn, NULL);
-		sd = elf_getdata(symscn, NULL);
-		if (!rd || !sd || !sh.sh_entsize)
-			continue;
-		n = sh.sh_size / sh.sh_entsize;
-		for (i = 0; i < n && !rc; i++) {
-			struct klp_reloc r = { 0 };
-			GElf_Rela rela;
-			GElf_Sym sym;
-			const char *name;
-
-			if (!gelf_getrela(rd, i, &rela) ||
-			    !GELF_R_SYM(rela.r_info) ||
-			    !gelf_getsym(sd, GELF_R_SYM(rela.r_info), &sym))
-				continue;
-			name = elf_strptr(e, symsh.sh_link, sym.st_name);
-			if (!name)
-				continue;
-			if (!strncmp(name, SYM_PREFIX, strlen(SYM_PREFIX))) {
-				name += strlen(SYM_PREFIX);
-			} else if (!strncmp(name, ORIG_PREFIX,
-					    strlen(ORIG_PREFIX))) {
-				name += strlen(ORIG_PREFIX);
-				r.original = true;
-			} else {
-				continue;
-			}
-			r.where = lm->l_addr + rela.r_offset;
-			r.type = GELF_R_TYPE(rela.r_info);
-			r.addend = rela.r_addend;
-			switch (r.type) {
-			case R_X86_64_GLOB_DAT:
-			case R_X86_64_JUMP_SLOT:
-			case R_X86_64_64:
-				break;
-			case R_X86_64_DTPMOD64:
-			case R_X86_64_DTPOFF64:
-				if (!r.original)
-					break;
-				/* fall through */
-			default:
-				agent_msg("%s: reference to '%s' uses relocation "
-					  "type %u, which relive cannot resolve "
-					  "(build the patch with -fPIC)",
-					  p->file, name, r.type);
-				rc = -ENOTSUP;
-				continue;
-			}
-			if (parse_ref(name, &r)) {
-				agent_msg("%s: malformed reference '%s'; use "
-					  "KLP_SYMBOL(\"obj\", sym, pos)",
-					  p->file, name);
-				free(r.obj);
-				free(r.sym);
-				rc = -EINVAL;
-				continue;
-			}
-			rc = add_reloc(p, &r);
+	for (d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+		switch (d->d_tag) {
+		case DT_RELA: rela = d->d_un.d_ptr; break;
+		case DT_RELASZ: relasz = d->d_un.d_val; break;
+		case DT_RELAENT: relaent = d->d_un.d_val; break;
+		case DT_JMPREL: jmprel = d->d_un.d_ptr; break;
+		case DT_PLTRELSZ: jmprelsz = d->d_un.d_val; break;
+		case DT_SYMTAB: symtab = d->d_un.d_ptr; break;
+		case DT_SYMENT: syment = d->d_un.d_val; break;
+		case DT_STRTAB: strtab = d->d_un.d_ptr; break;
+		case DT_STRSZ: strsz = d->d_un.d_val; break;
 		}
 	}
-	if (e)
-		elf_end(e);
-	close(fd);
-	return rc;
+	if (!relasz && !jmprelsz)
+		return 0;
+	if (relaent != sizeof(ElfW(Rela)) || syment != sizeof(ElfW(Sym)) ||
+	    !(symtab = image_addr(&im, symtab, syment)) ||
+	    !(strtab = image_addr(&im, strtab, strsz)) ||
+	    (relasz && !(rela = image_addr(&im, rela, relasz))) ||
+	    (jmprelsz && !(jmprel = image_addr(&im, jmprel, jmprelsz)))) {
+		agent_msg("%s: the loaded patch's dynamic section is not "
+			  "understood (relocation or symbol tables outside "
+			  "the patch)", p->file);
+		return -ENOEXEC;
+	}
+	/* Some linkers make DT_RELA's range cover DT_JMPREL's too. */
+	if (jmprelsz && relasz && jmprel >= rela &&
+	    jmprel + jmprelsz <= rela + relasz)
+		jmprelsz = 0;
+	for (int t = 0; t < 2; t++) {
+		const ElfW(Rela) *r = (const ElfW(Rela) *)(t ? jmprel : rela);
+		size_t n = (t ? jmprelsz : relasz) / sizeof(*r);
+
+		for (size_t i = 0; i < n; i++) {
+			size_t si = ELF64_R_SYM(r[i].r_info);
+			const ElfW(Sym) *sym;
+
+			if (!si)
+				continue;
+			sym = (const ElfW(Sym) *)(symtab + si * syment);
+			/* The symbol table's end is not in the dynamic
+			 * section: each entry is checked to lie in the patch. */
+			if (!image_addr(&im, (uintptr_t)sym, sizeof(*sym)) ||
+			    sym->st_name >= strsz)
+				continue;
+			rc = klp_reloc_add(p, im.base, &r[i],
+					   (const char *)strtab + sym->st_name);
+			if (rc)
+				return rc; /* the caller frees what was kept */
+		}
+	}
+	return 0;
 }
 
 /* --- writing references -------------------------------------------------- */
