@@ -7,11 +7,14 @@
  * frame relive built) is a system call; every system call of the dlopen is
  * then two stops.  Loading the agent and its three libraries makes about 90
  * system calls, 180 stops, several milliseconds.  This library depends on
- * nothing but the C library, and its constructor only starts a thread, so
- * its own dlopen is about 25 system calls; the thread makes the dlopen of
- * the agent beside this library untraced (it waits for the dynamic loader's
- * lock until the borrowed thread's dlopen is over) and reports in
- * relive_boot how it went.
+ * nothing but the C library and has no constructor, so its own dlopen is
+ * about 10 system calls.  When that dlopen has returned, relive makes the
+ * same borrowed thread call relive_boot_start() on its way home, untraced
+ * (relive/inject.c, boot_inject): it starts a thread that makes the dlopen
+ * of the agent beside this library, untraced too, and reports in
+ * relive_boot how it went.  (The thread used to be started by a
+ * constructor, inside the traced dlopen: another dozen system calls
+ * followed stop by stop.)
  *
  * The thread ("relive-boot") blocks every signal, so signals meant for the
  * program never run on it, and it ends as soon as the dlopen returns.  When
@@ -56,11 +59,11 @@ static void *boot_thread(void *arg)
 
 /*
  * Starts the boot thread on relive_boot.path, or when that is empty on the
- * agent beside this library.  Runs in this library's constructor, that is
- * inside the dlopen relive has a borrowed thread make; relive calls it
- * itself when the library was loaded already (a relive killed before it
- * was done).  Returns 0, or an errno when the thread could not be started
- * (relive_boot.state says so too).
+ * agent beside this library.  Called by the thread relive borrowed, right
+ * after its dlopen of this library returned (also when the library was
+ * loaded already: a relive killed before it was done).  Sets RUNNING
+ * before anything else, then starts the thread.  Returns 0, or an errno
+ * when the thread could not be started (relive_boot.state says so too).
  */
 __attribute__((visibility("default"))) int relive_boot_start(void)
 {
@@ -108,9 +111,4 @@ __attribute__((visibility("default"))) int relive_boot_start(void)
 				 __ATOMIC_RELEASE);
 	}
 	return rc;
-}
-
-__attribute__((constructor)) static void boot_init(void)
-{
-	relive_boot_start();
 }

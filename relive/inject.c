@@ -611,8 +611,8 @@ static int borrow(pid_t pid, pid_t prefer, struct stopped *st, char *err,
  * is copied onto the thread's stack first), else func(arg), and waits for
  * the call to end. */
 static int call_borrowed(pid_t pid, uint64_t func, const char *str,
-			 uint64_t arg, uint64_t restorer, char *err,
-			 size_t errlen)
+			 uint64_t arg, uint64_t restorer,
+			 const struct pt_then *then, char *err, size_t errlen)
 {
 	struct stopped st;
 	uint64_t args[2] = { arg, 0 };
@@ -633,7 +633,7 @@ static int call_borrowed(pid_t pid, uint64_t func, const char *str,
 			return rc;
 		}
 	}
-	rc = pt_call(&st, func, args, 2, restorer, false, err, errlen);
+	rc = pt_call(&st, func, args, 2, restorer, false, then, err, errlen);
 	pt_release(&st);
 	return rc;
 }
@@ -746,56 +746,97 @@ static void wait_boot_thread_gone(pid_t pid, pid_t tid)
 	}
 }
 
+/* What boot_inject() chains to the borrowed thread's dlopen of the boot
+ * library, asked while the thread is still held after it: the library's
+ * relive_boot_start(), once its relive_boot is made ready for it. */
+struct boot_chain {
+	pid_t pid;
+	const char *real, *boot;
+	bool was_loaded;        /* mapped before the dlopen */
+	uint64_t state, start;  /* found after it; 0: not mapped */
+	int rc;                 /* why start is 0 */
+	char err[256];
+};
+
+static uint64_t boot_next(void *arg)
+{
+	struct boot_chain *bc = arg;
+	uint32_t idle = RELIVE_BOOT_IDLE;
+
+	bc->rc = boot_find(bc->pid, bc->boot, &bc->state, &bc->start,
+			   bc->err, sizeof(bc->err));
+	if (bc->rc) {
+		bc->state = bc->start = 0;
+		return 0;
+	}
+	if (bc->was_loaded) {
+		/* Left by an earlier attempt: its state and agent path are
+		 * that attempt's; this one loads the agent given here. */
+		vlog("%s was loaded already: starting its thread", bc->boot);
+		if (proc_write(bc->pid,
+			       bc->state + offsetof(struct relive_boot, path),
+			       bc->real, strlen(bc->real) + 1) ||
+		    proc_write(bc->pid,
+			       bc->state + offsetof(struct relive_boot, state),
+			       &idle, sizeof(idle))) {
+			snprintf(bc->err, sizeof(bc->err),
+				 "cannot write to process %d", bc->pid);
+			bc->rc = -ESRCH;
+			bc->state = bc->start = 0;
+			return 0;
+		}
+	}
+	return bc->start;
+}
+
 /*
  * Loads the agent through librelive-boot.so (agent/boot.c): the traced
- * dlopen is that of a library that needs nothing but libc, whose
- * constructor starts a thread that makes the agent's own dlopen untraced.  A failure takes
- * the boot library out again.  Returns 0 (the agent loaded), 1 when the
- * boot library could not start its thread and is out again (the agent is
- * to be loaded the other way), or a negative errno with err filled.
+ * dlopen is that of a library that needs nothing but libc; when it has
+ * returned, the same borrowed thread calls the library's
+ * relive_boot_start() untraced on its way home, which starts a thread
+ * that makes the agent's own dlopen, untraced too.  A failure takes the
+ * boot library out again.  Returns 0 (the agent loaded), 1 when the boot
+ * library could not start its thread and is out again (the agent is to be
+ * loaded the other way), or a negative errno with err filled.
  */
 static int boot_inject(pid_t pid, const char *real, const char *boot,
 		       uint64_t dlopen_addr, uint64_t restorer, char *err,
 		       size_t errlen)
 {
 	struct relive_boot *b = NULL;
+	struct boot_chain bc = { .pid = pid, .real = real, .boot = boot,
+				 .rc = -ENOENT };
+	struct pt_then then = { boot_next, &bc };
 	uint64_t state, start, handle = 0, dlclose_addr;
 	uint32_t val = RELIVE_BOOT_IDLE, tid = 0;
 	char why[sizeof(b->error)] = "";
 	int rc;
 
 	/* Mapped already: a relive killed before it was done loaded it. */
-	bool was_loaded = !boot_find(pid, boot, &state, &start, err, errlen);
+	bc.was_loaded = !boot_find(pid, boot, &state, &start, err, errlen);
 
 	err[0] = '\0';
 	vlog("loading %s into process %d", boot, pid);
 	rc = call_borrowed(pid, dlopen_addr, boot, RTLD_NOW | RTLD_LOCAL,
-			   restorer, err, errlen);
+			   restorer, &then, err, errlen);
 	if (rc)
 		return rc;
 	/* Not mapped: the process could not load it (agent_inject says
 	 * why that may be). */
-	rc = boot_find(pid, boot, &state, &start, err, errlen);
-	if (rc)
-		return rc;
-	if (was_loaded) {
-		/* Its constructor ran back then: start the thread now. */
-		vlog("%s was loaded already: starting its thread", boot);
-		if (proc_write(pid, state + offsetof(struct relive_boot, path),
-			       real, strlen(real) + 1) ||
-		    proc_write(pid, state + offsetof(struct relive_boot, state),
-			       &val, sizeof(val))) {
-			snprintf(err, errlen, "cannot write to process %d",
-				 pid);
-			return -ESRCH;
-		}
-		rc = call_borrowed(pid, start, NULL, 0, restorer, err, errlen);
-		if (rc)
-			return rc;
+	if (!bc.start) {
+		snprintf(err, errlen, "%s", bc.err);
+		return bc.rc;
 	}
-	vlog("the boot thread loads the agent");
+	state = bc.state;
+	/* relive_boot_start runs on its own now: wait for it to begin (it
+	 * sets RUNNING before it starts the thread), then for the thread. */
 	rc = wait_word(pid, state + offsetof(struct relive_boot, state),
-		       RELIVE_BOOT_RUNNING, &val);
+		       RELIVE_BOOT_IDLE, &val);
+	vlog("the boot thread loads the agent");
+	if (!rc && val == RELIVE_BOOT_RUNNING)
+		rc = wait_word(pid,
+			       state + offsetof(struct relive_boot, state),
+			       RELIVE_BOOT_RUNNING, &val);
 	if (!rc)
 		rc = proc_read(pid, state + offsetof(struct relive_boot, tid),
 			       &tid, sizeof(tid));
@@ -819,8 +860,8 @@ static int boot_inject(pid_t pid, const char *real, const char *boot,
 	/* Take the boot library out again. */
 	if (handle && !libc_symbol(pid, "dlclose", &dlclose_addr, err,
 				   errlen) &&
-	    !call_borrowed(pid, dlclose_addr, NULL, handle, restorer, err,
-			   errlen)) {
+	    !call_borrowed(pid, dlclose_addr, NULL, handle, restorer, NULL,
+			   err, errlen)) {
 		if (!tid) {
 			/* No thread could be started (a limit on threads):
 			 * the caller loads the agent the other way. */
@@ -872,7 +913,7 @@ int agent_inject(pid_t pid, struct agent *a, char *err, size_t errlen)
 				 errlen);
 	if (rc == 1)
 		rc = call_borrowed(pid, dlopen_addr, real,
-				   RTLD_NOW | RTLD_LOCAL, restorer, err,
+				   RTLD_NOW | RTLD_LOCAL, restorer, NULL, err,
 				   errlen);
 	if (rc && rc != -ENOENT)
 		return rc;
@@ -1060,8 +1101,8 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 			return rc;
 		tid = st.tid;
 		vlog("thread %d borrowed", tid);
-		rc = pt_call(&st, a->request, NULL, 0, a->restorer, true, msg,
-			     msglen);
+		rc = pt_call(&st, a->request, NULL, 0, a->restorer, true, NULL,
+			     msg, msglen);
 		pt_release(&st);
 		if (rc)
 			return rc;

@@ -249,15 +249,48 @@ bool pt_is_newborn(pid_t pid, const struct stopped *st)
 }
 
 /*
+ * The thread is stopped on its way into the rt_sigreturn of the frame at
+ * `frame`, func having returned: makes it call next first, untraced,
+ * returning through the same frame (its return address, the restorer, is
+ * still in the frame's first word).  The system call is skipped (number
+ * -1), so the frame is left as it is for next's own return.  Then lets
+ * the thread go.
+ */
+static int chain_and_detach(pid_t tid, uint64_t next, uint64_t frame,
+			    char *err, size_t errlen)
+{
+	struct user_regs_struct r;
+	int rc;
+
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
+		r.orig_rax = (uint64_t)-1;
+		r.rax = 0;
+		r.rip = next;
+		r.rsp = frame;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) == 0) {
+			ptrace(PTRACE_DETACH, tid, 0, 0);
+			return 0;
+		}
+	}
+	rc = -errno;
+	snprintf(err, errlen, "thread %d: cannot make its next call: %s",
+		 tid, strerror(errno));
+	ptrace(PTRACE_DETACH, tid, 0, 0); /* it goes home as it is */
+	return rc;
+}
+
+/*
  * Calls func(args...) on the stopped thread.  restorer is the address of a
  * `mov $15,%rax; syscall` sequence (rt_sigreturn) in the target.  Returns
  * once func has returned and the thread is on its way back, untraced; with
  * detach, as soon as the thread is on its way into func, untraced.  Either
  * way the thread is released (pt_release must not be called again).
+ * Without detach, then (or NULL) may chain another call, untraced (see
+ * struct pt_then); an error then means the chained call was not made.
  */
 int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
-	    int nargs, uint64_t restorer, bool detach, char *err,
-	    size_t errlen)
+	    int nargs, uint64_t restorer, bool detach,
+	    const struct pt_then *then, char *err, size_t errlen)
 {
 	struct user_regs_struct r = resume_regs(&st->regs), c;
 	static uint8_t xstate[16384];
@@ -377,6 +410,12 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 				 * popped pretcode), not that of a signal
 				 * handler run meanwhile, which returns
 				 * through the same restorer. */
+				uint64_t next = then ? then->next(then->arg) : 0;
+
+				if (next)
+					return chain_and_detach(tid, next,
+								frame, err,
+								errlen);
 				ptrace(PTRACE_DETACH, tid, 0, 0);
 				return 0;
 			}

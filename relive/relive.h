@@ -82,9 +82,16 @@ int pt_stop(pid_t tid, struct stopped *st, char *err, size_t errlen);
 int pt_release(struct stopped *st);
 /* Writes changed registers now, while the thread stays held. */
 int pt_flush_regs(struct stopped *st);
+/* What a traced call (pt_call without detach) makes the thread call next,
+ * on its way home: asked once func has returned, while the thread is
+ * still held; 0 for nothing.  A hook may read and write the target. */
+struct pt_then {
+	uint64_t (*next)(void *arg);
+	void *arg;
+};
 int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
-	    int nargs, uint64_t restorer, bool detach, char *err,
-	    size_t errlen);
+	    int nargs, uint64_t restorer, bool detach,
+	    const struct pt_then *then, char *err, size_t errlen);
 bool pt_in_restartblock(const struct stopped *st);
 /* A thread that has not run yet: stopped on its way out of the clone(2)
  * or clone3(2) that made it, before its first instruction (the one after

@@ -222,8 +222,9 @@ def test_injection_without_the_boot_library(spawn, tmp_path):
 
 def test_boot_library_left_from_an_earlier_attempt(spawn, tmp_path):
     """A boot library already mapped without an agent (as a relive killed
-    before it was done leaves it; here the program loads it, and the agent
-    beside it fails to load) is used again: relive starts its thread."""
+    before it was done leaves it; here the program loads it, which starts
+    nothing) is used again: relive starts its thread on the agent it
+    names."""
     boot = tmp_path / "librelive-boot.so"
     shutil.copy(AGENT.parent / boot.name, boot)
     agent = tmp_path / AGENT.name
