@@ -389,6 +389,30 @@ static void test_jump_into_site(void **state)
 	assert_refused("a jump at offset 0x0 lands inside");
 }
 
+/* An address taken RIP-relatively (a computed goto's label) inside the
+ * displaced bytes is refused like a jump there; the sweep decodes the
+ * operands of such instructions only, and of every relative one. */
+static void test_address_taken_into_site(void **state)
+{
+	uint8_t code[] = {
+		0x55,				/* push %rbp */
+		0x48, 0x89, 0xe5,		/* mov %rsp,%rbp */
+		0x48, 0x83, 0xec, 0x10,		/* sub $0x10,%rsp */
+		0x90, 0x90,
+		0x48, 0x8d, 0x05, 0xf0, 0xff, 0xff, 0xff, /* 0xa: lea -0x10(%rip),%rax: offset 1 */
+		0x90, 0x90,
+		0xc3,
+	};
+
+	(void)state;
+	assert_int_equal(prepare(code, sizeof(code), FUNC, COPY), -1);
+	assert_refused("an address taken at offset 0xa points inside the first 8 bytes");
+
+	/* the function's own start: fine */
+	code[13] = 0xef;
+	assert_int_equal(prepare(code, sizeof(code), FUNC, COPY), 0);
+}
+
 static void test_unmovable(void **state)
 {
 	static const uint8_t sys[] = { 0x0f, 0x05, 0x90, 0x90, 0x90, 0xc3 };
@@ -832,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_patchable_entry_nops),
 		cmocka_unit_test(test_too_short),
 		cmocka_unit_test(test_jump_into_site),
+		cmocka_unit_test(test_address_taken_into_site),
 		cmocka_unit_test(test_unmovable),
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_small_function_copied_whole),

@@ -335,9 +335,27 @@ static int check_branches_in(const ZydisDecoder *dec, const uint8_t *code,
 	size_t off = 0;
 	bool is_branch;
 
+	memset(&in, 0, sizeof(in));
 	while (off < size) {
-		if (!ZYAN_SUCCESS(decode(dec, code, size, off, func_addr, &in)))
+		ZydisDecoderContext ctx;
+
+		/* The instruction alone first: its operands are decoded only
+		 * when one of them is relative (a branch's, or RIP-relative
+		 * memory: Zydis's IS_RELATIVE), the only ones looked at.
+		 * Most instructions of a function have none. */
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(
+			    dec, &ctx, code + off, size - off, &in.zi)))
 			break;
+		if (!(in.zi.attributes & ZYDIS_ATTRIB_IS_RELATIVE)) {
+			off += in.zi.length;
+			continue;
+		}
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeOperands(
+			    dec, &ctx, &in.zi, in.ops, ZYDIS_MAX_OPERAND_COUNT)))
+			break;
+		in.addr = func_addr + off;
+		in.bytes = code + off;
+		in.rip_op = -1;
 		if (insn_target(&in, &is_branch) && in.target > site_addr &&
 		    in.target < site_addr + displaced)
 			return fail(err, errlen,
