@@ -81,6 +81,49 @@ def test_all_skips_another_build_of_a_pinned_library(spawn):
     assert patch_names(listing(t.pid)) == []
 
 
+def test_all_matches_a_pinned_library_by_build_id(spawn):
+    """A patch pinned to the build-id the running libcalc.so has: the
+    process mapping it is patched; one mapping only another library is not
+    named."""
+    t = spawn("basic_pie")
+    other = spawn("basic_pie_pfe")
+    rc, per_pid, counts, err = run_all("fix_lib_pinned")
+    assert rc == OK, err
+    assert per_pid.get(t.pid) == "patched", per_pid
+    assert other.pid not in per_pid
+    assert t.ask("lib 5") == "205"
+    assert other.ask("lib 5") == "7"
+    assert counts["failed"] == 0
+    disable(t.pid, "fix_lib_pinned")
+    remove(t.pid, "fix_lib_pinned")
+    assert t.ask("lib 5") == "7"
+
+
+def test_all_matches_the_executable_by_build_id(spawn):
+    """A patch of the main executable (no object name) pinned to
+    basic_pie's build-id: --all patches the processes running that
+    executable, prepared or not, and names no process running another
+    build of the program (basic_pie_pfe), though every process has a main
+    executable."""
+    prepared = spawn("basic_pie", wrapper=[RELIVE, "run", "--"],
+                     ask_pid=True)
+    plain = spawn("basic_pie")
+    other = spawn("basic_pie_pfe")
+    rc, per_pid, counts, err = run_all("fix_main_pinned")
+    assert rc == OK, err
+    for t in (prepared, plain):
+        assert per_pid.get(t.pid) == "patched", per_pid
+        assert t.ask("call 5") == "105"
+    assert other.pid not in per_pid
+    assert other.ask("call 5") == "6"
+    assert patch_names(listing(other.pid)) == []
+    assert counts["failed"] == 0
+    for t in (prepared, plain):
+        disable(t.pid, "fix_main_pinned")
+        remove(t.pid, "fix_main_pinned")
+        assert t.ask("call 5") == "6"
+
+
 def test_all_refuses_an_unmatchable_patch(spawn):
     """A patch for the main executable that pins no build-id cannot be
     matched to processes: refused with a message that says what to do,

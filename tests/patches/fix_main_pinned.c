@@ -1,0 +1,27 @@
+/*
+ * fix_main_pinned: fix_main pinned to the build-id of the basic_pie built
+ * next to it (basic_pie_build_id.h is generated from that file): `relive
+ * patch --all` can tell its processes by that build-id alone, the main
+ * executable having no name in a patch.
+ */
+#include <relive/livepatch.h>
+
+#include "basic_pie_build_id.h"
+
+static int new_basic_value(int x)
+{
+	return x + 100;
+}
+
+static struct klp_func funcs[] = {
+	{ .old_name = "basic_value", .new_func = new_basic_value },
+	{ 0 }
+};
+
+static struct klp_object objs[] = {
+	{ .name = NULL, .funcs = funcs, .build_id = BASIC_PIE_BUILD_ID },
+	{ 0 }
+};
+
+static struct klp_patch patch = { .objs = objs };
+RELIVE_PATCH(patch);
