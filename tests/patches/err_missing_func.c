@@ -1,8 +1,14 @@
 /*
  * err_missing_func: names a function that the basic target does not have;
- * relive must refuse it (exit 1) and change nothing.
+ * relive must refuse it (exit 1) and change nothing.  Built a second time
+ * as err_missing_lib_func, for libcalc.so (ERR_OBJECT), which `relive
+ * patch --all` can match to processes.
  */
 #include <relive/livepatch.h>
+
+#ifndef ERR_OBJECT
+#define ERR_OBJECT NULL
+#endif
 
 static int new_no_such_function(int x)
 {
@@ -15,7 +21,7 @@ static struct klp_func funcs[] = {
 };
 
 static struct klp_object objs[] = {
-	{ .name = NULL, .funcs = funcs },
+	{ .name = ERR_OBJECT, .funcs = funcs },
 	{ 0 }
 };
 

@@ -124,6 +124,25 @@ def test_all_matches_the_executable_by_build_id(spawn):
         assert t.ask("call 5") == "6"
 
 
+def test_all_reports_each_refusal_and_changes_nothing(spawn):
+    """A patch of libcalc.so naming a function it does not have: every
+    process mapping libcalc.so is reported failed with the reason, the exit
+    status says so, and nothing was changed in any (the unprepared one
+    was not even given the agent)."""
+    prepared = spawn("basic_pie", wrapper=[RELIVE, "run", "--"],
+                     ask_pid=True)
+    plain = spawn("basic_pie")
+    rc, per_pid, counts, err = run_all("err_missing_lib_func")
+    assert rc == FAILED, (per_pid, err)
+    for t in (prepared, plain):
+        assert per_pid[t.pid].startswith("failed: "), per_pid
+        assert "no_such_function" in per_pid[t.pid], per_pid
+        assert t.ask("lib 5") == "7"
+        assert patch_names(listing(t.pid)) == []
+    assert counts["patched"] == 0 and counts["failed"] >= 2
+    assert str(AGENT.resolve()) not in mapped_files(plain.pid)
+
+
 def test_all_refuses_an_unmatchable_patch(spawn):
     """A patch for the main executable that pins no build-id cannot be
     matched to processes: refused with a message that says what to do,
