@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "background.h"
 
 pthread_mutex_t agent_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -131,6 +132,9 @@ AGENT_EXPORT long relive_agent_request(void)
 
 	if (!c->svc_tid)
 		service_start(); /* a fork child, or a closed pipe */
+	/* Give way between steps only where a thread of the program could
+	 * be waiting for this CPU (common/background.c). */
+	background_set_roomy(background_roomy());
 	memcpy(arg, c->arg, sizeof(arg));
 	arg[sizeof(arg) - 1] = '\0';
 	c->msg[0] = '\0';
@@ -199,6 +203,7 @@ AGENT_EXPORT long relive_agent_request(void)
 	c->busy = 0;
 	pthread_mutex_unlock(&agent_lock);
 	core_discard(gone);
+	background_set_roomy(false);
 	__atomic_store_n(&c->done_seq, c->req_seq, __ATOMIC_RELEASE);
 	service_done(c->req_seq);
 	return rc;

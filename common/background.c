@@ -57,8 +57,27 @@
  * 1.023 to 0.909 ms (100 each, a busier spell), the median sleeper's
  * unchanged.  Patching a process of 64 spinning threads took 6.6 s
  * instead of 6.0 s (each yield waits for a turn among them).
+ *
+ * A yield serves the program only when one of its threads may be waiting
+ * for the CPU the yielding thread holds.  The agent asks at each request
+ * whether its process has fewer threads besides the serving one than CPUs
+ * that thread may use (background_roomy: the count in /proc/self/stat,
+ * the thread's affinity).  In such a roomy program each thread that wakes
+ * finds a CPU the agent does not hold, or preempts it (its shorter
+ * slice), and the request's steps do not yield: they gave way only to
+ * other programs, which the kernel's fair share serves anyway.  That is
+ * `relive patch --all` over idle single-threaded programs, where the
+ * loading request yielded about three times, each time most likely to
+ * another process of the command: six alternating pairs, 1000 preloaded
+ * processes, medians 1.51 s against 1.57 s, the agent's CPU per process
+ * 1.91 against 1.99 ms.  A program with as many other threads as CPUs
+ * or more (the 64 sleepers of the pause benchmark, the example server,
+ * Redis) is paced as before.  The controller keeps its pacing: it starts
+ * its steps before it has read how many threads its target has.
  */
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sched.h>
 #include <time.h>
@@ -185,9 +204,60 @@ bool background_pace(struct background_clock *c)
 	return true;
 }
 
+static __thread bool roomy;
+
+void background_set_roomy(bool r)
+{
+	roomy = r;
+}
+
 bool background_step(void)
 {
 	static __thread struct background_clock clock;
 
+	if (roomy)
+		return false;
 	return background_pace(&clock);
+}
+
+long background_stat_threads(const char *line)
+{
+	const char *p = strrchr(line, ')');
+	long v = -1;
+	int field;
+
+	if (!p || p[1] != ' ')
+		return -1;
+	p += 2; /* at field 3, the state */
+	for (field = 3; field < 20; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -1;
+		p++;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	v = strtol(p, NULL, 10);
+	return v > 0 ? v : -1;
+}
+
+bool background_roomy(void)
+{
+	char buf[1024];
+	cpu_set_t cpus;
+	ssize_t n;
+	long threads;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	threads = background_stat_threads(buf);
+	if (threads < 1 || sched_getaffinity(0, sizeof(cpus), &cpus))
+		return false;
+	return threads - 1 < CPU_COUNT(&cpus);
 }

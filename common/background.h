@@ -49,7 +49,25 @@ bool background_pace(struct background_clock *c);
  * steps of one piece of work share wherever they are: a symbol table
  * read, an unwind table opened, a patched function resolved, an entry
  * written (relive's commands, the agent's requests).  The clock starts at
- * the thread's first call. */
+ * the thread's first call.  Never yields while the calling thread's
+ * program is marked roomy (background_set_roomy). */
 bool background_step(void);
+
+/* Marks whether the program the calling thread works in leaves a CPU to
+ * each of its other threads (background_roomy()): then a yield of
+ * background_step() could only serve other programs, which the kernel's
+ * fair share serves anyway, and it makes none.  Until the first call, a
+ * thread's program counts as crowded: its steps give way. */
+void background_set_roomy(bool roomy);
+
+/* Does the calling process have fewer threads besides the calling one
+ * than the calling thread may use CPUs (its affinity)?  false when
+ * either cannot be read. */
+bool background_roomy(void);
+
+/* The number of threads in a line of /proc/PID/stat (its 20th field, read
+ * after the command's closing parenthesis, which may itself hold spaces
+ * and parentheses); -1 if the line is not one. */
+long background_stat_threads(const char *line);
 
 #endif

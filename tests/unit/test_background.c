@@ -11,7 +11,10 @@
  * tests check the clock: started by the first call, left alone while the
  * thread has not run for the pace, restarted by a yield, and by a sleep
  * in between (which gave way already); and background_step()'s clock,
- * kept from one step of a thread to the next.
+ * kept from one step of a thread to the next.  The agent gives way only
+ * where a thread of the program could wait for its CPU: the count of
+ * threads read from /proc/self/stat, the roomy check against the CPUs the
+ * thread may use, and a step that does not yield in a roomy program.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -166,6 +171,111 @@ static void test_step_keeps_the_thread_clock(void **state)
 	assert_int_equal(result, 1);
 }
 
+/* A step in a thread marked roomy never yields, however long it ran; the
+ * same run yields once the mark is taken away (tried again after a
+ * preemption, as above). */
+static void *roomy_steps(void *arg)
+{
+	int *result = arg;
+
+	*result = -1;
+	background_set_roomy(true);
+	background_step();
+	spin(10000000u);
+	if (background_step())
+		return NULL; /* yielded though roomy */
+	background_set_roomy(false);
+	*result = 0;
+	for (int i = 0; i < 100; i++) {
+		spin(10000000u);
+		if (background_step()) {
+			*result = 1;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void test_no_yield_in_a_roomy_program(void **state)
+{
+	pthread_t t;
+	int result = -3;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, roomy_steps, &result), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(result, 1);
+}
+
+static void test_stat_threads(void **state)
+{
+	(void)state;
+	/* Fields 3 to 20 after the command; num_threads is 7. */
+	assert_int_equal(background_stat_threads(
+		"1234 (fleet) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 "
+		"20 0 7 0 12345 1000 50 18446744073709551615\n"), 7);
+	/* A command holding spaces and parentheses: the last ')' ends it. */
+	assert_int_equal(background_stat_threads(
+		"42 (a) b (c) d) R 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 64 0 "
+		"99\n"), 64);
+	assert_int_equal(background_stat_threads("garbage"), -1);
+	assert_int_equal(background_stat_threads("1 (x) S 1 2 3"), -1);
+	assert_int_equal(background_stat_threads(
+		"1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 x 0 1\n"), -1);
+}
+
+static int release_fd = -1;
+
+/* Waits until the test lets it go. */
+static void *parked(void *arg)
+{
+	char c;
+
+	(void)arg;
+	if (read(release_fd, &c, 1) < 0)
+		return NULL;
+	return NULL;
+}
+
+/* Polls background_roomy() until it says want, up to 10 s (a thread that
+ * was joined may still be counted for a moment while the kernel ends it). */
+static bool roomy_becomes(bool want)
+{
+	const struct timespec ms = { 0, 1000000 };
+
+	for (int i = 0; i < 10000; i++) {
+		if (background_roomy() == want)
+			return true;
+		nanosleep(&ms, NULL);
+	}
+	return false;
+}
+
+/* As many threads parked as the CPUs this thread may use: one of them may
+ * wait for a CPU, so the program is no longer roomy; roomy again once
+ * they are gone. */
+static void test_roomy_follows_the_threads(void **state)
+{
+	cpu_set_t cpus;
+	pthread_t t[CPU_SETSIZE];
+	int fds[2], n, i;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(cpus), &cpus), 0);
+	n = CPU_COUNT(&cpus);
+	assert_true(roomy_becomes(true));
+	assert_int_equal(pipe(fds), 0);
+	release_fd = fds[0];
+	for (i = 0; i < n; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, parked, NULL), 0);
+	assert_false(background_roomy());
+	close(fds[1]); /* every read returns: the threads end */
+	for (i = 0; i < n; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	close(fds[0]);
+	assert_true(roomy_becomes(true));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +284,9 @@ int main(void)
 		cmocka_unit_test(test_yield_once_the_pace_elapsed),
 		cmocka_unit_test(test_sleep_restarts_the_clock),
 		cmocka_unit_test(test_step_keeps_the_thread_clock),
+		cmocka_unit_test(test_no_yield_in_a_roomy_program),
+		cmocka_unit_test(test_stat_threads),
+		cmocka_unit_test(test_roomy_follows_the_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
