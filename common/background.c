@@ -155,7 +155,7 @@ void background_restore(uint64_t ns)
 
 /* How long a paced piece of work runs before it gives way (see
  * background_pace). */
-#define PACE_NS 400000u
+#define PACE_NS BACKGROUND_PACE_NS
 
 static uint64_t mono_ns(void)
 {
@@ -178,16 +178,17 @@ static uint64_t switches(void)
 
 /* How often a step reads the thread's context switches (a system call):
  * a run is then counted from at most this late after it began. */
-#define SWITCHES_EVERY_NS 50000u
+#define SWITCHES_EVERY_NS BACKGROUND_SWITCHES_EVERY_NS
 
-bool background_pace(struct background_clock *c)
+bool background_pace_due(struct background_clock *c, uint64_t now,
+			 uint64_t (*read_switches)(void))
 {
-	uint64_t now = mono_ns(), sw;
+	uint64_t sw;
 
 	if (c->since && now - c->read_at < SWITCHES_EVERY_NS &&
 	    now - c->since < PACE_NS)
 		return false; /* read the switches a moment ago */
-	sw = switches();
+	sw = read_switches();
 	c->read_at = now;
 	if (!c->since || sw != c->switches) {
 		/* The first step, or the thread was off its CPU since the
@@ -196,7 +197,12 @@ bool background_pace(struct background_clock *c)
 		c->switches = sw;
 		return false;
 	}
-	if (now - c->since < PACE_NS)
+	return now - c->since >= PACE_NS;
+}
+
+bool background_pace(struct background_clock *c)
+{
+	if (!background_pace_due(c, mono_ns(), switches))
 		return false;
 	sched_yield();
 	c->since = c->read_at = mono_ns();
@@ -223,7 +229,7 @@ bool background_step(void)
 long background_stat_threads(const char *line)
 {
 	const char *p = strrchr(line, ')');
-	long v = -1;
+	long v;
 	int field;
 
 	if (!p || p[1] != ' ')

@@ -45,6 +45,19 @@ struct background_clock {
  * threads waiting there.  Returns true if it yielded. */
 bool background_pace(struct background_clock *c);
 
+/* How long background_pace() lets a thread run without a break, and how
+ * often at most it reads the thread's context switches. */
+#define BACKGROUND_PACE_NS 400000u
+#define BACKGROUND_SWITCHES_EVERY_NS 50000u
+
+/* background_pace()'s decision, at time now (CLOCK_MONOTONIC, ns), with
+ * read_switches() giving the thread's context switches: updates the clock
+ * and returns true when the thread has run BACKGROUND_PACE_NS without a
+ * break and should yield.  Nothing else is read, so the rule can be
+ * checked on a clock that is told the time. */
+bool background_pace_due(struct background_clock *c, uint64_t now,
+			 uint64_t (*read_switches)(void));
+
 /* background_pace() on a clock of the calling thread's own, which the
  * steps of one piece of work share wherever they are: a symbol table
  * read, an unwind table opened, a patched function resolved, an entry

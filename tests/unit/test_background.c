@@ -8,10 +8,13 @@
  * every PACE_NS.  If the clock it keeps were wrong, relive would either
  * never give way (the program's threads wait behind it again) or give way
  * at every step (a patch of a busy process takes twice as long).  These
- * tests check the clock: started by the first call, left alone while the
- * thread has not run for the pace, restarted by a yield, and by a sleep
- * in between (which gave way already); and background_step()'s clock,
- * kept from one step of a thread to the next.  The agent gives way only
+ * tests check the clock: started by the first call, a yield due once the
+ * thread has run the pace without a break and not before, a new run after
+ * a context switch, the switches read sparingly (the rule alone, told the
+ * time and the switches, so no test depends on how busy the machine is);
+ * then the real thing: a yield that restarts the clock, a sleep in
+ * between that gave way already, and background_step()'s clock, kept
+ * from one step of a thread to the next.  The agent gives way only
  * where a thread of the program could wait for its CPU: the count of
  * threads read from /proc/self/stat, the roomy check against the CPUs the
  * thread may use, and a step that does not yield in a roomy program.
@@ -25,6 +28,7 @@
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -59,65 +63,112 @@ static void test_first_call_starts_the_clock(void **state)
 	assert_true(c.since >= before && c.since <= after);
 }
 
-/* Calls background_pace with a clock started just now, and returns true
- * once a call was over well within the pace (which is at least 50 us) and
- * with no preemption in between, so that it had no reason to yield nor to
- * restart the clock.  A machine too busy for that in 1000 tries fails the
- * test. */
-static bool pace_right_after(struct background_clock *c)
-{
-	for (int i = 0; i < 1000; i++) {
-		uint64_t start, sw;
-		bool yielded;
+/* A thread's context switches as the pure rule's tests want them: a
+ * count they set, and how many times it was read. */
+static uint64_t fake_switches, fake_reads;
 
-		c->since = 0;
-		background_pace(c); /* starts the clock */
-		start = c->since;
-		sw = c->switches;
-		yielded = background_pace(c);
-		/* A preemption in between restarts the clock: try again. */
-		if (c->switches == sw && now_ns() - start < 50000) {
-			assert_false(yielded);
-			assert_int_equal(c->since, start);
-			return true;
-		}
-	}
-	return false;
+static uint64_t read_fake(void)
+{
+	fake_reads++;
+	return fake_switches;
 }
 
-static void test_no_yield_before_the_pace(void **state)
+#define PACE BACKGROUND_PACE_NS
+#define EVERY BACKGROUND_SWITCHES_EVERY_NS
+
+/* The first decision starts the clock; none is due before the pace has
+ * run out, one is due from then on. */
+static void test_due_once_the_pace_ran_out(void **state)
 {
 	struct background_clock c = { 0 };
+	const uint64_t t0 = 1000000000u;
 
 	(void)state;
-	/* The call must leave the clock as it was. */
-	assert_true(pace_right_after(&c));
+	fake_switches = 5;
+	assert_false(background_pace_due(&c, t0, read_fake));
+	assert_int_equal(c.since, t0);
+	assert_int_equal(c.switches, 5);
+	assert_false(background_pace_due(&c, t0 + EVERY, read_fake));
+	assert_false(background_pace_due(&c, t0 + PACE - 1, read_fake));
+	assert_true(background_pace_due(&c, t0 + PACE, read_fake));
+	assert_true(background_pace_due(&c, t0 + 10 * PACE, read_fake));
+	assert_int_equal(c.since, t0);
 }
 
-/* A run of 10 ms on the CPU: the next step yields, and restarts the clock
- * at the end of the yield.  A preemption during the run restarts it too
- * (the thread gave way), so the run is tried again until one was whole;
- * a machine too busy for that in 100 tries fails the test. */
-static void test_yield_once_the_pace_elapsed(void **state)
+/* A context switch since the last reading (a sleep, a wait, a preemption)
+ * gave way already: the run starts again from that decision. */
+static void test_switch_starts_a_new_run(void **state)
+{
+	struct background_clock c = { 0 };
+	const uint64_t t0 = 1000000000u;
+
+	(void)state;
+	fake_switches = 5;
+	assert_false(background_pace_due(&c, t0, read_fake));
+	fake_switches = 6;
+	assert_false(background_pace_due(&c, t0 + 2 * PACE, read_fake));
+	assert_int_equal(c.since, t0 + 2 * PACE);
+	assert_int_equal(c.switches, 6);
+	assert_false(background_pace_due(&c, t0 + 3 * PACE - 1, read_fake));
+	assert_true(background_pace_due(&c, t0 + 3 * PACE, read_fake));
+}
+
+/* The switches (a system call) are read at most every EVERY ns while the
+ * pace runs; once it has run out, at every decision. */
+static void test_switches_read_sparingly(void **state)
+{
+	struct background_clock c = { 0 };
+	const uint64_t t0 = 1000000000u;
+
+	(void)state;
+	fake_switches = 5;
+	fake_reads = 0;
+	background_pace_due(&c, t0, read_fake);
+	assert_int_equal(fake_reads, 1);
+	background_pace_due(&c, t0 + EVERY / 2, read_fake);
+	background_pace_due(&c, t0 + EVERY - 1, read_fake);
+	assert_int_equal(fake_reads, 1);
+	background_pace_due(&c, t0 + EVERY, read_fake);
+	assert_int_equal(fake_reads, 2);
+	assert_int_equal(c.read_at, t0 + EVERY);
+	background_pace_due(&c, t0 + EVERY + 1, read_fake);
+	assert_int_equal(fake_reads, 2);
+	assert_true(background_pace_due(&c, t0 + PACE, read_fake));
+	assert_true(background_pace_due(&c, t0 + PACE + 1, read_fake));
+	assert_int_equal(fake_reads, 4);
+}
+
+static uint64_t thread_switches(void)
+{
+	struct rusage ru;
+
+	assert_int_equal(getrusage(RUSAGE_THREAD, &ru), 0);
+	return (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+}
+
+/* background_pace() itself, on a clock whose run started two paces ago
+ * with the thread's real count of switches: it yields, and the clock
+ * starts again after the yield.  A preemption between the reading here
+ * and the one inside (a few microseconds) rightly restarts the clock
+ * instead: tried again, up to 1000 times. */
+static void test_pace_yields_and_restarts(void **state)
 {
 	(void)state;
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 1000; i++) {
 		struct background_clock c = { 0 };
-		uint64_t before, switches;
+		uint64_t before = now_ns();
 
-		background_pace(&c);
-		switches = c.switches;
-		spin(10000000u);
-		before = now_ns();
+		c.since = c.read_at = before - 2 * PACE;
+		c.switches = thread_switches();
 		if (background_pace(&c)) {
 			assert_true(c.since >= before);
 			assert_true(c.since <= now_ns());
+			assert_int_equal(c.read_at, c.since);
 			return;
 		}
-		/* Not yielding is right only if the thread was preempted. */
-		assert_int_not_equal(c.switches, switches);
+		assert_true(c.since >= before); /* restarted, not yielded */
 	}
-	fail_msg("no run of 10 ms went without a preemption in 100 tries");
+	fail_msg("a preemption in each of 1000 windows of a few us");
 }
 
 /* A sleep gave way: the clock restarts at the next step instead of
@@ -138,8 +189,9 @@ static void test_sleep_restarts_the_clock(void **state)
 }
 
 /* In a thread of its own, so that its first step is the thread's first:
- * that step starts the clock, and after a run of 10 ms on the CPU the
- * next one yields (tried again after a preemption, up to 100 times). */
+ * that step starts the clock, and after a run of 2 ms on the CPU (five
+ * times the pace) the next one yields; a preemption during the run
+ * restarted the clock, so the run is tried again, up to 1000 times. */
 static void *steps(void *arg)
 {
 	int *result = arg;
@@ -147,10 +199,8 @@ static void *steps(void *arg)
 	*result = -1;
 	if (background_step())
 		return NULL; /* the first step yielded */
-	for (int i = 0; i < 100; i++) {
-		spin(10000000u);
-		/* Not yielding is right only after a preemption during the
-		 * run, which restarted the clock: run again. */
+	for (int i = 0; i < 1000; i++) {
+		spin(2000000u);
 		if (background_step()) {
 			*result = 1;
 			return NULL;
@@ -173,7 +223,8 @@ static void test_step_keeps_the_thread_clock(void **state)
 
 /* A step in a thread marked roomy never yields, however long it ran; the
  * same run yields once the mark is taken away (tried again after a
- * preemption, as above). */
+ * preemption, as above: runs of 2 ms, five times the pace, are seldom
+ * preempted). */
 static void *roomy_steps(void *arg)
 {
 	int *result = arg;
@@ -181,13 +232,13 @@ static void *roomy_steps(void *arg)
 	*result = -1;
 	background_set_roomy(true);
 	background_step();
-	spin(10000000u);
+	spin(2000000u);
 	if (background_step())
 		return NULL; /* yielded though roomy */
 	background_set_roomy(false);
 	*result = 0;
-	for (int i = 0; i < 100; i++) {
-		spin(10000000u);
+	for (int i = 0; i < 1000; i++) {
+		spin(2000000u);
 		if (background_step()) {
 			*result = 1;
 			return NULL;
@@ -230,10 +281,10 @@ static int release_fd = -1;
 static void *parked(void *arg)
 {
 	char c;
+	ssize_t n = read(release_fd, &c, 1); /* 0: the test closed the pipe */
 
 	(void)arg;
-	if (read(release_fd, &c, 1) < 0)
-		return NULL;
+	(void)n;
 	return NULL;
 }
 
@@ -280,8 +331,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_call_starts_the_clock),
-		cmocka_unit_test(test_no_yield_before_the_pace),
-		cmocka_unit_test(test_yield_once_the_pace_elapsed),
+		cmocka_unit_test(test_due_once_the_pace_ran_out),
+		cmocka_unit_test(test_switch_starts_a_new_run),
+		cmocka_unit_test(test_switches_read_sparingly),
+		cmocka_unit_test(test_pace_yields_and_restarts),
 		cmocka_unit_test(test_sleep_restarts_the_clock),
 		cmocka_unit_test(test_step_keeps_the_thread_clock),
 		cmocka_unit_test(test_no_yield_in_a_roomy_program),

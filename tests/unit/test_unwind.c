@@ -47,6 +47,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 
@@ -381,6 +382,31 @@ static void wait_sleeping(pid_t pid, pid_t tid)
 	fail_msg("thread %d never went to sleep", (int)tid);
 }
 
+/* Waits (up to 10 s) until the child's count in sink moves on: the child
+ * has left what it did before (the write of its notice) and is in the
+ * loop that counts.  The child is a fork: sink has the same address there.
+ * A sleep of a fixed length instead failed now and then on a busy
+ * machine, stopping the child still inside its write. */
+static void wait_spinning(struct child *c)
+{
+	unsigned long first, now;
+	struct iovec l = { &first, sizeof(first) };
+	struct iovec r = { (void *)&sink, sizeof(sink) };
+	const struct timespec ms = { 0, 1000000 };
+
+	assert_int_equal(process_vm_readv(c->pid, &l, 1, &r, 1, 0),
+			 sizeof(first));
+	l.iov_base = &now;
+	for (int i = 0; i < 10000; i++) {
+		assert_int_equal(process_vm_readv(c->pid, &l, 1, &r, 1, 0),
+				 sizeof(now));
+		if (now != first)
+			return;
+		nanosleep(&ms, NULL);
+	}
+	fail_msg("process %d never reached its loop", (int)c->pid);
+}
+
 static void stop(struct child *c, struct user_regs_struct *regs)
 {
 	int status;
@@ -609,7 +635,7 @@ static void test_spinning(void **state)
 
 	(void)state;
 	start(&c, M_SPIN);
-	usleep(10000);
+	wait_spinning(&c);
 	stop(&c, &regs);
 	open_unwinder(&c, &u);
 	for (int i = 0; i < 20; i++) {
@@ -728,7 +754,7 @@ static void test_no_cfi_middle(void **state)
 
 	(void)state;
 	start(&c, M_JITMID);
-	usleep(10000);
+	wait_spinning(&c);
 	stop(&c, &regs);
 	open_unwinder(&c, &u);
 	r = unwind(u, &c, &regs, &f, why, sizeof(why));
@@ -967,7 +993,7 @@ static void start_lib(struct child *c, const char *lib,
 	}
 	assert_int_equal(write(c->ctl, "g", 1), 1);
 	wait_ready(c);
-	usleep(10000);
+	wait_spinning(c);
 }
 
 /* A library mapped after unwind_open is unknown until unwind_refresh. */
@@ -1082,7 +1108,7 @@ static void test_lib_namespace(void **state)
 		finish(&c);
 		skip(); /* no CAP_SYS_ADMIN */
 	}
-	usleep(10000);
+	wait_spinning(&c);
 	snprintf(there, sizeof(there), "%s/lib.so", g_nsdir);
 	assert_true(copy_file(nocfi, there));
 	stop(&c, &regs);
@@ -1134,10 +1160,10 @@ static void test_signal(void **state)
 
 	(void)state;
 	start(&c, M_SIGNAL);
-	usleep(1000);
+	wait_spinning(&c); /* in level3's loop */
 	assert_int_equal(kill(c.pid, SIGUSR1), 0);
 	wait_ready(&c);
-	usleep(1000);
+	wait_spinning(&c); /* in the handler's loop */
 	stop(&c, &regs);
 	open_unwinder(&c, &u);
 	r = unwind(u, &c, &regs, &f, why, sizeof(why));
