@@ -221,10 +221,10 @@ static void test_step_keeps_the_thread_clock(void **state)
 	assert_int_equal(result, 1);
 }
 
-/* A step in a thread marked roomy never yields, however long it ran; the
- * same run yields once the mark is taken away (tried again after a
- * preemption, as above: runs of 2 ms, five times the pace, are seldom
- * preempted). */
+/* A step in a thread marked roomy never yields, however long it ran (20
+ * runs of 2 ms, five times the pace: most go without a preemption, and
+ * any of those would yield if the mark were ignored); the same runs yield
+ * once the mark is taken away (tried again after a preemption). */
 static void *roomy_steps(void *arg)
 {
 	int *result = arg;
@@ -232,9 +232,11 @@ static void *roomy_steps(void *arg)
 	*result = -1;
 	background_set_roomy(true);
 	background_step();
-	spin(2000000u);
-	if (background_step())
-		return NULL; /* yielded though roomy */
+	for (int i = 0; i < 20; i++) {
+		spin(2000000u);
+		if (background_step())
+			return NULL; /* yielded though roomy */
+	}
 	background_set_roomy(false);
 	*result = 0;
 	for (int i = 0; i < 1000; i++) {
