@@ -101,6 +101,7 @@ __attribute__((constructor)) static void agent_init(void)
 	relive_agent_ctl.tls_offset = thread_pointer_offset();
 	transition_init();
 	objects_init();
+	resolution_init();
 	core_snapshot();
 	warm_choose();
 	service_start();
@@ -145,7 +146,7 @@ AGENT_EXPORT long relive_agent_request(void)
 	 * calls objects.c's hook with its lock held).  So whatever calls into
 	 * the loader (dlopen, dlsym, dlclose) runs outside agent_lock. */
 	if (c->op == RELIVE_OP_LOAD || c->op == RELIVE_OP_LOAD_ENABLE)
-		opened = core_open(arg, &rc);
+		opened = core_open(arg, c->req_seq, &rc);
 	pthread_mutex_lock(&agent_lock);
 	c->busy = 1;
 	codemem_begin();
@@ -196,6 +197,7 @@ AGENT_EXPORT long relive_agent_request(void)
 		rc = -22;
 		break;
 	}
+	resolution_end();
 	c->op = RELIVE_OP_NONE;
 	c->status = rc;
 	core_snapshot();

@@ -49,7 +49,7 @@ struct relive_object {
 	bool pre_patch_ran;        /* kernel: callbacks.post_unpatch_enabled */
 	bool post_patch_ran;       /* pre_unpatch may run */
 	char refused[256];         /* why a late object was left unpatched */
-	char build_id[64];
+	char build_id[RELIVE_RES_ID];
 	uintptr_t bias;
 };
 
@@ -140,7 +140,7 @@ void warm_choose(void);
 void warm_thread(void);
 
 /* core.c: patches and objects */
-struct relive_patch *core_open(const char *path, int *rc);
+struct relive_patch *core_open(const char *path, uint64_t seq, int *rc);
 void core_discard(struct relive_patch *p);
 int core_load(struct relive_patch *p);
 int core_enable(const char *name);
@@ -165,6 +165,21 @@ bool find_loaded_object(const char *name, char *path, size_t pathlen,
 			uintptr_t *bias);
 bool find_other_copy(const char *name, uintptr_t skip, char *path,
 		     size_t pathlen, uintptr_t *bias);
+
+/* resolution.c: the controller's resolution of a patch (ctl.h) */
+void resolution_init(void);
+void resolution_begin(const struct relive_patch *p, uint64_t seq);
+void resolution_end(void);
+/* The entry of f's new version, with the patch's load bias; NULL: none. */
+const struct relive_res_func *resolution_new(const struct relive_func *f,
+					     uintptr_t *bias);
+/* The entries of o's functions when they were read from the build-id
+ * running (the object's as mapped); NULL: none. */
+const struct relive_res_func *resolution_object(const struct relive_object *o,
+						const char *running);
+/* The build-id of the object loaded at bias, from its mapped notes, in
+ * hex; "" when it has none. */
+void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen);
 
 /* transition.c */
 #define RELIVE_STATE_INIT 1u
@@ -203,7 +218,8 @@ bool direct_allowed(void);
 void direct_steer_begin(const char *path, uintptr_t lo, uintptr_t hi);
 void direct_steer_end(void);
 struct elfsym_file;
-void direct_find_calls(struct elfsym_file *f, uintptr_t bias,
+void direct_find_calls(struct elfsym_file *f, const char *path,
+		       const char *build_id, uintptr_t bias,
 		       struct relive_ops **ops, size_t n);
 size_t direct_calls_of(const struct relive_ops *o, uintptr_t target);
 size_t direct_make_all(void);

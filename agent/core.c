@@ -191,8 +191,11 @@ static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
 
 
 /* The direct calls to o's functions, for when their entries go direct
- * (direct.c); none found only costs calls the entry's jump. */
-static void find_calls(struct relive_object *o, struct elfsym_file *f)
+ * (direct.c); none found only costs calls the entry's jump.  f may be NULL:
+ * the file at path is then read only if a call needs its symbols, and
+ * only if it is still build_id. */
+static void find_calls(struct relive_object *o, struct elfsym_file *f,
+		       const char *path, const char *build_id)
 {
 	struct relive_ops **ops = calloc(o->nfuncs ? o->nfuncs : 1,
 					 sizeof(*ops));
@@ -202,26 +205,65 @@ static void find_calls(struct relive_object *o, struct elfsym_file *f)
 		return;
 	for (i = 0; i < o->nfuncs; i++)
 		ops[i] = o->funcs[i].ops;
-	direct_find_calls(f, o->bias, ops, o->nfuncs);
+	direct_find_calls(f, path, build_id, o->bias, ops, o->nfuncs);
 	free(ops);
 }
 
-/* Resolves one object's functions and builds their ops.  The object must
- * be loaded.  Returns 0 or a negative errno with the message set. */
-int resolve_object(struct relive_object *o, const char *path)
+/* Reads the symbols of o's file at path, which must be the object the
+ * process runs (mapped build-id running, "" when unknown).  Returns 0 or
+ * a negative errno with the message set. */
+static int open_object_file(struct relive_object *o, const char *path,
+			    const char *running, struct elfsym_file **f)
 {
-	struct elfsym_file *f;
 	char err[512];
-	size_t i;
 	int rc;
 
-	rc = elfsym_open(path, &f, err, sizeof(err));
+	rc = elfsym_open(path, f, err, sizeof(err));
 	background_step(); /* a symbol table read: up to half a ms */
 	if (rc) {
 		agent_msg("object '%s': %s", objname(o), err);
 		return rc;
 	}
-	snprintf(o->build_id, sizeof(o->build_id), "%s", elfsym_build_id(f));
+	if (running[0] && elfsym_build_id(*f)[0] &&
+	    strcasecmp(running, elfsym_build_id(*f))) {
+		agent_msg("object '%s': the file %s has build-id %s, but the "
+			  "process runs build-id %s: the file was replaced "
+			  "after the process loaded it; the patch is refused "
+			  "(restart the process to run the new file)",
+			  objname(o), path, elfsym_build_id(*f), running);
+		elfsym_close(*f);
+		*f = NULL;
+		return -ESTALE;
+	}
+	return 0;
+}
+
+/* Resolves one object's functions and builds their ops.  The object must
+ * be loaded.  Its symbols come from the controller's resolution when it
+ * was read from the build-id the process runs (resolution.c), else from
+ * the file.  Returns 0 or a negative errno with the message set. */
+int resolve_object(struct relive_object *o, const char *path)
+{
+	const struct relive_res_func *rf;
+	struct elfsym_file *f = NULL;
+	char running[RELIVE_RES_ID];
+	char err[512];
+	size_t i;
+	int rc;
+
+	resolution_running_build_id(o->bias, running, sizeof(running));
+	rf = resolution_object(o, running);
+	if (rf) {
+		snprintf(o->build_id, sizeof(o->build_id), "%s", running);
+		agent_log("object '%s': %zu function%s as resolved by relive",
+			  objname(o), o->nfuncs, o->nfuncs == 1 ? "" : "s");
+	} else {
+		rc = open_object_file(o, path, running, &f);
+		if (rc)
+			return rc;
+		snprintf(o->build_id, sizeof(o->build_id), "%s",
+			 elfsym_build_id(f));
+	}
 	if (o->kobj && o->kobj->build_id && o->kobj->build_id[0] &&
 	    strcasecmp(o->kobj->build_id, o->build_id)) {
 		agent_msg("object '%s' (%s) has build-id %s, the patch was built for %s; "
@@ -238,16 +280,22 @@ int resolve_object(struct relive_object *o, const char *path)
 		unsigned count = 0;
 		char what[512];
 
-		background_step();
-
-		rc = elfsym_lookup(f, fn->old_name, fn->old_sympos, &sym,
-				   &count);
-		if (rc) {
-			elfsym_strerror(rc, fn->old_name, fn->old_sympos, count,
-					objname(o), err, sizeof(err));
-			agent_msg("%s", err);
-			elfsym_close(f);
-			return rc;
+		if (rf) {
+			sym.value = rf[i].value;
+			sym.size = rf[i].size;
+			sym.type = STT_FUNC;
+		} else {
+			background_step();
+			rc = elfsym_lookup(f, fn->old_name, fn->old_sympos,
+					   &sym, &count);
+			if (rc) {
+				elfsym_strerror(rc, fn->old_name,
+						fn->old_sympos, count,
+						objname(o), err, sizeof(err));
+				agent_msg("%s", err);
+				elfsym_close(f);
+				return rc;
+			}
 		}
 		if (sym.type != STT_FUNC) {
 			agent_msg("symbol '%s' in %s is not a function; only "
@@ -263,10 +311,15 @@ int resolve_object(struct relive_object *o, const char *path)
 			elfsym_close(f);
 			return -EINVAL;
 		}
-		cold_part(f, fn->old_name, o->bias, &fn->ops->cold_lo,
-			  &fn->ops->cold_hi);
+		if (rf && rf[i].cold_size && !fn->ops->cold_hi) {
+			fn->ops->cold_lo = o->bias + rf[i].cold;
+			fn->ops->cold_hi = fn->ops->cold_lo + rf[i].cold_size;
+		} else if (!rf) {
+			cold_part(f, fn->old_name, o->bias, &fn->ops->cold_lo,
+				  &fn->ops->cold_hi);
+		}
 	}
-	find_calls(o, f);
+	find_calls(o, f, path, o->build_id);
 	elfsym_close(f);
 	return 0;
 }
@@ -337,8 +390,22 @@ static void new_func_range(struct relive_func *f, struct elfsym_file *pf,
 	Dl_info info;
 	const ElfW(Sym) *sym = NULL;
 	struct elfsym_sym es;
+	const struct relive_res_func *rf;
+	uintptr_t rbias;
 
 	const char *name = NULL;
+
+	if ((rf = resolution_new(f, &rbias)) && rf->new_size) {
+		f->new_lo = (uintptr_t)f->new_func;
+		f->new_hi = f->new_lo + rf->new_size;
+		if (rf->new_cold_size) {
+			f->new_cold_lo = rbias + rf->new_cold;
+			f->new_cold_hi = f->new_cold_lo + rf->new_cold_size;
+		}
+		return;
+	}
+	if (rf)
+		goto segment; /* no function symbol in the patch */
 
 	if (dladdr1(f->new_func, &info, (void **)&sym, RTLD_DL_SYMENT) &&
 	    sym && info.dli_saddr == f->new_func && sym->st_size) {
@@ -355,10 +422,24 @@ static void new_func_range(struct relive_func *f, struct elfsym_file *pf,
 		cold_part(pf, name, bias, &f->new_cold_lo, &f->new_cold_hi);
 		return;
 	}
+segment:
 	if (!code_segment_of((uintptr_t)f->new_func, &f->new_lo, &f->new_hi)) {
 		f->new_lo = (uintptr_t)f->new_func;
 		f->new_hi = f->new_lo + 1;
 	}
+}
+
+/* Does the controller's resolution give every new version of p? */
+static bool all_new_resolved(const struct relive_patch *p)
+{
+	uintptr_t bias;
+	size_t i, j;
+
+	for (i = 0; i < p->nobjs; i++)
+		for (j = 0; j < p->objs[i].nfuncs; j++)
+			if (!resolution_new(&p->objs[i].funcs[j], &bias))
+				return false;
+	return true;
 }
 
 /*
@@ -367,7 +448,7 @@ static void new_func_range(struct relive_func *f, struct elfsym_file *pf,
  * calls the agent's hook with its lock held, so the agent never calls it
  * while holding its own).  Returns the patch, or NULL with *rc set.
  */
-struct relive_patch *core_open(const char *path, int *rc)
+struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 {
 	struct relive_patch *p;
 	char name[256];
@@ -413,14 +494,22 @@ struct relive_patch *core_open(const char *path, int *rc)
 	*rc = build_patch(p);
 	if (*rc)
 		goto fail;
+	resolution_begin(p, seq);
 	{
 		struct elfsym_file *pf = NULL;
 		uintptr_t bias = 0;
 		Dl_info info;
 		char err[256];
 
-		/* Static new versions have their sizes in .symtab only. */
-		if (dladdr(p->info, &info) && info.dli_fname &&
+		/* Static new versions have their sizes in .symtab only:
+		 * read it unless relive's resolution says them. */
+		bool resolved = all_new_resolved(p);
+
+		if (resolved)
+			agent_log("'%s': new versions as resolved by relive",
+				  p->name);
+		if (!resolved && dladdr(p->info, &info) &&
+		    info.dli_fname &&
 		    elfsym_open(info.dli_fname, &pf, err, sizeof(err)) == 0)
 			bias = (uintptr_t)info.dli_fbase -
 			       elfsym_first_vaddr(pf);

@@ -63,6 +63,7 @@
 #include <elf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -521,7 +522,9 @@ static size_t confirm(struct elfsym_file *f, uintptr_t bias,
 
 /*
  * Finds the direct calls (call rel32 in the same object) to the functions
- * of ops[0..n), whose object's symbols are f, loaded at bias: one pass
+ * of ops[0..n), whose object's symbols are f, loaded at bias (f NULL:
+ * read from path when a match needs them, if its build-id is build_id,
+ * the object's as mapped, or build_id is ""): one pass
  * over each code segment for the byte pattern, then a decode of each
  * function holding a match from its first byte, so that only a real call
  * instruction is ever rewritten.  Code without a function symbol is left
@@ -529,9 +532,11 @@ static size_t confirm(struct elfsym_file *f, uintptr_t bias,
  * through the PLT are direct_plt.c's; calls through a pointer keep
  * reaching the entry.
  */
-void direct_find_calls(struct elfsym_file *f, uintptr_t bias,
+void direct_find_calls(struct elfsym_file *f, const char *path,
+		       const char *build_id, uintptr_t bias,
 		       struct relive_ops **ops, size_t n)
 {
+	struct elfsym_file *opened = NULL;
 	struct wanted *w;
 	size_t i, m = 0, done = 0, found = 0;
 
@@ -559,12 +564,32 @@ void direct_find_calls(struct elfsym_file *f, uintptr_t bias,
 		while (done + in < m && w[done + in].entry < hi)
 			in++;
 		c = scan(lo, hi, seg, in, &nc);
-		k = c ? confirm(f, bias, c, nc) : 0;
+		if (c && nc && !f) {
+			char err[256];
+
+			/* The functions holding the calls are known from
+			 * the object's symbols only. */
+			if (elfsym_open(path, &opened, err, sizeof(err)))
+				agent_log("direct calls not looked for: %s",
+					  err);
+			else if (build_id[0] &&
+				 strcasecmp(build_id,
+					    elfsym_build_id(opened))) {
+				agent_log("direct calls not looked for: %s "
+					  "is no longer the file mapped",
+					  path);
+				elfsym_close(opened);
+				opened = NULL;
+			}
+			f = opened;
+		}
+		k = c && f ? confirm(f, bias, c, nc) : 0;
 		found += k;
 		free(c);
 		done += in;
 	}
 	free(w);
+	elfsym_close(opened);
 	if (found)
 		agent_log("%zu direct calls found to %zu functions", found, m);
 }

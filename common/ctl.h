@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 5u
+#define RELIVE_CTL_ABI 6u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -177,6 +177,53 @@ struct relive_ctl {
 	 * done_page 0: there is none; the controller polls. */
 	uint64_t done_page;
 	uint64_t done_ino;
+
+	/* Where the agent keeps the controller's resolution of a patch (a
+	 * struct relive_res in the agent's memory, below): written with a
+	 * LOAD or LOAD_ENABLE request. */
+	uint64_t res;
+};
+
+/*
+ * The controller's resolution of the patch a LOAD request loads: what it
+ * found in the object files' symbol tables when it checked the patch
+ * (relive/resolution.c), so that the agent need not read the same tables
+ * again inside the target, in every process.  It is only a shortcut: the
+ * agent uses an object's entries when the build-id they were read from is
+ * the build-id of the object as the process has it mapped, and the patch's
+ * when the new versions are where they say; otherwise it reads the files
+ * itself, as without it (agent/resolution.c).
+ */
+#define RELIVE_RES_OBJS 8
+#define RELIVE_RES_FUNCS 256
+#define RELIVE_RES_ID 72          /* build-id in hex, with its NUL */
+
+struct relive_res_func {
+	/* The function replaced: its symbol's st_value and st_size in its
+	 * object, and its "NAME.cold" part (0, 0: none). */
+	uint64_t value, size;
+	uint64_t cold, cold_size;
+	/* The new version: its address in the patch file (link-time) and the
+	 * size of the function symbol there (0: none; the agent then counts
+	 * the patch's whole code segment), and its cold part. */
+	uint64_t new_value, new_size;
+	uint64_t new_cold, new_cold_size;
+};
+
+struct relive_res_obj {
+	char build_id[RELIVE_RES_ID]; /* of the file resolved; "": not resolved
+					 (not loaded, or no build-id) */
+	uint32_t nfuncs;              /* the object's functions, in order */
+	uint32_t pad;
+};
+
+struct relive_res {
+	uint64_t seq;                 /* the request it belongs to (req_seq) */
+	char patch_build_id[RELIVE_RES_ID];
+	uint32_t nobjs;               /* the patch's objects, in order */
+	uint32_t nfuncs;              /* funcs[]: each object's in turn */
+	struct relive_res_obj objs[RELIVE_RES_OBJS];
+	struct relive_res_func funcs[RELIVE_RES_FUNCS];
 };
 
 /*

@@ -1064,27 +1064,43 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	seq++;
 	if (!rc) {
 		/* The argument (as long as the string), the operation, its
-		 * flag, the sequence number: one system call. */
-		struct iovec l[4] = {
+		 * flag, the sequence number, and with a LOAD the resolution
+		 * (ctl.h, struct relive_res): one system call. */
+		struct relive_res head;
+		struct iovec l[6] = {
 			{ argbuf, strlen(argbuf) + 1 },
 			{ &op, sizeof(op) },
 			{ &a->load_near_main, sizeof(a->load_near_main) },
 			{ &seq, sizeof(seq) },
-		}, r[4];
+		}, r[6];
 		static const size_t at[4] = {
 			offsetof(struct relive_ctl, arg),
 			offsetof(struct relive_ctl, op),
 			offsetof(struct relive_ctl, load_near_main),
 			offsetof(struct relive_ctl, req_seq),
 		};
-		size_t i, len = 0;
+		size_t i, n = 4, len = 0;
 
-		for (i = 0; i < 4; i++) {
+		for (i = 0; i < 4; i++)
 			r[i].iov_base = (void *)(uintptr_t)(a->ctl + at[i]);
+		if ((op == RELIVE_OP_LOAD || op == RELIVE_OP_LOAD_ENABLE) &&
+		    a->res && a->res->nobjs && a->c.res) {
+			memcpy(&head, a->res, offsetof(struct relive_res, funcs));
+			head.seq = seq;
+			l[n].iov_base = &head;
+			l[n].iov_len = offsetof(struct relive_res, objs) +
+				       head.nobjs * sizeof(head.objs[0]);
+			r[n++].iov_base = (void *)(uintptr_t)a->c.res;
+			l[n].iov_base = (void *)a->res->funcs;
+			l[n].iov_len = head.nfuncs * sizeof(head.funcs[0]);
+			r[n++].iov_base = (void *)(uintptr_t)(
+				a->c.res + offsetof(struct relive_res, funcs));
+		}
+		for (i = 0; i < n; i++) {
 			r[i].iov_len = l[i].iov_len;
 			len += l[i].iov_len;
 		}
-		if (process_vm_writev(a->pid, l, 4, r, 4, 0) != (ssize_t)len)
+		if (process_vm_writev(a->pid, l, n, r, n, 0) != (ssize_t)len)
 			rc = -EIO;
 	}
 	if (rc) {

@@ -268,6 +268,10 @@ static int parse(const char *cmd, int argc, char **argv, struct opts *o,
 	return 0;
 }
 
+/* What this command's checks found in the symbol tables, sent to the
+ * agent with the request that loads the patch (resolution.c). */
+static struct relive_res patch_res;
+
 static const char *objname(const char *n)
 {
 	return n ? n : "main";
@@ -278,11 +282,12 @@ static const char *objname(const char *n)
  * anything is written: build-ids, and every function present, unique or
  * with a valid sympos.  Objects not loaded are checked when they load.
  */
-static int precheck(pid_t pid, const struct patchfile *pf, char *err,
-		    size_t errlen)
+static int precheck(pid_t pid, const struct patchfile *pf,
+		    struct relive_res *res, char *err, size_t errlen)
 {
 	size_t i, j;
 
+	resolution_forget_objects(res);
 	for (i = 0; i < pf->nobjs; i++) {
 		const struct pf_object *o = &pf->objs[i];
 		const struct elfsym_file *f;
@@ -330,7 +335,9 @@ static int precheck(pid_t pid, const struct patchfile *pf, char *err,
 					 o->funcs[j].old_name, objname(o->name));
 				return -EINVAL;
 			}
+			resolution_func(res, pf, i, j, f, &sym);
 		}
+		resolution_object(res, i, f);
 	}
 	return 0;
 }
@@ -398,7 +405,7 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 		return finish(&a, NULL, pf->name, pid, timeout, err, errlen);
 	}
 	vlog("checking the patch against process %d", pid);
-	if (precheck(pid, pf, err, errlen))
+	if (precheck(pid, pf, &patch_res, err, errlen))
 		return EXIT_REFUSED;
 	if (!a.loaded) {
 		vlog("loading the agent into process %d", pid);
@@ -424,7 +431,9 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 	/* LOAD_ENABLE: when every entry write could be made by the agent
 	 * alone, the enable comes in the same request. */
 	a.c.load_enabled = 0; /* what a request that was not served says */
+	a.res = &patch_res;
 	rc = agent_request(&a, RELIVE_OP_LOAD_ENABLE, real, err, errlen);
+	a.res = NULL;
 	a.load_near_main = 0;
 	if (rc && a.c.load_enabled == 2) {
 		/* Loaded, then the enable was refused: err says why. */
@@ -774,6 +783,14 @@ static int cmd_patch(int argc, char **argv)
 	}
 	if (patchfile_read(real, &pf, err, sizeof(err)))
 		goto refused;
+	resolution_start(&patch_res, &pf);
+	{
+		const struct elfsym_file *f =
+			filecache_symbols(real, err, sizeof(err));
+
+		if (f)
+			resolution_patch(&patch_res, &pf, f);
+	}
 	if (o.all) {
 		rc = patch_all(real, &pf, o.timeout);
 		patchfile_free(&pf);

@@ -442,6 +442,7 @@ static int read_funcs(struct reader *r, struct pf_object *o, uint64_t funcs)
 			return fail(r, "new function for '%s' (object %s) does not point to code in the patch file",
 				    name, objname(o));
 		f->has_new_func = true;
+		f->new_value = p.target;
 	}
 	if (!o->nfuncs)
 		return fail(r, "object %s has no functions", objname(o));

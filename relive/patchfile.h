@@ -18,6 +18,7 @@ struct pf_func {
 	char *old_name;
 	unsigned long old_sympos;
 	bool has_new_func;     /* new_func is non-NULL and defined in the file */
+	uint64_t new_value;    /* its address in the file (link-time) */
 };
 
 struct pf_object {

@@ -112,6 +112,7 @@ struct agent {
 	struct relive_ctl c; /* last copy read */
 	bool completed;      /* this command's COMPLETE request succeeded */
 	uint32_t load_near_main; /* sent with each request (ctl.h) */
+	const struct relive_res *res; /* sent with LOAD requests (ctl.h) */
 };
 const char *agent_default_path(void);
 void agent_warm(pid_t pid);
@@ -122,6 +123,26 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 int agent_read_ctl(struct agent *a);
 char *agent_read_snapshot(struct agent *a);
 pid_t pick_thread(pid_t pid);
+
+/* resolution.c: what the checks found in the symbol tables, for the agent
+ * (common/ctl.h, struct relive_res) */
+struct patchfile;
+struct elfsym_file;
+struct elfsym_sym;
+/* Lays out r for pf, with the new versions' addresses; no object yet. */
+void resolution_start(struct relive_res *r, const struct patchfile *pf);
+/* The new versions' sizes, from f, the patch file's symbols. */
+void resolution_patch(struct relive_res *r, const struct patchfile *pf,
+		      const struct elfsym_file *f);
+/* Before a process's checks: no object is resolved. */
+void resolution_forget_objects(struct relive_res *r);
+/* Function func of object obj is sym in f; then object obj, all of whose
+ * functions were given, is f. */
+void resolution_func(struct relive_res *r, const struct patchfile *pf,
+		     size_t obj, size_t func, const struct elfsym_file *f,
+		     const struct elfsym_sym *sym);
+void resolution_object(struct relive_res *r, size_t obj,
+		       const struct elfsym_file *f);
 
 /* codewrite.c: carrying out the agent's plan of code writes */
 int codewrite_apply(struct agent *a, char *err, size_t errlen);

@@ -1,0 +1,186 @@
+/*
+ * agent/resolution.c - the controller's resolution of a patch, taken when
+ * it can be trusted, and the identity of the objects as they are mapped.
+ *
+ * Loading a patch means knowing where each function it replaces starts and
+ * ends in its object, and where each new version ends in the patch: symbol
+ * tables, which the agent would read from the files with libelf in every
+ * process, inside the target.  The controller has read the same tables
+ * already to check the patch (relive/resolution.c) and writes what it
+ * found next to the request (ctl.h, struct relive_res), read once per
+ * command for any number of processes.  Reading a symbol table was a
+ * third of what a small patch cost the agent.
+ *
+ * It is a shortcut, never an authority: an object's entries are used only
+ * when the build-id they were read from is the one in the object's notes
+ * as the process has them mapped (the file a path names may have been
+ * replaced since), and the patch's only when each new version is where
+ * they put it.  Anything else, and the agent reads the files as before.
+ *
+ * The same mapped build-id guards that path: when the file the agent reads
+ * is not the object the process runs, the patch is refused rather than
+ * resolved against the wrong code.
+ */
+#include <link.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agent.h"
+#include "buildid.h"
+
+/* Written by the controller with a LOAD request; read during it only. */
+static struct relive_res agent_res;
+
+/* Is o one of p's objects (not one added for nops)? */
+static bool own_object(const struct relive_patch *p,
+		       const struct relive_object *o)
+{
+	return p && o >= p->objs && o < p->objs + p->nobjs;
+}
+
+/* The resolution of the request being served, checked against its patch;
+ * NULL when there is none or it does not fit. */
+static struct {
+	const struct relive_patch *patch;
+	size_t first[RELIVE_RES_OBJS]; /* each object's first entry */
+	uintptr_t patch_bias;
+	bool new_ok;                   /* the new versions' entries fit */
+} cur;
+
+void resolution_init(void)
+{
+	relive_agent_ctl.res = (uint64_t)(uintptr_t)&agent_res;
+}
+
+struct loaded_query {
+	uintptr_t bias;      /* by load bias, or */
+	uintptr_t addr;      /* by an address inside (when not 0) */
+	char *hex;
+	size_t hexlen;
+	uintptr_t found_bias;
+	bool found;
+};
+
+static int loaded_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct loaded_query *q = arg;
+	bool match = false;
+	size_t i;
+
+	(void)size;
+	if (q->addr) {
+		for (i = 0; i < info->dlpi_phnum && !match; i++) {
+			const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+			uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+			match = ph->p_type == PT_LOAD && q->addr >= lo &&
+				q->addr - lo < ph->p_memsz;
+		}
+	} else {
+		match = info->dlpi_addr == q->bias;
+	}
+	if (!match)
+		return 0;
+	q->found = true;
+	q->found_bias = info->dlpi_addr;
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_NOTE &&
+		    buildid_from_notes((const void *)(info->dlpi_addr +
+						      ph->p_vaddr),
+				       ph->p_memsz, ph->p_align, q->hex,
+				       q->hexlen))
+			break;
+	}
+	return 1;
+}
+
+/* The mapped build-id of the object at bias (or holding addr); "" when it
+ * has none.  Returns false when no loaded object matches. */
+static bool loaded_build_id(uintptr_t bias, uintptr_t addr, char *hex,
+			    size_t hexlen, uintptr_t *found_bias)
+{
+	struct loaded_query q = { .bias = bias, .addr = addr, .hex = hex,
+				  .hexlen = hexlen };
+
+	hex[0] = '\0';
+	dl_iterate_phdr(loaded_cb, &q);
+	if (found_bias)
+		*found_bias = q.found_bias;
+	return q.found;
+}
+
+void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen)
+{
+	loaded_build_id(bias, 0, hex, hexlen, NULL);
+}
+
+void resolution_begin(const struct relive_patch *p, uint64_t seq)
+{
+	const struct relive_res *r = &agent_res;
+	char id[RELIVE_RES_ID];
+	size_t i, j, n = 0;
+
+	memset(&cur, 0, sizeof(cur));
+	if (!seq || r->seq != seq || r->nobjs != p->nobjs ||
+	    r->nobjs > RELIVE_RES_OBJS || r->nfuncs > RELIVE_RES_FUNCS)
+		return;
+	for (i = 0; i < p->nobjs; i++) {
+		if (r->objs[i].nfuncs != p->objs[i].nfuncs)
+			return;
+		cur.first[i] = n;
+		n += p->objs[i].nfuncs;
+	}
+	if (n != r->nfuncs)
+		return;
+	cur.patch = p;
+	/* The new versions: the patch as mapped is the file resolved, and
+	 * each new_func is where its entry says. */
+	if (!r->patch_build_id[0] ||
+	    !memchr(r->patch_build_id, '\0', sizeof(r->patch_build_id)) ||
+	    !loaded_build_id(0, (uintptr_t)p->info, id, sizeof(id),
+			     &cur.patch_bias) ||
+	    strcasecmp(id, r->patch_build_id))
+		return;
+	for (i = 0; i < p->nobjs; i++)
+		for (j = 0; j < p->objs[i].nfuncs; j++)
+			if ((uintptr_t)p->objs[i].funcs[j].new_func !=
+			    cur.patch_bias + r->funcs[cur.first[i] + j].new_value)
+				return;
+	cur.new_ok = true;
+}
+
+void resolution_end(void)
+{
+	memset(&cur, 0, sizeof(cur));
+}
+
+const struct relive_res_func *resolution_new(const struct relive_func *f,
+					     uintptr_t *bias)
+{
+	const struct relive_object *o = f->obj;
+	size_t i;
+
+	if (!cur.new_ok || !own_object(cur.patch, o))
+		return NULL;
+	i = (size_t)(o - cur.patch->objs);
+	*bias = cur.patch_bias;
+	return &agent_res.funcs[cur.first[i] + (size_t)(f - o->funcs)];
+}
+
+const struct relive_res_func *resolution_object(const struct relive_object *o,
+						const char *running)
+{
+	const struct relive_res_obj *ro;
+	size_t i;
+
+	if (!own_object(cur.patch, o) || !running[0])
+		return NULL;
+	i = (size_t)(o - cur.patch->objs);
+	ro = &agent_res.objs[i];
+	if (!memchr(ro->build_id, '\0', sizeof(ro->build_id)) ||
+	    strcasecmp(ro->build_id, running))
+		return NULL;
+	return &agent_res.funcs[cur.first[i]];
+}

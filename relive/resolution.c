@@ -1,0 +1,141 @@
+/*
+ * relive/resolution.c - what relive found in the symbol tables when it
+ * checked a patch, handed to the agent with the request that loads it.
+ *
+ * Before it touches a process, `relive patch` reads the symbols of every
+ * object the patch names (precheck, with relive/filecache.c: once per
+ * command, whatever the number of processes) and of the patch itself.  The
+ * agent needs the same answers: where each replaced function starts and
+ * ends, its "NAME.cold" part, where each new version ends.  Reading them
+ * again inside every target cost the agent a third of a small patch's
+ * load; this file writes them into a struct relive_res (common/ctl.h)
+ * that agent_request() sends with LOAD and LOAD_ENABLE.  Each object's
+ * entries carry the build-id of the file they were read from, and the
+ * agent uses them only when that is the build-id of the object it has
+ * mapped (agent/resolution.c), so an answer about another file is never
+ * taken.  A patch too large for the table gets none: the agent reads the
+ * files itself.
+ */
+#include <elf.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "elfsym.h"
+#include "patchfile.h"
+#include "relive.h"
+
+/* Where each object's entries start; false when the patch does not fit. */
+static bool layout(const struct patchfile *pf, size_t *first)
+{
+	size_t i, n = 0;
+
+	if (pf->nobjs > RELIVE_RES_OBJS)
+		return false;
+	for (i = 0; i < pf->nobjs; i++) {
+		first[i] = n;
+		n += pf->objs[i].nfuncs;
+	}
+	return n <= RELIVE_RES_FUNCS;
+}
+
+/* The "NAME.cold" part of a function of f, when it has one of its own. */
+static void cold_of(const struct elfsym_file *f, const char *name,
+		    uint64_t *value, uint64_t *size)
+{
+	struct elfsym_sym sym;
+	char cold[512];
+
+	*value = *size = 0;
+	if ((size_t)snprintf(cold, sizeof(cold), "%s.cold", name) >=
+	    sizeof(cold))
+		return;
+	if (elfsym_lookup(f, cold, 0, &sym, NULL) == 0 &&
+	    sym.type == STT_FUNC && sym.size) {
+		*value = sym.value;
+		*size = sym.size;
+	}
+}
+
+void resolution_start(struct relive_res *r, const struct patchfile *pf)
+{
+	size_t first[RELIVE_RES_OBJS], i, j;
+
+	memset(r, 0, offsetof(struct relive_res, objs));
+	if (!layout(pf, first))
+		return;
+	r->nobjs = (uint32_t)pf->nobjs;
+	for (i = 0; i < pf->nobjs; i++) {
+		memset(&r->objs[i], 0, sizeof(r->objs[i]));
+		r->objs[i].nfuncs = (uint32_t)pf->objs[i].nfuncs;
+		r->nfuncs += (uint32_t)pf->objs[i].nfuncs;
+	}
+	memset(r->funcs, 0, r->nfuncs * sizeof(r->funcs[0]));
+	for (i = 0; i < pf->nobjs; i++)
+		for (j = 0; j < pf->objs[i].nfuncs; j++)
+			r->funcs[first[i] + j].new_value =
+				pf->objs[i].funcs[j].new_value;
+}
+
+void resolution_patch(struct relive_res *r, const struct patchfile *pf,
+		      const struct elfsym_file *f)
+{
+	size_t first[RELIVE_RES_OBJS], i, j;
+	const char *id = elfsym_build_id(f);
+
+	if (!r->nobjs || !layout(pf, first) || !id[0] ||
+	    strlen(id) >= sizeof(r->patch_build_id))
+		return;
+	for (i = 0; i < pf->nobjs; i++)
+		for (j = 0; j < pf->objs[i].nfuncs; j++) {
+			struct relive_res_func *rf = &r->funcs[first[i] + j];
+			struct elfsym_sym sym;
+			const char *name;
+
+			/* The index by address is built on first use: the
+			 * file stays the cache's, and is read only. */
+			if (elfsym_func_name_at((struct elfsym_file *)f,
+						rf->new_value, &sym,
+						&name) == 0) {
+				rf->new_size = sym.size;
+				cold_of(f, name, &rf->new_cold,
+					&rf->new_cold_size);
+			}
+		}
+	snprintf(r->patch_build_id, sizeof(r->patch_build_id), "%s", id);
+}
+
+void resolution_func(struct relive_res *r, const struct patchfile *pf,
+		     size_t obj, size_t func, const struct elfsym_file *f,
+		     const struct elfsym_sym *sym)
+{
+	size_t first[RELIVE_RES_OBJS];
+	struct relive_res_func *rf;
+
+	if (!r->nobjs || !layout(pf, first))
+		return;
+	rf = &r->funcs[first[obj] + func];
+	rf->value = sym->value;
+	rf->size = sym->size;
+	cold_of(f, pf->objs[obj].funcs[func].old_name, &rf->cold,
+		&rf->cold_size);
+}
+
+void resolution_object(struct relive_res *r, size_t obj,
+		       const struct elfsym_file *f)
+{
+	const char *id = elfsym_build_id(f);
+
+	if (!r->nobjs || obj >= r->nobjs ||
+	    strlen(id) >= sizeof(r->objs[obj].build_id))
+		return;
+	snprintf(r->objs[obj].build_id, sizeof(r->objs[obj].build_id), "%s",
+		 id);
+}
+
+void resolution_forget_objects(struct relive_res *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nobjs; i++)
+		r->objs[i].build_id[0] = '\0';
+}
