@@ -134,8 +134,10 @@ AGENT_EXPORT long relive_agent_request(void)
 	if (!c->svc_tid)
 		service_start(); /* a fork child, or a closed pipe */
 	/* Give way between steps only where a thread of the program could
-	 * be waiting for this CPU (common/background.c). */
-	background_set_roomy(background_roomy());
+	 * be waiting for this CPU (common/background.c), by the count of
+	 * threads relive made just before, else by our own. */
+	background_set_roomy(c->threads ? background_roomy_threads(c->threads)
+					: background_roomy());
 	memcpy(arg, c->arg, sizeof(arg));
 	arg[sizeof(arg) - 1] = '\0';
 	c->msg[0] = '\0';

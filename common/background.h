@@ -77,6 +77,9 @@ void background_set_roomy(bool roomy);
  * than the calling thread may use CPUs (its affinity)?  false when
  * either cannot be read. */
 bool background_roomy(void);
+/* The same for a program of that many threads (counted by someone else:
+ * relive tells the agent with a request); false when threads < 1. */
+bool background_roomy_threads(long threads);
 
 /* The number of threads in a line of /proc/PID/stat (its 20th field, read
  * after the command's closing parenthesis, which may itself hold spaces

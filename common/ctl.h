@@ -141,6 +141,13 @@ struct relive_ctl {
 					   of the main executable, and is
 					   best loaded within reach of it
 					   (set with every request) */
+	uint32_t threads;               /* the process's threads as relive
+					   counted them before the request
+					   (set with every request; 0:
+					   unknown): the agent gives way
+					   between its steps by it
+					   (common/background.c) */
+	uint32_t pad4;
 
 	/* Written by the controller for the listing: a JSON array of the
 	 * threads that block the transition ("[]" when none). */

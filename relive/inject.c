@@ -1064,13 +1064,15 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	seq++;
 	if (!rc) {
 		/* The argument (as long as the string), the operation, its
-		 * flag, the sequence number, and with a LOAD the resolution
+		 * flag and thread count, the sequence number, and with a LOAD
+		 * the resolution
 		 * (ctl.h, struct relive_res): one system call. */
 		struct relive_res head;
+		uint32_t flags[2] = { a->load_near_main, a->threads };
 		struct iovec l[6] = {
 			{ argbuf, strlen(argbuf) + 1 },
 			{ &op, sizeof(op) },
-			{ &a->load_near_main, sizeof(a->load_near_main) },
+			{ flags, sizeof(flags) },
 			{ &seq, sizeof(seq) },
 		}, r[6];
 		static const size_t at[4] = {
@@ -1081,6 +1083,10 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		};
 		size_t i, n = 4, len = 0;
 
+		_Static_assert(offsetof(struct relive_ctl, threads) ==
+				       offsetof(struct relive_ctl,
+						load_near_main) + 4,
+			       "load_near_main and threads are written as one");
 		for (i = 0; i < 4; i++)
 			r[i].iov_base = (void *)(uintptr_t)(a->ctl + at[i]);
 		if ((op == RELIVE_OP_LOAD || op == RELIVE_OP_LOAD_ENABLE) &&

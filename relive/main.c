@@ -389,7 +389,7 @@ static int finish_cmd(struct agent *a, const char *what, const char *name,
 
 /* patch_one() with the process's lock held. */
 static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
-			double timeout, char *err, size_t errlen)
+			long threads, double timeout, char *err, size_t errlen)
 {
 	struct agent a;
 	int rc;
@@ -397,6 +397,7 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 	rc = agent_find(pid, &a, err, errlen);
 	if (rc)
 		return EXIT_REFUSED;
+	a.threads = threads > 0 && threads < UINT32_MAX ? (uint32_t)threads : 0;
 	if (a.loaded && a.c.trans_active && !a.c.trans_target &&
 	    !strcmp(a.c.trans_patch, pf->name)) {
 		/* Being disabled: enabling it again reverses (kernel). */
@@ -462,19 +463,21 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 static int patch_one(pid_t pid, const char *real, struct patchfile *pf,
 		     double timeout, char *err, size_t errlen)
 {
+	long threads;
 	int rc;
 
 	/* The lock first: a process another relive command works on is
 	 * traced by it at times, which proc_check() would take for a
 	 * debugger. */
-	if (target_lock(pid, err, errlen) || proc_check(pid, err, errlen)) {
+	if (target_lock(pid, err, errlen) ||
+	    proc_check(pid, &threads, err, errlen)) {
 		target_unlock();
 		return EXIT_REFUSED;
 	}
 	/* A map read before the lock (--all's look at the process) may
 	 * predate another command's last step. */
 	proc_maps_forget();
-	rc = patch_locked(pid, real, pf, timeout, err, errlen);
+	rc = patch_locked(pid, real, pf, threads, timeout, err, errlen);
 	target_unlock();
 	return rc;
 }
@@ -602,6 +605,7 @@ static void patch_all_consider(struct fleet *fl, pid_t pid, const char *real,
 			       struct patchfile *pf, double timeout)
 {
 	char err[4096];
+	long threads;
 	enum want w;
 	int rc;
 
@@ -624,8 +628,9 @@ static void patch_all_consider(struct fleet *fl, pid_t pid, const char *real,
 			skip_other_build(fl, pid);
 		return;
 	}
-	rc = proc_check(pid, err, sizeof(err)) ? EXIT_REFUSED :
-		patch_locked(pid, real, pf, timeout, err, sizeof(err));
+	rc = proc_check(pid, &threads, err, sizeof(err)) ? EXIT_REFUSED :
+		patch_locked(pid, real, pf, threads, timeout, err,
+			     sizeof(err));
 	target_unlock();
 	fleet_count(fl, report_one(pid, rc, err, sizeof(err)));
 }
@@ -817,11 +822,15 @@ static int need_agent(pid_t pid, struct agent *a, char *err, size_t errlen)
 {
 	int rc = target_lock(pid, err, errlen); /* first: see patch_one() */
 
+	long threads;
+
 	if (!rc)
-		rc = proc_check(pid, err, errlen);
+		rc = proc_check(pid, &threads, err, errlen);
 	if (rc)
 		return rc;
 	rc = agent_find(pid, a, err, errlen);
+	a->threads = threads > 0 && threads < UINT32_MAX ? (uint32_t)threads :
+							   0;
 	if (!rc && !a->loaded) {
 		snprintf(err, errlen, "process %d has no relive agent and no "
 			 "patches", pid);

@@ -41,12 +41,15 @@ int proc_access(pid_t pid, char *err, size_t errlen)
 	return 0;
 }
 
-int proc_check(pid_t pid, char *err, size_t errlen)
+int proc_check(pid_t pid, long *threads, char *err, size_t errlen)
 {
 	char path[64], line[256];
 	FILE *f;
 	int tracer = 0, rc = proc_access(pid, err, errlen);
+	bool more = threads != NULL;
 
+	if (threads)
+		*threads = 0;
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
@@ -55,11 +58,16 @@ int proc_check(pid_t pid, char *err, size_t errlen)
 		snprintf(err, errlen, "no process with PID %d", pid);
 		return -ESRCH;
 	}
-	while (fgets(line, sizeof(line), f))
+	while (fgets(line, sizeof(line), f)) {
 		if (!strncmp(line, "TracerPid:", 10)) {
 			tracer = atoi(line + 10);
+			if (!more)
+				break;
+		} else if (more && !strncmp(line, "Threads:", 8)) {
+			*threads = atol(line + 8);
 			break;
 		}
+	}
 	fclose(f);
 	if (tracer && tracer != getpid()) {
 		snprintf(err, errlen,

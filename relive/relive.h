@@ -36,7 +36,7 @@ struct proc_map {
 /* The process exists and relive may trace it; proc_check() also refuses
  * one that another tracer (a debugger) holds. */
 int proc_access(pid_t pid, char *err, size_t errlen);
-int proc_check(pid_t pid, char *err, size_t errlen);
+int proc_check(pid_t pid, long *threads, char *err, size_t errlen);
 int proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 int proc_maps(pid_t pid, struct proc_map **maps, size_t *n);
 /* The map may have changed (see proc.c): read it again next time. */
@@ -113,6 +113,7 @@ struct agent {
 	bool completed;      /* this command's COMPLETE request succeeded */
 	uint32_t load_near_main; /* sent with each request (ctl.h) */
 	const struct relive_res *res; /* sent with LOAD requests (ctl.h) */
+	uint32_t threads;    /* sent with each request (ctl.h); 0: unknown */
 };
 const char *agent_default_path(void);
 void agent_warm(pid_t pid);

@@ -17,7 +17,8 @@
  * from one step of a thread to the next.  The agent gives way only
  * where a thread of the program could wait for its CPU: the count of
  * threads read from /proc/self/stat, the roomy check against the CPUs the
- * thread may use, and a step that does not yield in a roomy program.
+ * thread may use (or a count given by relive), and a step that does not
+ * yield in a roomy program.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -329,6 +330,24 @@ static void test_roomy_follows_the_threads(void **state)
 	assert_true(roomy_becomes(true));
 }
 
+/* A count of threads given by someone else (relive, with a request): the
+ * same rule, against the CPUs this thread may use. */
+static void test_roomy_by_a_given_count(void **state)
+{
+	cpu_set_t cpus;
+	long n;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(cpus), &cpus), 0);
+	n = CPU_COUNT(&cpus);
+	assert_true(background_roomy_threads(1));
+	assert_true(background_roomy_threads(n));
+	assert_false(background_roomy_threads(n + 1));
+	assert_false(background_roomy_threads(100000));
+	assert_false(background_roomy_threads(0));
+	assert_false(background_roomy_threads(-1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_no_yield_in_a_roomy_program),
 		cmocka_unit_test(test_stat_threads),
 		cmocka_unit_test(test_roomy_follows_the_threads),
+		cmocka_unit_test(test_roomy_by_a_given_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
