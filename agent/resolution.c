@@ -8,8 +8,9 @@
  * process, inside the target.  The controller has read the same tables
  * already to check the patch (relive/resolution.c) and writes what it
  * found next to the request (ctl.h, struct relive_res), read once per
- * command for any number of processes.  Reading a symbol table was a
- * third of what a small patch cost the agent.
+ * command for any number of processes.  Reading the two symbol tables
+ * was about a quarter of the agent's request that loads a small patch
+ * (docs/performance.md, "Many processes", round 15).
  *
  * It is a shortcut, never an authority: an object's entries are used only
  * when the build-id they were read from is the one in the object's notes

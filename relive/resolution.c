@@ -7,8 +7,8 @@
  * command, whatever the number of processes) and of the patch itself.  The
  * agent needs the same answers: where each replaced function starts and
  * ends, its "NAME.cold" part, where each new version ends.  Reading them
- * again inside every target cost the agent a third of a small patch's
- * load; this file writes them into a struct relive_res (common/ctl.h)
+ * again inside every target was about a quarter of the agent's request
+ * that loads a small patch; this file writes them into a struct relive_res (common/ctl.h)
  * that agent_request() sends with LOAD and LOAD_ENABLE.  Each object's
  * entries carry the build-id of the file they were read from, and the
  * agent uses them only when that is the build-id of the object it has
