@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import (FAILED, RELIVE, RELIVE_ENV, apply, disable, patch_path,
                       relive, snapshot, target_path)
 
@@ -56,6 +58,21 @@ def test_resolution_taken_for_mapped_build_ids(spawn):
         t.stderr
     assert "'fix_lib': new versions as resolved by relive" in t.stderr
     assert "'fix_main': new versions as resolved by relive" in t.stderr
+
+
+@pytest.mark.parametrize("nobjs,resolved", [(8, True), (9, False)])
+def test_resolution_table_limit(spawn, nobjs, resolved):
+    """fix_main's change in a patch of 8 objects fits relive's resolution
+    table; in one of 9 it does not, and the agent reads the executable's
+    symbols itself: the patch works the same either way."""
+    t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"], env=LOG)
+    apply(t.pid, f"fix_main_objs{nobjs}")
+    assert t.ask("call 5") == "105"
+    disable(t.pid, f"fix_main_objs{nobjs}")
+    assert t.ask("call 5") == "6"
+    t.close()
+    said = "object 'main': 1 function as resolved by relive" in t.stderr
+    assert said == resolved, t.stderr
 
 
 def test_library_replaced_on_disk_is_refused(spawn, tmp_path):

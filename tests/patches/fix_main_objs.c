@@ -1,0 +1,43 @@
+/*
+ * fix_main_objs8, fix_main_objs9: fix_main's change (basic_value: x + 100)
+ * in a patch of NOBJS objects, the executable and NOBJS - 1 libraries no
+ * target loads (each with one function).  relive's resolution table
+ * (common/ctl.h) holds 8 objects: the first fits, the second does not,
+ * and its agent reads the files itself.
+ */
+#include <relive/livepatch.h>
+
+static int new_basic_value(int x)
+{
+	return x + 100;
+}
+
+static long new_absent(long x)
+{
+	return x;
+}
+
+static struct klp_func funcs[] = {
+	{ .old_name = "basic_value", .new_func = new_basic_value },
+	{ 0 }
+};
+
+static struct klp_func absent_funcs[] = {
+	{ .old_name = "absent_value", .new_func = new_absent },
+	{ 0 }
+};
+
+#define ABSENT(n) { .name = "librelive-absent" #n ".so", .funcs = absent_funcs }
+
+static struct klp_object objs[] = {
+	{ .name = NULL, .funcs = funcs },
+	ABSENT(1), ABSENT(2), ABSENT(3), ABSENT(4), ABSENT(5), ABSENT(6),
+	ABSENT(7),
+#if NOBJS > 8
+	ABSENT(8),
+#endif
+	{ 0 }
+};
+
+static struct klp_patch patch = { .objs = objs };
+RELIVE_PATCH(patch);
