@@ -199,7 +199,6 @@ AGENT_EXPORT long relive_agent_request(void)
 		rc = -22;
 		break;
 	}
-	resolution_end();
 	c->op = RELIVE_OP_NONE;
 	c->status = rc;
 	core_snapshot();

@@ -53,6 +53,15 @@ struct relive_object {
 	uintptr_t bias;
 };
 
+/* relive's resolution of a patch (ctl.h, struct relive_res) as checked
+ * against it, for the request that loads it only (resolution.c). */
+struct relive_patch_res {
+	const struct relive_res *table; /* NULL: none */
+	size_t first[RELIVE_RES_OBJS];  /* each object's first entry */
+	uintptr_t patch_bias;           /* the patch's load bias */
+	bool new_ok;                    /* the new versions' entries fit */
+};
+
 /* A loaded patch (kernel: struct klp_patch). */
 struct relive_patch {
 	char name[256];
@@ -70,6 +79,7 @@ struct relive_patch {
 	bool forced;
 	bool replace;
 	bool replaced;              /* disabled by a replacing patch */
+	struct relive_patch_res res;
 	struct relive_patch *next;  /* load order */
 };
 
@@ -168,8 +178,8 @@ bool find_other_copy(const char *name, uintptr_t skip, char *path,
 
 /* resolution.c: the controller's resolution of a patch (ctl.h) */
 void resolution_init(void);
-void resolution_begin(const struct relive_patch *p, uint64_t seq);
-void resolution_end(void);
+void resolution_begin(struct relive_patch *p, uint64_t seq);
+void resolution_end(struct relive_patch *p);
 /* The entry of f's new version, with the patch's load bias; NULL: none. */
 const struct relive_res_func *resolution_new(const struct relive_func *f,
 					     uintptr_t *bias);

@@ -577,12 +577,15 @@ int core_load(struct relive_patch *p)
 	if (rc)
 		goto fail;
 	ops_plan_write_alone();
+	/* relive's resolution served this load only (resolution.c). */
+	resolution_end(p);
 	for (tail = &agent_patches; *tail; tail = &(*tail)->next)
 		;
 	*tail = p;
 	agent_log("'%s': loaded from %s", p->name, p->file);
 	return 0;
 fail:
+	resolution_end(p);
 	ops_plan_reset();
 	return rc;
 }

@@ -17,6 +17,9 @@
  * as the process has them mapped (the file a path names may have been
  * replaced since), and the patch's only when each new version is where
  * they put it.  Anything else, and the agent reads the files as before.
+ * What was checked is kept in the patch (struct relive_patch_res) from
+ * core_open() to the end of core_load(), within the one request: an
+ * object that loads later, or another patch, never sees it.
  *
  * The same mapped build-id guards that path: when the file the agent reads
  * is not the object the process runs, the patch is refused rather than
@@ -36,17 +39,8 @@ static struct relive_res agent_res;
 static bool own_object(const struct relive_patch *p,
 		       const struct relive_object *o)
 {
-	return p && o >= p->objs && o < p->objs + p->nobjs;
+	return o >= p->objs && o < p->objs + p->nobjs;
 }
-
-/* The resolution of the request being served, checked against its patch;
- * NULL when there is none or it does not fit. */
-static struct {
-	const struct relive_patch *patch;
-	size_t first[RELIVE_RES_OBJS]; /* each object's first entry */
-	uintptr_t patch_bias;
-	bool new_ok;                   /* the new versions' entries fit */
-} cur;
 
 void resolution_init(void)
 {
@@ -117,71 +111,80 @@ void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen)
 	loaded_build_id(bias, 0, hex, hexlen, NULL);
 }
 
-void resolution_begin(const struct relive_patch *p, uint64_t seq)
+void resolution_begin(struct relive_patch *p, uint64_t seq)
 {
 	const struct relive_res *r = &agent_res;
+	struct relive_patch_res *pr = &p->res;
 	char id[RELIVE_RES_ID];
 	size_t i, j, n = 0;
 
-	memset(&cur, 0, sizeof(cur));
+	memset(pr, 0, sizeof(*pr));
 	if (!seq || r->seq != seq || r->nobjs != p->nobjs ||
 	    r->nobjs > RELIVE_RES_OBJS || r->nfuncs > RELIVE_RES_FUNCS)
 		return;
 	for (i = 0; i < p->nobjs; i++) {
 		if (r->objs[i].nfuncs != p->objs[i].nfuncs)
 			return;
-		cur.first[i] = n;
+		pr->first[i] = n;
 		n += p->objs[i].nfuncs;
 	}
 	if (n != r->nfuncs)
 		return;
-	cur.patch = p;
+	pr->table = r;
 	/* The new versions: the patch as mapped is the file resolved, and
 	 * each new_func is where its entry says. */
 	if (!r->patch_build_id[0] ||
 	    !memchr(r->patch_build_id, '\0', sizeof(r->patch_build_id)) ||
 	    !loaded_build_id(0, (uintptr_t)p->info, id, sizeof(id),
-			     &cur.patch_bias) ||
+			     &pr->patch_bias) ||
 	    strcasecmp(id, r->patch_build_id))
 		return;
 	for (i = 0; i < p->nobjs; i++)
 		for (j = 0; j < p->objs[i].nfuncs; j++)
 			if ((uintptr_t)p->objs[i].funcs[j].new_func !=
-			    cur.patch_bias + r->funcs[cur.first[i] + j].new_value)
+			    pr->patch_bias + r->funcs[pr->first[i] + j].new_value)
 				return;
-	cur.new_ok = true;
+	pr->new_ok = true;
 }
 
-void resolution_end(void)
+void resolution_end(struct relive_patch *p)
 {
-	memset(&cur, 0, sizeof(cur));
+	memset(&p->res, 0, sizeof(p->res));
 }
 
 const struct relive_res_func *resolution_new(const struct relive_func *f,
 					     uintptr_t *bias)
 {
 	const struct relive_object *o = f->obj;
+	const struct relive_patch_res *pr;
 	size_t i;
 
-	if (!cur.new_ok || !own_object(cur.patch, o))
+	if (!o || !o->patch)
 		return NULL;
-	i = (size_t)(o - cur.patch->objs);
-	*bias = cur.patch_bias;
-	return &agent_res.funcs[cur.first[i] + (size_t)(f - o->funcs)];
+	pr = &o->patch->res;
+	if (!pr->table || !pr->new_ok || !own_object(o->patch, o))
+		return NULL;
+	i = (size_t)(o - o->patch->objs);
+	*bias = pr->patch_bias;
+	return &pr->table->funcs[pr->first[i] + (size_t)(f - o->funcs)];
 }
 
 const struct relive_res_func *resolution_object(const struct relive_object *o,
 						const char *running)
 {
+	const struct relive_patch_res *pr;
 	const struct relive_res_obj *ro;
 	size_t i;
 
-	if (!own_object(cur.patch, o) || !running[0])
+	if (!o->patch || !running[0])
 		return NULL;
-	i = (size_t)(o - cur.patch->objs);
-	ro = &agent_res.objs[i];
+	pr = &o->patch->res;
+	if (!pr->table || !own_object(o->patch, o))
+		return NULL;
+	i = (size_t)(o - o->patch->objs);
+	ro = &pr->table->objs[i];
 	if (!memchr(ro->build_id, '\0', sizeof(ro->build_id)) ||
 	    strcasecmp(ro->build_id, running))
 		return NULL;
-	return &agent_res.funcs[cur.first[i]];
+	return &pr->table->funcs[pr->first[i]];
 }
