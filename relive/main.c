@@ -412,6 +412,9 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 		vlog("loading the agent into process %d", pid);
 		if (agent_inject(pid, &a, err, errlen))
 			return EXIT_REFUSED;
+		/* counted before the agent's own thread started */
+		a.threads = threads > 0 && threads < UINT32_MAX - 1 ?
+				    (uint32_t)threads + 1 : 0;
 	}
 	/* What the transition will ask, from the map read already (libc
 	 * and the loader never move): after the requests it would be read
