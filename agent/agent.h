@@ -190,6 +190,12 @@ const struct relive_res_func *resolution_object(const struct relive_object *o,
 /* The build-id of the object loaded at bias, from its mapped notes, in
  * hex; "" when it has none. */
 void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen);
+/* Is f (read from path) the object loaded at bias, by their build-ids
+ * (true when either has none)?  If not, says so in the reply, naming the
+ * object name. */
+struct elfsym_file;
+bool resolution_file_runs(const struct elfsym_file *f, uintptr_t bias,
+			  const char *name, const char *path);
 
 /* transition.c */
 #define RELIVE_STATE_INIT 1u

@@ -210,10 +210,9 @@ static void find_calls(struct relive_object *o, struct elfsym_file *f,
 }
 
 /* Reads the symbols of o's file at path, which must be the object the
- * process runs (mapped build-id running, "" when unknown).  Returns 0 or
- * a negative errno with the message set. */
+ * process runs.  Returns 0 or a negative errno with the message set. */
 static int open_object_file(struct relive_object *o, const char *path,
-			    const char *running, struct elfsym_file **f)
+			    struct elfsym_file **f)
 {
 	char err[512];
 	int rc;
@@ -224,13 +223,7 @@ static int open_object_file(struct relive_object *o, const char *path,
 		agent_msg("object '%s': %s", objname(o), err);
 		return rc;
 	}
-	if (running[0] && elfsym_build_id(*f)[0] &&
-	    strcasecmp(running, elfsym_build_id(*f))) {
-		agent_msg("object '%s': the file %s has build-id %s, but the "
-			  "process runs build-id %s: the file was replaced "
-			  "after the process loaded it; the patch is refused "
-			  "(restart the process to run the new file)",
-			  objname(o), path, elfsym_build_id(*f), running);
+	if (!resolution_file_runs(*f, o->bias, objname(o), path)) {
 		elfsym_close(*f);
 		*f = NULL;
 		return -ESTALE;
@@ -258,7 +251,7 @@ int resolve_object(struct relive_object *o, const char *path)
 		agent_log("object '%s': %zu function%s as resolved by relive",
 			  objname(o), o->nfuncs, o->nfuncs == 1 ? "" : "s");
 	} else {
-		rc = open_object_file(o, path, running, &f);
+		rc = open_object_file(o, path, &f);
 		if (rc)
 			return rc;
 		snprintf(o->build_id, sizeof(o->build_id), "%s",

@@ -397,9 +397,19 @@ static int apply_object(struct relive_patch *p, const char *objname,
 
 		if (!same_object(r->obj, objname))
 			continue;
-		if (!f && (rc = elfsym_open(path, &f, err, sizeof(err)))) {
-			agent_msg("patch '%s': %s", p->name, err);
-			break;
+		if (!f) {
+			rc = elfsym_open(path, &f, err, sizeof(err));
+			if (rc) {
+				agent_msg("patch '%s': %s", p->name, err);
+				break;
+			}
+			/* The references go into the code that runs. */
+			if (!resolution_file_runs(f, bias,
+						  objname ? objname : "main",
+						  path)) {
+				rc = -ESTALE;
+				break;
+			}
 		}
 		rc = elfsym_lookup(f, r->sym, r->sympos, &sym, &count);
 		if (rc) {
@@ -626,6 +636,20 @@ static void watch(const char *name, const char *path, uintptr_t bias)
 			return;
 	if (elfsym_open(path, &f, err, sizeof(err)))
 		return;
+	{
+		char running[RELIVE_RES_ID];
+
+		/* Another build's __dso_handle would be the wrong address. */
+		resolution_running_build_id(bias, running, sizeof(running));
+		if (running[0] && elfsym_build_id(f)[0] &&
+		    strcasecmp(running, elfsym_build_id(f))) {
+			elfsym_close(f);
+			agent_log("object '%s': %s is no longer the file "
+				  "mapped: its unloading is noticed after it "
+				  "is unmapped", name, path);
+			return;
+		}
+	}
 	if (elfsym_lookup(f, "__dso_handle", 0, &sym, NULL)) {
 		elfsym_close(f);
 		agent_log("object '%s' has no __dso_handle symbol: its "

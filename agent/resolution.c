@@ -31,6 +31,7 @@
 
 #include "agent.h"
 #include "buildid.h"
+#include "elfsym.h"
 
 /* Written by the controller with a LOAD request; read during it only. */
 static struct relive_res agent_res;
@@ -109,6 +110,22 @@ static bool loaded_build_id(uintptr_t bias, uintptr_t addr, char *hex,
 void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen)
 {
 	loaded_build_id(bias, 0, hex, hexlen, NULL);
+}
+
+bool resolution_file_runs(const struct elfsym_file *f, uintptr_t bias,
+			  const char *name, const char *path)
+{
+	char running[RELIVE_RES_ID];
+	const char *id = elfsym_build_id(f);
+
+	resolution_running_build_id(bias, running, sizeof(running));
+	if (!running[0] || !id[0] || !strcasecmp(running, id))
+		return true;
+	agent_msg("object '%s': the file %s has build-id %s, but the process "
+		  "runs build-id %s: the file was replaced after the process "
+		  "loaded it; the patch is refused (restart the process to "
+		  "run the new file)", name, path, id, running);
+	return false;
 }
 
 void resolution_begin(struct relive_patch *p, uint64_t seq)

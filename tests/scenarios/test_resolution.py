@@ -110,6 +110,39 @@ def test_library_replaced_on_disk_is_refused(spawn, tmp_path):
     assert "object 'libcalc.so': 1 function as resolved" not in t.stderr
 
 
+def test_reference_into_replaced_library_is_refused(spawn, tmp_path):
+    """fix_main_calcref patches the executable only, and reads
+    libcalc.so's calc_two through a KLP_SYMBOL reference.  With libcalc.so
+    replaced on disk by another build, the reference would be resolved in
+    the new file's symbols: refused, nothing changes; with the file as
+    loaded, it works."""
+    exe = private_copy(tmp_path)
+    lib = tmp_path / "libcalc.so"
+    t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True)
+    saved = tmp_path / "libcalc.so.loaded"
+    shutil.copy(lib, saved)
+    data = bytearray(lib.read_bytes())
+    at = data.find(bytes.fromhex(build_id(lib)))
+    data[at] ^= 0xff
+    new = tmp_path / "libcalc.so.new"
+    new.write_bytes(bytes(data))
+    os.replace(new, lib)
+    before = snapshot(t, PROBES)
+    rc, out, err = relive("patch", "-p", t.pid,
+                          patch_path("fix_main_calcref"))
+    assert rc == FAILED, (rc, out, err)
+    assert "object 'libcalc.so'" in err, err
+    assert "the file was replaced after the process loaded it" in err, err
+    assert snapshot(t, PROBES) == before
+    # The file the process loaded, back in place (a new inode, the same
+    # build): the reference resolves.
+    os.replace(saved, lib)
+    apply(t.pid, "fix_main_calcref")
+    assert t.ask("call 5") == "2005"
+    disable(t.pid, "fix_main_calcref")
+    assert t.ask("call 5") == "6"
+
+
 def test_library_replaced_by_same_build(spawn, tmp_path):
     """libcalc.so replaced on disk by a copy of the same build (same
     build-id, a new inode): the file the agent reads has the build-id the
