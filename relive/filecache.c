@@ -62,6 +62,14 @@ static void drop(struct cached *c)
 	free(c);
 }
 
+/* /proc/PID/map_files/LO-HI: a mapping's file, named differently in every
+ * process, one file for all of them by its identity (a replaced library
+ * that many processes still run, read once). */
+static bool map_file(const char *path)
+{
+	return !strncmp(path, "/proc/", 6) && strstr(path, "/map_files/");
+}
+
 /* Looks path up in *list; on a miss reads it with reader() and keeps it at
  * the head, dropping the entries past max (0: no limit). */
 static const struct elfsym_file *
@@ -87,7 +95,9 @@ get(struct cached **list, const char *path, size_t max,
 		return NULL;
 	}
 	for (pp = list; (c = *pp); pp = &c->next) {
-		if (!strcmp(c->path, path) && filecache_same_file(&c->st, &st)) {
+		if ((!strcmp(c->path, path) || (map_file(c->path) &&
+						 map_file(path))) &&
+		    filecache_same_file(&c->st, &st)) {
 			c->epoch = epoch;
 			*pp = c->next; /* to the head: most recently used */
 			c->next = *list;

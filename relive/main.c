@@ -295,7 +295,18 @@ static int precheck(pid_t pid, const struct patchfile *pf,
 		uint64_t bias;
 		int rc;
 
-		if (proc_find_object(pid, o->name, path, sizeof(path), &bias))
+		rc = proc_find_object(pid, o->name, path, sizeof(path),
+				      &bias);
+		if (rc == -EACCES) {
+			snprintf(err, errlen,
+				 "%s: object '%s': its file was replaced on disk "
+				 "after process %d loaded it, and reading the "
+				 "loaded one (%s) takes CAP_SYS_ADMIN; run "
+				 "relive as root, or restart the process",
+				 pf->name, objname(o->name), pid, path);
+			return -EPERM;
+		}
+		if (rc)
 			continue;
 		f = filecache_symbols(path, err, errlen);
 		if (!f)

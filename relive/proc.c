@@ -319,11 +319,26 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
+/* The name of a mapping's file without the " (deleted)" the kernel adds
+ * once the file is unlinked or replaced; *deleted says whether it did. */
+static const char *map_file_name(const struct proc_map *m, char *buf,
+				 size_t len, bool *deleted)
+{
+	static const char suffix[] = " (deleted)";
+	size_t n = strlen(m->path), sn = sizeof(suffix) - 1;
+
+	*deleted = n > sn && !strcmp(m->path + n - sn, suffix);
+	if (!*deleted)
+		return m->path;
+	snprintf(buf, len, "%.*s", (int)(n - sn), m->path);
+	return buf;
+}
+
 int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		     uint64_t *bias)
 {
 	struct proc_map *maps;
-	char exe[4096] = "", linkp[64], err[256];
+	char exe[4096] = "", linkp[64], err[256], unreadable[96] = "";
 	size_t n, i;
 	int rc = -ENOENT, pass;
 
@@ -344,29 +359,52 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		for (i = 0; i < n && rc; i++) {
 			struct proc_map *m = &maps[i];
 			const struct elfsym_file *f;
+			char plain[sizeof(m->path)], files[96];
+			const char *file, *read;
+			bool deleted;
 
 			if (m->off != 0 || m->path[0] != '/')
 				continue;
+			file = map_file_name(m, plain, sizeof(plain), &deleted);
+			/* A file replaced since it was mapped (an upgrade) is
+			 * read as mapped, through map_files (which needs
+			 * CAP_SYS_ADMIN), never by its name. */
+			read = file;
+			if (deleted) {
+				snprintf(files, sizeof(files),
+					 "/proc/%d/map_files/%llx-%llx", pid,
+					 (unsigned long long)m->lo,
+					 (unsigned long long)m->hi);
+				read = files;
+			}
 			if (exe[0]) {
 				if (strcmp(m->path, exe))
 					continue;
 			} else if (pass == 0) {
-				if (strcmp(base_name(m->path), name))
+				if (strcmp(base_name(file), name))
 					continue;
-			} else if (!strstr(m->path, ".so") ||
-				   !(f = filecache_header(m->path, err,
+			} else if (!strstr(file, ".so") ||
+				   !(f = filecache_header(read, err,
 							  sizeof(err))) ||
 				   !elfsym_soname(f) ||
 				   strcmp(elfsym_soname(f), name)) {
 				continue;
 			}
-			f = filecache_header(m->path, err, sizeof(err));
-			if (!f)
+			f = filecache_header(read, err, sizeof(err));
+			if (!f) {
+				if (deleted && pass == 0 && !unreadable[0])
+					snprintf(unreadable, sizeof(unreadable),
+						 "%s", read);
 				continue;
+			}
 			*bias = m->lo - elfsym_first_vaddr(f);
-			snprintf(path, pathlen, "%s", m->path);
+			snprintf(path, pathlen, "%s", read);
 			rc = 0;
 		}
+	if (rc && unreadable[0]) {
+		snprintf(path, pathlen, "%s", unreadable);
+		rc = -EACCES;
+	}
 	free(maps);
 	return rc;
 }

@@ -42,7 +42,10 @@ int proc_maps(pid_t pid, struct proc_map **maps, size_t *n);
 /* The map may have changed (see proc.c): read it again next time. */
 void proc_maps_forget(void);
 /* Finds a loaded object: name NULL or "main" for the executable, else
- * DT_SONAME or file name.  Returns 0 with path and bias, -ENOENT. */
+ * DT_SONAME or file name.  Returns 0 with path and bias, -ENOENT.  The
+ * path of a file replaced since it was mapped (" (deleted)" in the map)
+ * is its /proc/PID/map_files entry: what the process runs, readable with
+ * CAP_SYS_ADMIN only (-EACCES, with that path, when it cannot be read). */
 struct elfsym_file;
 /* The libc process pid maps (NULL: none), kept open for the command. */
 const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias);

@@ -3,13 +3,25 @@
  * in a patch of NOBJS objects, the executable and NOBJS - 1 libraries no
  * target loads (each with one function).  relive's resolution table
  * (common/ctl.h) holds 8 objects: the first fits, the second does not,
- * and its agent reads the files itself.
+ * and its agent reads the files itself.  fix_lib_objs9 (PATCH_LIB): the
+ * same with fix_lib's change (calc_value of libcalc.so: x + 200) in place
+ * of the executable's.
  */
 #include <relive/livepatch.h>
 
-static int new_basic_value(int x)
+#ifdef PATCH_LIB
+#define OBJECT "libcalc.so"
+#define OLD "calc_value"
+#define DELTA 200
+#else
+#define OBJECT NULL
+#define OLD "basic_value"
+#define DELTA 100
+#endif
+
+static int new_value(int x)
 {
-	return x + 100;
+	return x + DELTA;
 }
 
 static long new_absent(long x)
@@ -18,7 +30,7 @@ static long new_absent(long x)
 }
 
 static struct klp_func funcs[] = {
-	{ .old_name = "basic_value", .new_func = new_basic_value },
+	{ .old_name = OLD, .new_func = new_value },
 	{ 0 }
 };
 
@@ -30,7 +42,7 @@ static struct klp_func absent_funcs[] = {
 #define ABSENT(n) { .name = "librelive-absent" #n ".so", .funcs = absent_funcs }
 
 static struct klp_object objs[] = {
-	{ .name = NULL, .funcs = funcs },
+	{ .name = OBJECT, .funcs = funcs },
 	ABSENT(1), ABSENT(2), ABSENT(3), ABSENT(4), ABSENT(5), ABSENT(6),
 	ABSENT(7),
 #if NOBJS > 8

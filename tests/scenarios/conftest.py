@@ -114,6 +114,33 @@ def nm_address(path, symbol):
     raise AssertionError(f"{symbol} not in nm {path}")
 
 
+def build_id(path):
+    """The GNU build-id of the ELF file at path, in hex (readelf -n)."""
+    out = subprocess.run(["readelf", "-n", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        if "Build ID:" in line:
+            return line.split("Build ID:")[1].strip()
+    raise AssertionError(f"{path} has no build-id")
+
+
+def replace_with_other_build(lib):
+    """Renames over lib (a pathlib.Path) a copy of it with another
+    build-id (one byte of its note changed): the same code, another build,
+    as a package upgrade would leave it.  A process that loaded lib keeps
+    the old one (" (deleted)" in its map).  Returns the old build-id."""
+    old = build_id(lib)
+    data = bytearray(lib.read_bytes())
+    at = data.find(bytes.fromhex(old))
+    assert at > 0 and data.find(bytes.fromhex(old), at + 1) < 0
+    data[at] ^= 0xff
+    new = lib.parent / (lib.name + ".new")
+    new.write_bytes(bytes(data))
+    os.replace(new, lib)
+    assert build_id(lib) != old
+    return old
+
+
 def listing(pid):
     """`relive list -p PID --json`, parsed."""
     out = relive_ok("list", "-p", pid, "--json")

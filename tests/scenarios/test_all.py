@@ -5,10 +5,12 @@ failed processes.
 """
 import os
 import re
+import shutil
 import socket
 
 from conftest import AGENT, FAILED, OK, RELIVE, disable, listing, \
-    mapped_files, patch_names, patch_path, relive, remove
+    mapped_files, patch_names, patch_path, relive, remove, \
+    replace_with_other_build, target_path
 
 SUMMARY = re.compile(r"^relive: patch '(\S+)': (\d+) patched, (\d+) skipped, "
                      r"(\d+) failed$")
@@ -93,6 +95,27 @@ def test_all_matches_a_pinned_library_by_build_id(spawn):
     assert other.pid not in per_pid
     assert t.ask("lib 5") == "205"
     assert other.ask("lib 5") == "7"
+    assert counts["failed"] == 0
+    disable(t.pid, "fix_lib_pinned")
+    remove(t.pid, "fix_lib_pinned")
+    assert t.ask("lib 5") == "7"
+
+
+def test_all_patches_a_library_replaced_on_disk(spawn, tmp_path):
+    """After an upgrade: a process still runs the libcalc.so it loaded
+    (this build's, the build-id fix_lib_pinned is pinned to) while the
+    file has been replaced on disk by another build.  --all finds the
+    process through its mapping, reads the library it runs through
+    /proc/PID/map_files, and patches that code."""
+    exe = tmp_path / "basic_pie"
+    shutil.copy(target_path("basic_pie"), exe)
+    shutil.copy(target_path("libcalc.so"), tmp_path / "libcalc.so")
+    t = spawn(exe)
+    replace_with_other_build(tmp_path / "libcalc.so")
+    rc, per_pid, counts, err = run_all("fix_lib_pinned")
+    assert rc == OK, err
+    assert per_pid.get(t.pid) == "patched", per_pid
+    assert t.ask("lib 5") == "205"
     assert counts["failed"] == 0
     disable(t.pid, "fix_lib_pinned")
     remove(t.pid, "fix_lib_pinned")

@@ -4,30 +4,24 @@ patch, and hands the agent what it found with the loading request; the
 agent takes it only for an object whose mapped build-id is the one it was
 read from, and otherwise reads the files itself.  The identity of what
 runs is the build-id in the object's mapping: a file replaced on disk
-since the process loaded it is never used to patch that process.
+since the process loaded it is never used to patch that process (relive
+reads the replaced one as mapped, through /proc/PID/map_files).
 
 basic: call N -> N+1 (fix_main: N+100); lib N -> N+2 (fix_lib: N+200).
 """
 import os
+import pathlib
 import shutil
-import subprocess
+import tempfile
 
 import pytest
 
-from conftest import (FAILED, RELIVE, RELIVE_ENV, apply, disable, patch_path,
-                      relive, snapshot, target_path)
+from conftest import (FAILED, RELIVE, RELIVE_ENV, apply, build_id, disable,
+                      patch_path, relive, replace_with_other_build, snapshot,
+                      target_path)
 
 PROBES = ["call 5", "lib 5", "scale1 3", "scale2 3"]
 LOG = dict(RELIVE_ENV, RELIVE_AGENT_LOG="1")
-
-
-def build_id(path):
-    out = subprocess.run(["readelf", "-n", str(path)], capture_output=True,
-                         text=True, check=True).stdout
-    for line in out.splitlines():
-        if "Build ID:" in line:
-            return line.split("Build ID:")[1].strip()
-    raise AssertionError(f"{path} has no build-id")
 
 
 def private_copy(tmp_path):
@@ -75,39 +69,77 @@ def test_resolution_table_limit(spawn, nobjs, resolved):
     assert said == resolved, t.stderr
 
 
-def test_library_replaced_on_disk_is_refused(spawn, tmp_path):
-    """libcalc.so is replaced on disk while the process keeps the one it
-    loaded (an upgrade renames a new file over it): here the same code
-    with another build-id.  relive's checks read the new file, so the
-    agent does not take their resolution; the file it would read instead
-    is not what the process runs either, so the patch is refused, with
-    both build-ids and what to do, and nothing changes."""
+def test_library_replaced_on_disk_patched_as_loaded(spawn, tmp_path):
+    """libcalc.so is replaced on disk by another build while the process
+    keeps the one it loaded (an upgrade renames a new file over it).
+    relive reads the library the process runs through
+    /proc/PID/map_files, never the new file by its name, so the agent
+    takes relive's resolution (its build-id is the mapped one) and the
+    patch goes into the code that runs."""
     exe = private_copy(tmp_path)
     lib = tmp_path / "libcalc.so"
     t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True, env=LOG)
-    old = build_id(lib)
-    data = bytearray(lib.read_bytes())
-    at = data.find(bytes.fromhex(old))
-    assert at > 0 and data.find(bytes.fromhex(old), at + 1) < 0
-    data[at] ^= 0xff
-    new = tmp_path / "libcalc.so.new"
-    new.write_bytes(bytes(data))
-    os.replace(new, lib)
-    assert build_id(lib) != old
+    replace_with_other_build(lib)
+    assert f"{lib} (deleted)" in open(f"/proc/{t.pid}/maps").read()
+    apply(t.pid, "fix_lib")
+    assert t.ask("lib 5") == "205"
+    apply(t.pid, "fix_main")
+    assert t.ask("call 5") == "105"
+    disable(t.pid, "fix_lib")
+    assert t.ask("lib 5") == "7"
+    t.close()
+    assert "object 'libcalc.so': 1 function as resolved by relive" in \
+        t.stderr
+
+
+def test_library_replaced_on_disk_without_resolution_is_refused(
+        spawn, tmp_path):
+    """The same replaced libcalc.so, patched by fix_lib_objs9 (9 objects:
+    no resolution table), so the agent reads the library's symbols itself,
+    from the file its name leads to, which is not what the process runs:
+    refused, with both build-ids and what to do, and nothing changes."""
+    exe = private_copy(tmp_path)
+    lib = tmp_path / "libcalc.so"
+    t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True)
+    old = replace_with_other_build(lib)
     before = snapshot(t, PROBES)
-    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_lib"))
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_lib_objs9"))
     assert rc == FAILED, (rc, out, err)
     assert "the file was replaced after the process loaded it" in err, err
     assert old in err and build_id(lib) in err, err
     assert "restart the process" in err, err
     assert snapshot(t, PROBES) == before
-    # The executable was not replaced: its patch goes in.
-    apply(t.pid, "fix_main")
-    assert t.ask("call 5") == "105"
-    assert t.ask("lib 5") == "7"
-    t.close()
-    assert "object 'main': 1 function as resolved by relive" in t.stderr
-    assert "object 'libcalc.so': 1 function as resolved" not in t.stderr
+
+
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="needs root to run the target and relive as nobody")
+def test_library_replaced_on_disk_needs_root(spawn):
+    """Reading the library a process runs after its file was replaced
+    takes CAP_SYS_ADMIN (/proc/PID/map_files): relive run by the owner of
+    the process, not root, refuses and says so, and nothing changes."""
+    top = tempfile.mkdtemp(prefix="relive-replaced-")
+    try:
+        os.chmod(top, 0o755)
+        d = tempfile.mkdtemp(dir=top)
+        os.chmod(d, 0o777)
+        exe = private_copy(pathlib.Path(d))
+        lib = pathlib.Path(d) / "libcalc.so"
+        t = spawn(exe, wrapper=[*NOBODY, RELIVE, "run", "--"],
+                  ask_pid=True)
+        replace_with_other_build(lib)
+        before = snapshot(t, PROBES)
+        rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_lib"),
+                              user="nobody")
+        assert rc == FAILED, (rc, out, err)
+        assert "its file was replaced on disk" in err, err
+        assert "CAP_SYS_ADMIN" in err and "libcalc.so" in err, err
+        assert snapshot(t, PROBES) == before
+        t.close()
+    finally:
+        shutil.rmtree(top)
 
 
 def test_reference_into_replaced_library_is_refused(spawn, tmp_path):
@@ -121,12 +153,7 @@ def test_reference_into_replaced_library_is_refused(spawn, tmp_path):
     t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True)
     saved = tmp_path / "libcalc.so.loaded"
     shutil.copy(lib, saved)
-    data = bytearray(lib.read_bytes())
-    at = data.find(bytes.fromhex(build_id(lib)))
-    data[at] ^= 0xff
-    new = tmp_path / "libcalc.so.new"
-    new.write_bytes(bytes(data))
-    os.replace(new, lib)
+    replace_with_other_build(lib)
     before = snapshot(t, PROBES)
     rc, out, err = relive("patch", "-p", t.pid,
                           patch_path("fix_main_calcref"))
