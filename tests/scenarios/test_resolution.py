@@ -21,6 +21,9 @@ from conftest import (FAILED, RELIVE, RELIVE_ENV, apply, build_id, disable,
                       target_path)
 
 PROBES = ["call 5", "lib 5", "scale1 3", "scale2 3"]
+# The C library this test runs with: the system's.
+LIBC = next(line.split()[-1] for line in open("/proc/self/maps")
+            if line.rstrip().endswith("/libc.so.6"))
 LOG = dict(RELIVE_ENV, RELIVE_AGENT_LOG="1")
 
 
@@ -109,6 +112,24 @@ def test_library_replaced_on_disk_without_resolution_is_refused(
     assert old in err and build_id(lib) in err, err
     assert "restart the process" in err, err
     assert snapshot(t, PROBES) == before
+
+
+def test_process_after_a_libc_upgrade(spawn, tmp_path):
+    """The process runs a libc.so.6 whose file has since been replaced by
+    another build (as every process does after a glibc upgrade, until it
+    restarts).  relive finds libc through the mapping and reads the one
+    the process runs (/proc/PID/map_files): the agent is injected with
+    that libc's dlopen, and the patch goes in."""
+    exe = private_copy(tmp_path)
+    libc = tmp_path / "libc.so.6"
+    shutil.copy(LIBC, libc)    # found through basic_pie's RUNPATH
+    t = spawn(exe, ask_pid=True)
+    replace_with_other_build(libc)
+    assert f"{libc} (deleted)" in open(f"/proc/{t.pid}/maps").read()
+    apply(t.pid, "fix_main")
+    assert t.ask("call 5") == "105"
+    disable(t.pid, "fix_main")
+    assert t.ask("call 5") == "6"
 
 
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
