@@ -360,7 +360,7 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 			struct proc_map *m = &maps[i];
 			const struct elfsym_file *f;
 			char plain[sizeof(m->path)], files[96];
-			const char *file, *read;
+			const char *file, *src;
 			bool deleted;
 
 			if (m->off != 0 || m->path[0] != '/')
@@ -369,13 +369,13 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 			/* A file replaced since it was mapped (an upgrade) is
 			 * read as mapped, through map_files (which needs
 			 * CAP_SYS_ADMIN), never by its name. */
-			read = file;
+			src = file;
 			if (deleted) {
 				snprintf(files, sizeof(files),
 					 "/proc/%d/map_files/%llx-%llx", pid,
 					 (unsigned long long)m->lo,
 					 (unsigned long long)m->hi);
-				read = files;
+				src = files;
 			}
 			if (exe[0]) {
 				if (strcmp(m->path, exe))
@@ -384,21 +384,21 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 				if (strcmp(base_name(file), name))
 					continue;
 			} else if (!strstr(file, ".so") ||
-				   !(f = filecache_header(read, err,
+				   !(f = filecache_header(src, err,
 							  sizeof(err))) ||
 				   !elfsym_soname(f) ||
 				   strcmp(elfsym_soname(f), name)) {
 				continue;
 			}
-			f = filecache_header(read, err, sizeof(err));
+			f = filecache_header(src, err, sizeof(err));
 			if (!f) {
 				if (deleted && pass == 0 && !unreadable[0])
 					snprintf(unreadable, sizeof(unreadable),
-						 "%s", read);
+						 "%s", src);
 				continue;
 			}
 			*bias = m->lo - elfsym_first_vaddr(f);
-			snprintf(path, pathlen, "%s", read);
+			snprintf(path, pathlen, "%s", src);
 			rc = 0;
 		}
 	if (rc && unreadable[0]) {
