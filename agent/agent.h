@@ -190,10 +190,13 @@ const struct relive_res_func *resolution_object(const struct relive_object *o,
 /* The build-id of the object loaded at bias, from its mapped notes, in
  * hex; "" when it has none. */
 void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen);
-/* Is f (read from path) the object loaded at bias, by their build-ids
- * (true when either has none)?  If not, says so in the reply, naming the
- * object name. */
+/* Is f the object loaded at bias, by their build-ids (true when either
+ * has none)?  running[len] gets the mapped one. */
 struct elfsym_file;
+bool resolution_same_build(const struct elfsym_file *f, uintptr_t bias,
+			   char *running, size_t len);
+/* The same, and if not, says so in the reply, naming the object name
+ * and the file path. */
 bool resolution_file_runs(const struct elfsym_file *f, uintptr_t bias,
 			  const char *name, const char *path);
 
@@ -235,8 +238,7 @@ void direct_steer_begin(const char *path, uintptr_t lo, uintptr_t hi);
 void direct_steer_end(void);
 struct elfsym_file;
 void direct_find_calls(struct elfsym_file *f, const char *path,
-		       const char *build_id, uintptr_t bias,
-		       struct relive_ops **ops, size_t n);
+		       uintptr_t bias, struct relive_ops **ops, size_t n);
 size_t direct_calls_of(const struct relive_ops *o, uintptr_t target);
 size_t direct_make_all(void);
 int direct_take_back(struct relive_ops **ops, size_t n);

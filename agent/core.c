@@ -193,9 +193,9 @@ static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
 /* The direct calls to o's functions, for when their entries go direct
  * (direct.c); none found only costs calls the entry's jump.  f may be NULL:
  * the file at path is then read only if a call needs its symbols, and
- * only if it is still build_id. */
+ * used only if it is the object the process runs. */
 static void find_calls(struct relive_object *o, struct elfsym_file *f,
-		       const char *path, const char *build_id)
+		       const char *path)
 {
 	struct relive_ops **ops = calloc(o->nfuncs ? o->nfuncs : 1,
 					 sizeof(*ops));
@@ -205,7 +205,7 @@ static void find_calls(struct relive_object *o, struct elfsym_file *f,
 		return;
 	for (i = 0; i < o->nfuncs; i++)
 		ops[i] = o->funcs[i].ops;
-	direct_find_calls(f, path, build_id, o->bias, ops, o->nfuncs);
+	direct_find_calls(f, path, o->bias, ops, o->nfuncs);
 	free(ops);
 }
 
@@ -312,7 +312,7 @@ int resolve_object(struct relive_object *o, const char *path)
 				  &fn->ops->cold_hi);
 		}
 	}
-	find_calls(o, f, path, o->build_id);
+	find_calls(o, f, path);
 	elfsym_close(f);
 	return 0;
 }

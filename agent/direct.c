@@ -63,7 +63,6 @@
 #include <elf.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -523,8 +522,8 @@ static size_t confirm(struct elfsym_file *f, uintptr_t bias,
 /*
  * Finds the direct calls (call rel32 in the same object) to the functions
  * of ops[0..n), whose object's symbols are f, loaded at bias (f NULL:
- * read from path when a match needs them, if its build-id is build_id,
- * the object's as mapped, or build_id is ""): one pass
+ * read from path when a match needs them, if that file is the object the
+ * process runs, by its build-id): one pass
  * over each code segment for the byte pattern, then a decode of each
  * function holding a match from its first byte, so that only a real call
  * instruction is ever rewritten.  Code without a function symbol is left
@@ -533,8 +532,7 @@ static size_t confirm(struct elfsym_file *f, uintptr_t bias,
  * reaching the entry.
  */
 void direct_find_calls(struct elfsym_file *f, const char *path,
-		       const char *build_id, uintptr_t bias,
-		       struct relive_ops **ops, size_t n)
+		       uintptr_t bias, struct relive_ops **ops, size_t n)
 {
 	struct elfsym_file *opened = NULL;
 	struct wanted *w;
@@ -565,16 +563,15 @@ void direct_find_calls(struct elfsym_file *f, const char *path,
 			in++;
 		c = scan(lo, hi, seg, in, &nc);
 		if (c && nc && !f) {
-			char err[256];
+			char err[256], running[RELIVE_RES_ID];
 
 			/* The functions holding the calls are known from
 			 * the object's symbols only. */
 			if (elfsym_open(path, &opened, err, sizeof(err)))
 				agent_log("direct calls not looked for: %s",
 					  err);
-			else if (build_id[0] &&
-				 strcasecmp(build_id,
-					    elfsym_build_id(opened))) {
+			else if (!resolution_same_build(opened, bias, running,
+							sizeof(running))) {
 				agent_log("direct calls not looked for: %s "
 					  "is no longer the file mapped",
 					  path);

@@ -626,6 +626,7 @@ static void object_going(void *arg)
  * path, is unloaded: from its own finalizer, before it is unmapped. */
 static void watch(const char *name, const char *path, uintptr_t bias)
 {
+	char running[RELIVE_RES_ID];
 	struct elfsym_file *f;
 	struct elfsym_sym sym;
 	struct watched *w;
@@ -636,19 +637,13 @@ static void watch(const char *name, const char *path, uintptr_t bias)
 			return;
 	if (elfsym_open(path, &f, err, sizeof(err)))
 		return;
-	{
-		char running[RELIVE_RES_ID];
-
-		/* Another build's __dso_handle would be the wrong address. */
-		resolution_running_build_id(bias, running, sizeof(running));
-		if (running[0] && elfsym_build_id(f)[0] &&
-		    strcasecmp(running, elfsym_build_id(f))) {
-			elfsym_close(f);
-			agent_log("object '%s': %s is no longer the file "
-				  "mapped: its unloading is noticed after it "
-				  "is unmapped", name, path);
-			return;
-		}
+	/* Another build's __dso_handle would be the wrong address. */
+	if (!resolution_same_build(f, bias, running, sizeof(running))) {
+		elfsym_close(f);
+		agent_log("object '%s': %s is no longer the file mapped: its "
+			  "unloading is noticed after it is unmapped", name,
+			  path);
+		return;
 	}
 	if (elfsym_lookup(f, "__dso_handle", 0, &sym, NULL)) {
 		elfsym_close(f);

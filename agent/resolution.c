@@ -112,14 +112,22 @@ void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen)
 	loaded_build_id(bias, 0, hex, hexlen, NULL);
 }
 
+bool resolution_same_build(const struct elfsym_file *f, uintptr_t bias,
+			   char *running, size_t len)
+{
+	const char *id = elfsym_build_id(f);
+
+	resolution_running_build_id(bias, running, len);
+	return !running[0] || !id[0] || !strcasecmp(running, id);
+}
+
 bool resolution_file_runs(const struct elfsym_file *f, uintptr_t bias,
 			  const char *name, const char *path)
 {
 	char running[RELIVE_RES_ID];
 	const char *id = elfsym_build_id(f);
 
-	resolution_running_build_id(bias, running, sizeof(running));
-	if (!running[0] || !id[0] || !strcasecmp(running, id))
+	if (resolution_same_build(f, bias, running, sizeof(running)))
 		return true;
 	agent_msg("object '%s': the file %s has build-id %s, but the process "
 		  "runs build-id %s: the file was replaced after the process "
