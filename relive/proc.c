@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -468,10 +469,12 @@ const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias)
 {
 	static struct elfsym_file *f;
 	static char f_path[4096];
+	static struct stat f_st;
 	static uint64_t f_bias;
 	static pid_t f_pid;
 	static bool mapped;
 	char path[4096], e[256];
+	struct stat st;
 
 	if (f_pid == pid) {
 		*bias = f_bias;
@@ -483,10 +486,15 @@ const struct elfsym_file *proc_libc(pid_t pid, uint64_t *bias)
 	if (!mapped)
 		return NULL;
 	*bias = f_bias;
-	if (f && !strcmp(path, f_path))
+	/* The same file, by its name or, once replaced (each process's
+	 * map_files name differs), by its identity. */
+	if (f && (!strcmp(path, f_path) ||
+		  (!stat(path, &st) && filecache_same_file(&st, &f_st))))
 		return f;
 	elfsym_close(f);
 	f = NULL;
+	if (stat(path, &f_st))
+		memset(&f_st, 0, sizeof(f_st));
 	snprintf(f_path, sizeof(f_path), "%s", path);
 	/* Its exported functions are all that is looked up in it. */
 	if (elfsym_open_dynsym(path, &f, e, sizeof(e)))
