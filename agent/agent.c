@@ -88,11 +88,8 @@ void agent_log(const char *fmt, ...)
 
 static int64_t thread_pointer_offset(void)
 {
-	uintptr_t tp;
-
-	/* x86-64 TLS ABI: %fs:0 holds the thread pointer itself. */
-	__asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
-	return (int64_t)((uintptr_t)&relive_thread_state - tp);
+	return (int64_t)((uintptr_t)&relive_thread_state -
+			 relive_arch_thread_pointer());
 }
 
 __attribute__((constructor)) static void agent_init(void)
@@ -100,6 +97,7 @@ __attribute__((constructor)) static void agent_init(void)
 	agent_logging = getenv("RELIVE_AGENT_LOG") != NULL;
 	relive_agent_ctl.tls_offset = thread_pointer_offset();
 	transition_init();
+	sleepers_init();
 	objects_init();
 	resolution_init();
 	core_snapshot();
@@ -198,6 +196,17 @@ AGENT_EXPORT long relive_agent_request(void)
 		agent_msg("unknown request %u", c->op);
 		rc = -22;
 		break;
+	}
+	/* A request that started a transition completes it when every
+	 * other thread sleeps with nothing of the old world on its stack
+	 * (sleepers.c): the controller then holds no thread, and sends no
+	 * COMPLETE. */
+	if (!rc && (c->op == RELIVE_OP_ENABLE || c->op == RELIVE_OP_DISABLE ||
+		    (c->op == RELIVE_OP_LOAD_ENABLE && c->load_enabled == 1)) &&
+	    transition_patch() && sleepers_switch()) {
+		transition_complete(false);
+		(void)ops_plan_after_transition();
+		c->completed_seq = c->req_seq;
 	}
 	c->op = RELIVE_OP_NONE;
 	c->status = rc;

@@ -210,6 +210,41 @@ void transition_complete(bool forced);
 struct relive_patch *transition_patch(void);
 void transition_forget_ops(struct relive_ops *ops);
 bool transition_patching(void);
+bool transition_gen_rising(void);
+
+/* stackscan.c: may a sleeping thread's stack hold a frame of a version
+ * it leaves?  (pure) */
+struct stackscan {
+	const struct relive_ctl_range *r; /* sorted by lo (stackscan_sort) */
+	size_t n;
+	uint64_t maxlen;              /* of the longest range */
+	uint32_t world;               /* the world the thread leaves */
+	bool any_world;               /* the thread is in the target world
+					 already: look only for thread
+					 creation and signal frames */
+	uintptr_t create_lo, create_hi; /* libc's pthread_create */
+	const uintptr_t *restorers;   /* signal frames' return addresses */
+	size_t nrestorers;
+	uintptr_t lo_all, hi_all;     /* bounds of all the code looked for
+					 (stackscan_bounds) */
+};
+void stackscan_sort(struct relive_ctl_range *r, size_t n, uint64_t *maxlen);
+/* Sets lo_all and hi_all from the ranges and pthread_create's. */
+void stackscan_bounds(struct stackscan *s);
+/* NULL: the word cannot be a return address or a saved PC into what the
+ * thread leaves; else the name of that code. */
+const char *stackscan_word(const struct stackscan *s, uintptr_t w);
+const char *stackscan_words(const struct stackscan *s, const uintptr_t *w,
+			    size_t n);
+/* The same for the innermost frame's PC. */
+const char *stackscan_pc(const struct stackscan *s, uintptr_t pc);
+
+/* sleepers.c: switching the threads asleep in a system call */
+void sleepers_init(void);
+/* Switches every thread but the caller that sleeps in a system call with
+ * nothing of what it leaves on its stack.  true: every thread of the
+ * process is now in the target world, the transition can complete. */
+bool sleepers_switch(void);
 
 /* patch.c: ops and the func_stack */
 struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what);

@@ -74,6 +74,19 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
  * nor in an original copy that was made whole (those hold no call). */
 #define RELIVE_ARCH_PROLOGUE_MAX 16
 
+/* The calling thread's thread pointer.  x86-64 TLS ABI: the word at the
+ * thread pointer (%fs:0) holds the thread pointer itself, which is how a
+ * thread pointer found by other means is recognised
+ * (RELIVE_ARCH_TP_SELF: the offset of that word). */
+static inline uintptr_t relive_arch_thread_pointer(void)
+{
+	uintptr_t tp;
+
+	__asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+	return tp;
+}
+#define RELIVE_ARCH_TP_SELF 0
+
 /* Encodes the RELIVE_ARCH_JUMP_LEN-byte jump from `from` to `to`.
  * Returns 0, or -1 if `to` is out of reach. */
 int relive_arch_encode_jump(uint64_t from, uint64_t to,

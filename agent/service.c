@@ -168,6 +168,21 @@ static void *service_main(void *arg)
 	return NULL;
 }
 
+/*
+ * pthread_create leaves its return addresses in the stack below its
+ * caller's frame, where the program's frames will later have their
+ * uninitialised slots (the preloaded agent starts its thread before
+ * main): a look at a sleeping thread's stack for pthread_create
+ * (sleepers.c) would take them for live frames, and leave the thread to
+ * the controller.  Clearing the area where they were spares it that.
+ */
+static __attribute__((noinline)) void scrub_stack_below(void)
+{
+	char area[16384];
+
+	explicit_bzero(area, sizeof(area));
+}
+
 void service_start(void)
 {
 	struct relive_ctl *c = &relive_agent_ctl;
@@ -207,6 +222,7 @@ void service_start(void)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	scrub_stack_below();
 out:
 	pthread_mutex_unlock(&service_lock);
 }

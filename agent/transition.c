@@ -40,6 +40,7 @@ static struct {
 } trans;
 
 static uint32_t last_gen = RELIVE_STATE_INIT;
+static bool gen_wrapped;            /* a generation may be below a word */
 static uint32_t *tls_image;         /* the state word in the TLS image */
 
 static struct relive_ctl_range *ranges;
@@ -94,7 +95,8 @@ static const char *objname(const struct relive_object *o)
 
 /* --- the code ranges a stack is checked against --------------------------- */
 
-static int add_range(uintptr_t lo, uintptr_t hi, int world, const char *name)
+static int add_range(uintptr_t lo, uintptr_t hi, int world, const char *name,
+		     uint32_t flags)
 {
 	struct relive_ctl_range *r;
 	const char *q = strchr(name, '\''), *e = q ? strchr(q + 1, '\'') : NULL;
@@ -113,6 +115,7 @@ static int add_range(uintptr_t lo, uintptr_t hi, int world, const char *name)
 	r->lo = lo;
 	r->hi = hi;
 	r->world = world;
+	r->flags = flags;
 	/* ops names read "'func' in object": the listing wants func */
 	if (q && e)
 		snprintf(r->name, sizeof(r->name), "%.*s", (int)(e - q - 1),
@@ -130,18 +133,21 @@ static int add_version(struct relive_ops *o, uint64_t target, int world)
 
 	/* A thread in the stub may hold its old state word in %r11. */
 	rc = add_range((uintptr_t)o->stub,
-		       (uintptr_t)o->stub + RELIVE_STUB_SIZE, world, o->name);
+		       (uintptr_t)o->stub + RELIVE_STUB_SIZE, world, o->name,
+		       0);
 	if (rc)
 		return rc;
 	if (target == o->site.copy_addr) {
 		rc = add_range(o->func_addr, o->func_addr + o->size, world,
-			       o->name);
+			       o->name, o->redirected && !o->direct ?
+						RELIVE_RANGE_ENTRY : 0);
 		if (!rc)
 			rc = add_range(o->site.copy_addr,
 				       o->site.copy_addr + o->site.copy_len,
-				       world, o->name);
+				       world, o->name, 0);
 		if (!rc && o->cold_hi)
-			rc = add_range(o->cold_lo, o->cold_hi, world, o->name);
+			rc = add_range(o->cold_lo, o->cold_hi, world, o->name,
+				       0);
 		return rc;
 	}
 	lo = target;
@@ -154,12 +160,12 @@ static int add_version(struct relive_ops *o, uint64_t target, int world)
 			hi = f->new_hi;
 			if (f->new_cold_hi) {
 				rc = add_range(f->new_cold_lo, f->new_cold_hi,
-					       world, o->name);
+					       world, o->name, 0);
 				if (rc)
 					return rc;
 			}
 		}
-	return add_range(lo, hi, world, o->name);
+	return add_range(lo, hi, world, o->name, 0);
 }
 
 static void publish(void)
@@ -287,8 +293,11 @@ int transition_start(struct relive_patch *p, bool patching)
 	if (rc)
 		return rc;
 	gen = ++last_gen;
-	if (gen == 0 || gen == RELIVE_STATE_INIT || gen == RELIVE_STATE_NEVER)
+	/* The top bit marks a tentative switch (sleepers.c). */
+	if (gen == 0 || gen == RELIVE_STATE_INIT || (gen & 0x80000000u)) {
 		gen = last_gen = RELIVE_STATE_INIT + 1;
+		gen_wrapped = true;
+	}
 	for (i = 0; i < trans.nops; i++) {
 		struct relive_ops *o = trans.ops[i];
 
@@ -361,6 +370,13 @@ void transition_forget_ops(struct relive_ops *o)
 		add_version(trans.ops[i], trans.ops[i]->data->after, 1);
 	}
 	publish();
+}
+
+/* Is every generation given so far below the current one?  (Not after
+ * 2^31 transitions in one process.) */
+bool transition_gen_rising(void)
+{
+	return !gen_wrapped;
 }
 
 struct relive_patch *transition_patch(void)

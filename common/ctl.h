@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 6u
+#define RELIVE_CTL_ABI 7u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -59,9 +59,14 @@ enum relive_op {
 struct relive_ctl_range {
 	uint64_t lo, hi;
 	uint32_t world;
-	uint32_t pad;
+	uint32_t flags;           /* RELIVE_RANGE_* */
 	char name[112];           /* "func in object" */
 };
+/* lo is the entry of a patched function whose entry jump leads to its
+ * stub: a thread about to run the instruction there goes through the
+ * dispatcher, so the address alone (a function pointer) shows nothing
+ * of this version on a stack. */
+#define RELIVE_RANGE_ENTRY 1u
 
 /* One code write of the plan: an entry jump, or the restoration of the
  * original bytes. */
@@ -189,6 +194,13 @@ struct relive_ctl {
 	 * struct relive_res in the agent's memory, below): written with a
 	 * LOAD or LOAD_ENABLE request. */
 	uint64_t res;
+
+	/* The req_seq of the request that completed the transition it
+	 * started: every other thread was asleep in a system call and the
+	 * agent switched it there (agent/sleepers.c), so the controller has
+	 * no thread to check.  Any other value: the controller drives the
+	 * transition as usual. */
+	uint64_t completed_seq;
 };
 
 /*

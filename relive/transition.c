@@ -526,6 +526,16 @@ int transition_drive(struct agent *a, double timeout, char *err,
 	useconds_t backoff = 1000;
 	int rc;
 
+	if (!a->c.trans_active) {
+		/* The request completed it (agent/sleepers.c), or none is in
+		 * progress: nothing to drive, no unwinder to set up. */
+		a->completed = a->c.completed_seq &&
+			       a->c.completed_seq == a->c.done_seq;
+		if (a->completed)
+			vlog("transition completed by the agent: every other "
+			     "thread switched asleep, none held");
+		return 0;
+	}
 	rc = unwind_get(a->pid, &d.u, err, errlen);
 	if (rc)
 		return rc;

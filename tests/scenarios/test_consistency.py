@@ -600,8 +600,11 @@ def test_agent_thread_switches_itself_unless_libc_is_in_transition(spawn):
     (its stack is the agent's code over libc's thread start), so relive
     stops only the program's threads; every other thread is checked by
     relive.  For a patch of a libc function (labs) the agent's thread is
-    checked by relive like the others.  Both patches take effect."""
-    t = spawn("basic_pie")
+    checked by relive like the others.  Both patches take effect.  (The
+    agent's switching of sleeping threads is turned off: it would switch
+    the program's threads itself.)"""
+    t = spawn("basic_pie",
+              env=dict(RELIVE_ENV, RELIVE_NO_SLEEPER_SWITCH="1"))
     apply(t.pid, "stack_p1")     # loads the agent
     disable(t.pid, "stack_p1")
     remove(t.pid, "stack_p1")

@@ -109,7 +109,10 @@ def test_one_request_loads_and_enables(spawn):
     rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
     assert rc == 0, log
     assert "enabled in the same request" in log, log
-    assert log.count("to the agent") == 2, log   # LOAD_ENABLE, COMPLETE
+    # The program's thread sleeps: the same request switched it and
+    # completed the transition (agent/sleepers.c).
+    assert log.count("to the agent") == 1, log
+    assert "transition completed by the agent" in log, log
     assert t.ask("call 1") == "101"
     disable(t.pid, "fix_main")
     assert t.ask("call 1") == "2"
@@ -121,6 +124,20 @@ def test_one_request_loads_and_enables(spawn):
     assert t.ask("call 1") == "2"
     remove(t.pid, "fix_main")
     apply(t.pid, "fix_main")
+    assert t.ask("call 1") == "101"
+
+
+def test_load_enable_then_complete_without_sleeper_switch(spawn):
+    """With the agent's switching of sleeping threads turned off, the
+    controller checks the program's thread and completes: LOAD_ENABLE,
+    then COMPLETE."""
+    t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"],
+              env=dict(RELIVE_ENV, RELIVE_NO_SLEEPER_SWITCH="1"))
+    rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
+    assert rc == 0, log
+    assert "enabled in the same request" in log, log
+    assert log.count("to the agent") == 2, log   # LOAD_ENABLE, COMPLETE
+    assert "transition completed by the agent" not in log, log
     assert t.ask("call 1") == "101"
 
 

@@ -14,6 +14,11 @@
  *     napres     -> waits for the nap to end: "ret=R errno=E elapsed_ns=N"
  *     wake       -> writes the eventfd and the pipe, waits for both threads
  *                   to return: "epoll=RET/ERRNO read=RET/ERRNO"
+ *     sigpark    -> "sigparked TID": a thread waiting in pause() got SIGUSR1
+ *                   and its handler, on an alternate signal stack inside
+ *                   the thread's own stack (a local array, above pause's
+ *                   frames), blocks on a pipe
+ *     sigrelease -> lets the handler return: "sigreleased"
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* gettid */
@@ -22,6 +27,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +35,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +136,37 @@ static void *nap_main(void *arg)
 	return arg;
 }
 
+static int sigpipe[2];
+static volatile int sig_tid, sig_in_handler;
+
+static void on_usr1(int sig)
+{
+	char c;
+
+	(void)sig;
+	__atomic_store_n(&sig_in_handler, 1, __ATOMIC_SEQ_CST);
+	while (read(sigpipe[0], &c, 1) != 1)
+		;
+	__atomic_store_n(&sig_in_handler, 0, __ATOMIC_SEQ_CST);
+}
+
+static void *sig_main(void *arg)
+{
+	static __thread char *altp;
+	char alt[64 * 1024];
+	stack_t ss = { .ss_sp = alt, .ss_size = sizeof(alt) };
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_ONSTACK };
+
+	altp = alt; /* the array stays in this frame */
+	sigemptyset(&sa.sa_mask);
+	if (sigaltstack(&ss, NULL) || sigaction(SIGUSR1, &sa, NULL))
+		abort();
+	__atomic_store_n(&sig_tid, gettid(), __ATOMIC_SEQ_CST);
+	for (;;)
+		pause();
+	return altp ? arg : NULL;
+}
+
 int main(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -139,16 +177,19 @@ int main(void)
 	efd = eventfd(0, EFD_CLOEXEC);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (efd < 0 || epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev) ||
-	    pipe(pipefd)) {
+	    pipe(pipefd) || pipe(sigpipe)) {
 		perror("cm_sleepers");
 		return 1;
 	}
 	if (pthread_create(&t, NULL, epoll_main, NULL) ||
 	    pthread_create(&t, NULL, read_main, NULL) ||
-	    pthread_create(&t, NULL, nap_main, NULL)) {
+	    pthread_create(&t, NULL, nap_main, NULL) ||
+	    pthread_create(&t, NULL, sig_main, NULL)) {
 		perror("pthread_create");
 		return 1;
 	}
+	while (!__atomic_load_n(&sig_tid, __ATOMIC_SEQ_CST))
+		sched_yield();
 	target_reply("ready");
 
 	while (target_next(line, sizeof(line))) {
@@ -171,6 +212,21 @@ int main(void)
 			while (!__atomic_load_n(&nap_tid, __ATOMIC_SEQ_CST))
 				sched_yield();
 			target_reply("napping %d", nap_tid);
+		} else if (strcmp(line, "sigpark") == 0) {
+			syscall(SYS_tgkill, getpid(), sig_tid, SIGUSR1);
+			while (!__atomic_load_n(&sig_in_handler,
+						__ATOMIC_SEQ_CST))
+				sched_yield();
+			target_reply("sigparked %d", sig_tid);
+		} else if (strcmp(line, "sigrelease") == 0) {
+			if (write(sigpipe[1], "x", 1) != 1) {
+				target_reply("error write");
+				continue;
+			}
+			while (__atomic_load_n(&sig_in_handler,
+					       __ATOMIC_SEQ_CST))
+				sched_yield();
+			target_reply("sigreleased");
 		} else if (strcmp(line, "napres") == 0) {
 			pthread_mutex_lock(&lock);
 			while (!nap_done)

@@ -172,11 +172,52 @@ static void test_leaves_rax_r10_and_stack(void **state)
 	}
 }
 
+/* A word with its top bit set is a switch the agent began and has not
+ * confirmed (agent/sleepers.c): the thread stays in its world ("before",
+ * since such a word is never the generation) and takes the word back to 0,
+ * so that the agent's confirmation fails. */
+static void test_tentative_word_taken_back(void **state)
+{
+	uint64_t rax, r10, delta;
+
+	(void)state;
+	page.data->before = (uintptr_t)before_v;
+	page.data->after = (uintptr_t)after_v;
+	page.data->switched = 7;
+	state_word = 7u | 0x80000000u;
+	assert_int_equal(call_six(), 1000000 + six_sum);
+	assert_int_equal(state_word, 0);
+	/* Any top-bit value, in steady state too. */
+	page.data->switched = RELIVE_STATE_NEVER;
+	state_word = 0x80000000u;
+	assert_int_equal(call_six(), 1000000 + six_sum);
+	assert_int_equal(state_word, 0);
+	/* The word the agent confirmed (the generation) is left alone. */
+	page.data->switched = 7;
+	state_word = 7;
+	assert_int_equal(call_six(), 2000000 + six_sum);
+	assert_int_equal(state_word, 7);
+
+	/* The path that saves %rax gives the version the caller's %rax,
+	 * %r10 and stack. */
+	page.data->before = (uintptr_t)echo_before;
+	page.data->after = (uintptr_t)echo_after;
+	state_word = 7u | 0x80000000u;
+	assert_int_equal(call_echo(0x1122334455667788ull,
+				   0x99aabbccddeeff00ull, &rax, &r10, &delta),
+			 1);
+	assert_true(rax == 0x1122334455667788ull);
+	assert_true(r10 == 0x99aabbccddeeff00ull);
+	assert_int_equal(delta, 8);
+	assert_int_equal(state_word, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_picks_by_state_word),
 		cmocka_unit_test(test_leaves_rax_r10_and_stack),
+		cmocka_unit_test(test_tentative_word_taken_back),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

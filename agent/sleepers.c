@@ -1,0 +1,540 @@
+/*
+ * agent/sleepers.c - switching, from inside the process, the threads that
+ * sleep in a system call (kernel: klp_try_switch_task() on a task that is
+ * not running, checked under its runqueue lock so that it cannot start
+ * running meanwhile).
+ *
+ * Most threads of an idle service sleep in a system call (epoll_wait,
+ * read, nanosleep, a futex).  The controller switches a thread by holding
+ * it in a ptrace stop and unwinding its stack (relive/transition.c): a
+ * wake-up of the thread, a few system calls of the controller and an
+ * unwind per thread, then one more request to the agent to complete.  The
+ * request that starts a transition can instead switch the sleepers itself
+ * and complete the transition at once, holding no thread:
+ *
+ *   1. Read the thread's count of times it was scheduled in (pcount,
+ *      /proc/self/task/TID/schedstat) and its system call with its stack
+ *      pointer and PC (/proc/self/task/TID/syscall: "running" when it is
+ *      not asleep in one).
+ *   2. Find its thread pointer (its robust-futex list head, which glibc
+ *      registers at a fixed offset in every thread's descriptor: the
+ *      offset is the agent's own thread's), hence its state word.
+ *   3. Set the word to a tentative value: the top bit and the generation.
+ *      It is not the generation, so the dispatcher still sends the thread
+ *      to the world it is in (and takes the word back to 0 if it meets it:
+ *      agent/arch/x86_64/stub.c).
+ *   4. Look at every word from the stack pointer to the stack's base and
+ *      at the PC (agent/stackscan.c): nothing of what the thread leaves,
+ *      no pthread_create (see relive/transition.c, thread_creation_range),
+ *      no signal frame (a handler on an alternate stack would hide the
+ *      frames it interrupted).
+ *   5. Read 1 again: the same count and the same system call, stack
+ *      pointer and PC mean the thread did not run since 1, so the stack
+ *      looked at is the stack it has, and it still sleeps.
+ *   6. Turn the tentative word into the generation with one atomic
+ *      operation (flipping the top bit), and read it back.
+ *
+ * If the thread woke after 5 and called a patched function before 6, the
+ * dispatcher found the tentative word and took it back to 0 with a
+ * compare-exchange: 6 then yields 0x80000000, not the generation, and the
+ * thread stays in the world it is in, consistently (a top-bit word is
+ * never the generation).  If it woke but called no patched function, it
+ * entered nothing of what it leaves since 4, and 6 switches it, as the
+ * kernel would have switched it asleep.  Anything else (running, woken
+ * between 1 and 5, something on the stack, a stack not where it is
+ * expected) takes the word back to 0 and leaves the thread to the
+ * controller, as before.  A tentative or taken-back word is never the
+ * generation, so a thread's world never changes but at 6.
+ *
+ * Every access to another thread's memory goes through the kernel
+ * (process_vm_readv/writev, and the futex operation FUTEX_WAKE_OP for the
+ * atomic flip), which fails on memory that is gone instead of faulting:
+ * a thread may exit, and its stack be unmapped, at any moment.  A write
+ * through process_vm_writev need not be atomic, so the tentative value is
+ * written in two steps, 0x80000000 first: every mix of old and new bytes
+ * is then a value below the old word or one with the top bit set, never
+ * the generation, which is above every word a thread had before.
+ *
+ * The threads in the target world already (born from the TLS image after
+ * the rewrite) are looked at only for pthread_create and signal frames;
+ * once a look at the task list finds no thread left to look at, every
+ * thread is in the target world and the transition completes in the same
+ * request.  RELIVE_NO_SLEEPER_SWITCH in the process's environment turns
+ * this off (every thread is then the controller's), for tests.
+ */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "background.h"
+
+#define TENTATIVE 0x80000000u
+#define SCAN_MAX (512u * 1024)  /* bytes of one stack looked at, at most */
+#define TRIES 3                 /* per thread, when it woke meanwhile */
+#define ROUNDS 8                /* looks at the task list */
+
+enum verdict {
+	SWITCHED,       /* in the target world now (or already) */
+	LEFT,           /* left to the controller */
+	WOKE,           /* ran meanwhile: worth another try */
+};
+
+static bool disabled;
+static int robust_state;        /* 0: not known yet, 1: ok, -1: unusable */
+static uintptr_t robust_off;    /* robust list head - thread pointer */
+static uintptr_t main_stack_end;
+static uintptr_t create_lo, create_hi;
+
+static struct relive_ctl_range *sorted;
+static size_t capsorted;
+static uintptr_t scanbuf[512]; /* one page: a fresh process faults it in once */
+static uintptr_t restorers[8];
+
+void sleepers_init(void)
+{
+	const ElfW(Sym) *sym = NULL;
+	void **end, *libc, *fn;
+	Dl_info di;
+
+	disabled = getenv("RELIVE_NO_SLEEPER_SWITCH") != NULL;
+	end = dlsym(RTLD_DEFAULT, "__libc_stack_end");
+	if (end)
+		main_stack_end = (uintptr_t)*end;
+	/* libc's own pthread_create, not an interposer's (a sanitizer's
+	 * may tail-call the real one). */
+	libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+	fn = libc ? dlsym(libc, "pthread_create") : NULL;
+	if (fn && dladdr1(fn, &di, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+	    sym->st_size) {
+		create_lo = (uintptr_t)di.dli_saddr;
+		create_hi = create_lo + sym->st_size;
+	}
+	if (libc)
+		dlclose(libc);
+	if (!main_stack_end || !create_lo) {
+		agent_log("sleeping threads: %s not found; the controller "
+			  "switches every thread",
+			  main_stack_end ? "pthread_create" :
+					   "__libc_stack_end");
+		disabled = true;
+	}
+}
+
+/* --- the kernel's view of a thread ---------------------------------------- */
+
+static int safe_read(void *dst, uintptr_t src, size_t len)
+{
+	struct iovec l = { dst, len }, r = { (void *)src, len };
+
+	return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)len ?
+		       0 : -1;
+}
+
+static int safe_write(uintptr_t dst, const void *src, size_t len)
+{
+	struct iovec l = { (void *)src, len }, r = { (void *)dst, len };
+
+	return process_vm_writev(getpid(), &l, 1, &r, 1, 0) == (ssize_t)len ?
+		       0 : -1;
+}
+
+/* An atomic operation on a word of this process that fails instead of
+ * faulting when the word is gone. */
+static int word_op(uintptr_t word, int op, int arg)
+{
+	static uint32_t unused;
+
+	return syscall(SYS_futex, &unused, FUTEX_WAKE_OP_PRIVATE, 0, NULL,
+		       (uint32_t *)word, FUTEX_OP(op, arg, FUTEX_OP_CMP_EQ, 0)) <
+			       0 ? -1 : 0;
+}
+
+struct look {
+	uint64_t runs;          /* pcount */
+	char call[256];         /* the syscall file */
+	uintptr_t sp, pc;
+	bool asleep;            /* in a system call */
+};
+
+static int look(int fsched, int fcall, struct look *l)
+{
+	char buf[128];
+	unsigned long long runs;
+	long nr;
+	ssize_t n;
+
+	n = pread(fsched, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%*u %*u %llu", &runs) != 1)
+		return -1;
+	l->runs = runs;
+	n = pread(fcall, l->call, sizeof(l->call) - 1, 0);
+	if (n <= 0)
+		return -1;
+	l->call[n] = '\0';
+	l->asleep = sscanf(l->call, "%ld %*s %*s %*s %*s %*s %*s %" SCNxPTR
+			   " %" SCNxPTR, &nr, &l->sp, &l->pc) == 3 && nr >= 0;
+	return 0;
+}
+
+/* The thread pointer of thread tid, from its robust list head. */
+static int thread_pointer_of(pid_t tid, uintptr_t *tp)
+{
+	void *head;
+	size_t len;
+	uintptr_t t, self;
+
+	if (robust_state == 0) {
+		robust_state = -1;
+		if (syscall(SYS_get_robust_list, 0, &head, &len) == 0 && head) {
+			robust_off = (uintptr_t)head -
+				     relive_arch_thread_pointer();
+			robust_state = 1;
+		}
+	}
+	if (robust_state < 0 ||
+	    syscall(SYS_get_robust_list, tid, &head, &len) || !head)
+		return -1;
+	t = (uintptr_t)head - robust_off;
+	if (safe_read(&self, t + RELIVE_ARCH_TP_SELF, sizeof(self)) ||
+	    self != t)
+		return -1;
+	*tp = t;
+	return 0;
+}
+
+/* The signals with a handler: sigcatch, field 34 of /proc/self/stat (a
+ * 64-bit word on this architecture: every signal). */
+static int caught_signals(uint64_t *mask)
+{
+	char buf[1024], *p;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field;
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* after the command name, which may hold
+				  anything */
+	if (!p)
+		return -1;
+	for (field = 2; field < 34 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%" SCNu64, mask) != 1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The return addresses of signal frames: the restorers of the handlers.
+ * Those of the signals with a handler now, and every restorer seen
+ * before (a handler installed with SA_RESETHAND loses its bit when its
+ * signal arrives but may still be running; glibc gives every handler the
+ * same restorer).  While none was ever seen, every signal is asked.  The
+ * set only grows: a restorer no longer used costs a false alarm at most.
+ * SIZE_MAX: not known.
+ */
+static size_t nrestorers;
+
+static int add_restorer(int sig)
+{
+	struct {
+		uintptr_t handler;
+		unsigned long flags;
+		uintptr_t restorer;
+		uint64_t mask;
+	} k;
+	size_t i;
+
+	if (syscall(SYS_rt_sigaction, sig, NULL, &k, sizeof(k.mask)) ||
+	    !k.restorer)
+		return 0;
+	for (i = 0; i < nrestorers; i++)
+		if (restorers[i] == k.restorer)
+			return 0;
+	if (nrestorers == sizeof(restorers) / sizeof(restorers[0]))
+		return -1; /* too many to look for */
+	restorers[nrestorers++] = k.restorer;
+	return 0;
+}
+
+static size_t collect_restorers(void)
+{
+	uint64_t caught;
+	bool every = nrestorers == 0;
+	int sig;
+
+	if (caught_signals(&caught))
+		return SIZE_MAX;
+	for (sig = 1; sig <= 64; sig++)
+		if ((every && sig != SIGKILL && sig != SIGSTOP) ||
+		    (caught & (1ull << (sig - 1))))
+			if (add_restorer(sig))
+				return SIZE_MAX;
+	return nrestorers;
+}
+
+/* --- one thread ------------------------------------------------------------ */
+
+static enum verdict check(pid_t tid, const struct stackscan *tmpl,
+			  uint32_t gen, const char **why)
+{
+	struct stackscan sc = *tmpl;
+	struct look a, b;
+	char path[64];
+	int fsched, fcall;
+	uintptr_t tp, word, top, at;
+	uint32_t w, v;
+	const char *hit = NULL;
+	enum verdict res = LEFT;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", tid);
+	fsched = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	fcall = open(path, O_RDONLY | O_CLOEXEC);
+	*why = "gone";
+	if (fsched < 0 || fcall < 0 || look(fsched, fcall, &a))
+		goto out;
+	*why = "running";
+	if (!a.asleep) {
+		res = WOKE;
+		goto out;
+	}
+	*why = "no thread pointer";
+	if (thread_pointer_of(tid, &tp))
+		goto out;
+	word = tp + (uintptr_t)relive_agent_ctl.tls_offset;
+	if (safe_read(&w, word, sizeof(w)))
+		goto out;
+	sc.any_world = w == gen;
+	/* The stack's base: the main thread's is where the loader found
+	 * it; a thread of pthread_create has its descriptor (and the thread
+	 * pointer) just above its stack. */
+	top = tid == getpid() ? main_stack_end + sizeof(uintptr_t) : tp;
+	*why = "stack not where it is expected";
+	if (a.sp >= top || top - a.sp > SCAN_MAX || (a.sp & 7))
+		goto out;
+	if (!sc.any_world) {
+		uint32_t first = TENTATIVE, tent = TENTATIVE | gen;
+
+		*why = "cannot write its state";
+		if (safe_write(word, &first, sizeof(first)) ||
+		    safe_write(word, &tent, sizeof(tent)))
+			goto back;
+	}
+	hit = stackscan_pc(&sc, a.pc);
+	for (at = a.sp; !hit && at < top;) {
+		size_t len = top - at;
+
+		if (len > sizeof(scanbuf))
+			len = sizeof(scanbuf);
+		*why = "stack unreadable";
+		if (safe_read(scanbuf, at, len))
+			goto back;
+		hit = stackscan_words(&sc, scanbuf, len / sizeof(uintptr_t));
+		at += len;
+	}
+	*why = "gone";
+	if (look(fsched, fcall, &b))
+		goto back;
+	if (b.runs != a.runs || strcmp(a.call, b.call)) {
+		*why = "woke meanwhile";
+		res = WOKE;
+		goto back;
+	}
+	if (hit) {
+		*why = hit;
+		goto back;
+	}
+	if (sc.any_world) {
+		res = SWITCHED;
+		goto out;
+	}
+	/* 6: the tentative word becomes the generation, unless the thread
+	 * took it back first. */
+	*why = "woke and called a patched function";
+	if (word_op(word, FUTEX_OP_XOR | FUTEX_OP_OPARG_SHIFT, 31))
+		goto back;
+	if (safe_read(&v, word, sizeof(v)))
+		goto out;
+	if (v == gen)
+		res = SWITCHED;
+	else
+		res = WOKE;
+	goto out;
+back:
+	/* Back to a word of the world it is in (any value but the
+	 * generation), atomically: the thread may be running. */
+	if (!sc.any_world)
+		(void)word_op(word, FUTEX_OP_SET, 0);
+out:
+	if (fsched >= 0)
+		close(fsched);
+	if (fcall >= 0)
+		close(fcall);
+	return res;
+}
+
+/* --- the threads of the process --------------------------------------------- */
+
+static pid_t *list_tasks(size_t *n)
+{
+	char buf[4096];
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	pid_t *t = NULL, *nt;
+	size_t cap = 0;
+	long got;
+
+	*n = 0;
+	if (fd < 0)
+		return NULL;
+	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < got;) {
+			struct dirent64 *e = (struct dirent64 *)(buf + off);
+
+			off += e->d_reclen;
+			if (e->d_name[0] < '1' || e->d_name[0] > '9')
+				continue;
+			if (*n == cap) {
+				cap = cap ? 2 * cap : 64;
+				nt = realloc(t, cap * sizeof(*t));
+				if (!nt) {
+					free(t);
+					close(fd);
+					return NULL;
+				}
+				t = nt;
+			}
+			t[(*n)++] = (pid_t)atoi(e->d_name);
+		}
+	}
+	close(fd);
+	if (got < 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static bool seen(const pid_t *done, size_t n, pid_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (done[i] == tid)
+			return true;
+	return false;
+}
+
+bool sleepers_switch(void)
+{
+	struct relive_ctl *c = &relive_agent_ctl;
+	const char *patch = c->trans_patch;
+	struct stackscan sc = { 0 };
+	pid_t me = gettid(), *tids = NULL, *done = NULL, *nd;
+	size_t ndone = 0, capdone = 0, n, i, nr;
+	unsigned round, switched = 0;
+	bool all = false;
+
+	if (disabled || !c->trans_active || !c->trans_after_is_target ||
+	    !transition_gen_rising() ||
+	    !c->svc_tid || (pid_t)c->svc_tid != me ||
+	    c->svc_switched_gen != c->trans_gen ||
+	    c->svc_switched_to != c->trans_gen)
+		return false;
+	nr = collect_restorers();
+	if (nr == SIZE_MAX)
+		return false;
+	if (c->nranges > capsorted) {
+		struct relive_ctl_range *s = realloc(sorted, c->nranges *
+						     sizeof(*s));
+
+		if (!s)
+			return false;
+		sorted = s;
+		capsorted = c->nranges;
+	}
+	memcpy(sorted, (void *)(uintptr_t)c->ranges,
+	       c->nranges * sizeof(*sorted));
+	stackscan_sort(sorted, c->nranges, &sc.maxlen);
+	sc.r = sorted;
+	sc.n = c->nranges;
+	sc.world = 0;
+	sc.create_lo = create_lo;
+	sc.create_hi = create_hi;
+	sc.restorers = restorers;
+	sc.nrestorers = nr;
+	stackscan_bounds(&sc);
+
+	/* Until a look at the task list finds no thread left to look at
+	 * (a thread born meanwhile is in the target world, but is looked at
+	 * for pthread_create like the others). */
+	for (round = 0; round < ROUNDS; round++) {
+		size_t looked = 0;
+
+		tids = list_tasks(&n);
+		if (!tids)
+			break;
+		for (i = 0; i < n; i++) {
+			enum verdict v = LEFT;
+			const char *why = "";
+			unsigned t;
+
+			if (tids[i] == me || seen(done, ndone, tids[i]))
+				continue;
+			looked++;
+			for (t = 0; t < TRIES; t++) {
+				v = check(tids[i], &sc, c->trans_gen, &why);
+				if (v != WOKE)
+					break;
+				sched_yield(); /* let it go back to sleep */
+			}
+			if (v != SWITCHED) {
+				agent_log("'%s': thread %d left to the "
+					  "controller: %s", patch, tids[i],
+					  why);
+				goto out;
+			}
+			if (ndone == capdone) {
+				capdone = capdone ? 2 * capdone : 64;
+				nd = realloc(done, capdone * sizeof(*nd));
+				if (!nd)
+					goto out;
+				done = nd;
+			}
+			done[ndone++] = tids[i];
+			switched++;
+			background_step();
+		}
+		free(tids);
+		tids = NULL;
+		if (!looked) {
+			all = true;
+			break;
+		}
+	}
+out:
+	free(tids);
+	free(done);
+	if (all)
+		agent_log("'%s': %u sleeping thread%s switched by the agent, "
+			  "none held", patch, switched, switched == 1 ? "" : "s");
+	return all;
+}
