@@ -153,13 +153,16 @@ static int safe_write(uintptr_t dst, const void *src, size_t len)
 
 /* An atomic operation on a word of this process that fails instead of
  * faulting when the word is gone. */
-static int word_op(uintptr_t word, int op, int arg)
+static int word_op(uintptr_t word, unsigned op, unsigned arg)
 {
 	static uint32_t unused;
+	/* FUTEX_OP(), in unsigned arithmetic (the operation lands in the
+	 * top bits) */
+	uint32_t enc = (op & 0xfu) << 28 | (FUTEX_OP_CMP_EQ & 0xfu) << 24 |
+		       (arg & 0xfffu) << 12;
 
 	return syscall(SYS_futex, &unused, FUTEX_WAKE_OP_PRIVATE, 0, NULL,
-		       (uint32_t *)word, FUTEX_OP(op, arg, FUTEX_OP_CMP_EQ, 0)) <
-			       0 ? -1 : 0;
+		       (uint32_t *)word, (unsigned long)enc) < 0 ? -1 : 0;
 }
 
 struct look {
@@ -471,9 +474,11 @@ bool sleepers_switch(void)
 		sorted = s;
 		capsorted = c->nranges;
 	}
-	memcpy(sorted, (void *)(uintptr_t)c->ranges,
-	       c->nranges * sizeof(*sorted));
-	stackscan_sort(sorted, c->nranges, &sc.maxlen);
+	if (c->nranges) {
+		memcpy(sorted, (void *)(uintptr_t)c->ranges,
+		       c->nranges * sizeof(*sorted));
+		stackscan_sort(sorted, c->nranges, &sc.maxlen);
+	}
 	sc.r = sorted;
 	sc.n = c->nranges;
 	sc.world = 0;

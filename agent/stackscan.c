@@ -40,8 +40,10 @@ void stackscan_sort(struct relive_ctl_range *r, size_t n, uint64_t *maxlen)
 {
 	size_t i;
 
-	qsort(r, n, sizeof(*r), range_cmp);
 	*maxlen = 0;
+	if (!n)
+		return;
+	qsort(r, n, sizeof(*r), range_cmp);
 	for (i = 0; i < n; i++)
 		if (r[i].hi - r[i].lo > *maxlen)
 			*maxlen = r[i].hi - r[i].lo;
