@@ -93,6 +93,7 @@ enum verdict {
 };
 
 static bool disabled;
+static const char *gate;        /* RELIVE_TEST_SLEEPER_GATE: tests only */
 static int robust_state;        /* 0: not known yet, 1: ok, -1: unusable */
 static uintptr_t robust_off;    /* robust list head - thread pointer */
 static uintptr_t main_stack_end;
@@ -110,6 +111,7 @@ void sleepers_init(void)
 	Dl_info di;
 
 	disabled = getenv("RELIVE_NO_SLEEPER_SWITCH") != NULL;
+	gate = getenv("RELIVE_TEST_SLEEPER_GATE");
 	end = dlsym(RTLD_DEFAULT, "__libc_stack_end");
 	if (end)
 		main_stack_end = (uintptr_t)*end;
@@ -296,6 +298,29 @@ static size_t collect_restorers(void)
 
 /* --- one thread ------------------------------------------------------------ */
 
+/*
+ * For tests (tests/scenarios/test_sleepers.py): with RELIVE_TEST_SLEEPER_GATE
+ * naming a FIFO in the process's environment, the first look that found a
+ * thread switchable waits there, between the last look and the flip, for
+ * one byte: the test makes the thread call a patched function meanwhile,
+ * the one window no other test can aim at.
+ */
+static void wait_at_gate(void)
+{
+	char c;
+	int fd;
+
+	if (!gate)
+		return;
+	fd = open(gate, O_RDONLY | O_CLOEXEC);
+	gate = NULL;
+	if (fd >= 0) {
+		if (read(fd, &c, 1) < 0)
+			agent_log("test gate: %s", strerror(errno));
+		close(fd);
+	}
+}
+
 static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 			  uint32_t gen, const char **why)
 {
@@ -370,6 +395,7 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 		res = SWITCHED;
 		goto out;
 	}
+	wait_at_gate();
 	/* 6: the tentative word becomes the generation, unless the thread
 	 * took it back first. */
 	*why = "woke and called a patched function";
@@ -377,10 +403,13 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 		goto back;
 	if (safe_read(&v, word, sizeof(v)))
 		goto out;
-	if (v == gen)
+	if (v == gen) {
 		res = SWITCHED;
-	else
+	} else {
+		agent_log("thread %d called a patched function before it was "
+			  "switched: looked at again", tid);
 		res = WOKE;
+	}
 	goto out;
 back:
 	/* Back to a word of the world it is in (any value but the

@@ -956,10 +956,23 @@ static pid_t service_ring(struct agent *a)
 	char path[64];
 	struct stat st;
 
-	if (proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, svc_tid),
-		      &svc, sizeof(svc)) ||
-	    !svc.tid || svc.fd < 0)
-		return 0;
+	/* A thread just started (the agent's constructor, a moment ago at
+	 * injection) says it is there once it has warmed up; on a busy
+	 * machine that can be after our first request.  Wait for it rather
+	 * than borrow a thread of the program: only the agent's own thread
+	 * can switch the sleeping threads in the request
+	 * (agent/sleepers.c). */
+	for (unsigned n = 0;; n++) {
+		if (proc_read(a->pid,
+			      a->ctl + offsetof(struct relive_ctl, svc_tid),
+			      &svc, sizeof(svc)) || svc.fd < 0)
+			return 0;
+		if (svc.tid)
+			break;
+		if (n == 4000)
+			return 0; /* 2 s: borrow */
+		usleep(500);
+	}
 	if (ring.fd >= 0 && (ring.pid != a->pid || ring.num != svc.fd ||
 			     ring.ino != svc.ino)) {
 		close(ring.fd);

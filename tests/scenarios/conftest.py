@@ -232,6 +232,21 @@ def thread_states(pid):
     return states
 
 
+def all_asleep(pid):
+    """Is every thread of pid asleep in a system call (its last answer
+    written, back to waiting)?  What the agent's switching needs; on a
+    busy machine a thread may still be on its way back."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                if f.read().split()[0] in ("running", "-1"):
+                    return False
+        except FileNotFoundError:
+            pass
+    return True
+
+
+
 def wait_until(predicate, what, timeout=ANSWER_TIMEOUT, interval=0.01):
     """Polls predicate() until it returns a true value, which it returns."""
     deadline = time.monotonic() + timeout

@@ -7,9 +7,9 @@ import os
 import shutil
 import signal
 
-from conftest import (AGENT, RELIVE, RELIVE_ENV, agent_threads, apply,
-                      disable, listing, patch_names, patch_path, relive,
-                      remove, thread_names)
+from conftest import (AGENT, RELIVE, RELIVE_ENV, agent_threads, all_asleep,
+                      apply, disable, listing, patch_names, patch_path,
+                      relive, remove, thread_names, wait_until)
 
 
 def agent_tid(pid):
@@ -106,6 +106,7 @@ def test_one_request_loads_and_enables(spawn):
     loaded and enabled in one request (RELIVE_OP_LOAD_ENABLE); a refused
     enable still says why, and changes nothing."""
     t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"])
+    wait_until(lambda: all_asleep(t.pid), "every thread to sleep")
     rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
     assert rc == 0, log
     assert "enabled in the same request" in log, log

@@ -10,11 +10,14 @@ cm_sleepers: four program threads asleep (epoll_wait, read, a condition
 variable, pause) besides the main one (reading its commands); value N ->
 N+1 (cm_sleep_fix: N+100).  cm_park: a worker can park inside cm_f.
 """
+import errno
 import os
 import re
+import subprocess
 
-from conftest import (OK, RELIVE_ENV, TIMEOUT, disable, listing, patch_path,
-                      relive, remove, wait_until)
+from conftest import (OK, RELIVE, RELIVE_ENV, RELIVE_TIMEOUT, TIMEOUT,
+                      all_asleep, disable, listing, patch_path, relive,
+                      remove, wait_until)
 from test_consistency import (agent_tid, assert_blocked_by,
                               assert_no_transition, relive_switched)
 
@@ -43,6 +46,7 @@ def test_sleeping_threads_switched_by_the_agent(spawn):
     assert t.ask("value 5") == "6"
     for cmd, args, value in (("patch", [patch_path("cm_sleep_fix")], "105"),
                              ("disable", ["cm_sleep_fix"], "6")):
+        wait_until(lambda: all_asleep(t.pid), "every thread to sleep")
         rc, _, err = relive(cmd, "-v", "-p", t.pid, *args)
         assert rc == OK, err
         assert "transition completed by the agent" in err, err
@@ -64,6 +68,7 @@ def test_thread_asleep_in_an_old_function_left_to_relive(spawn):
     t = spawn("cm_park", env=LOG)
     tid = int(t.ask("park").split()[1])
     wait_until(lambda: asleep_in(t.pid, tid, 0), "the worker to block")
+    wait_until(lambda: all_asleep(t.pid), "every thread to sleep")
     rc, out, err = relive("patch", "-p", t.pid, patch_path("cm_park_fix"),
                           "--timeout", "1")
     assert rc == TIMEOUT, f"exit {rc}\n{out}\n{err}"
@@ -81,6 +86,67 @@ def test_thread_asleep_in_an_old_function_left_to_relive(spawn):
         t.stderr
 
 
+def gate_waiting(fifo):
+    """Is the agent waiting at its test gate (the FIFO open for reading)?
+    Returns the FIFO open for writing, or None."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            return None
+        raise
+
+
+def test_thread_calling_a_patched_function_before_the_flip_stays(spawn,
+                                                                  tmp_path):
+    """The window the protocol guards: the agent has looked at the main
+    thread asleep and found it switchable, and the thread wakes and calls
+    cm_f before the agent turns its tentative word into the generation
+    (RELIVE_TEST_SLEEPER_GATE holds the agent just there).  The dispatcher
+    takes the tentative word back, so the thread runs the old chain (111,
+    never a mix) and the flip does not switch it; the agent looks at it
+    again once it sleeps, and the transition completes: 222 after."""
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    t = spawn("cm_park",
+              env=dict(LOG, RELIVE_TEST_SLEEPER_GATE=str(fifo)))
+    assert t.ask("f") == "111"
+    wait_until(lambda: all_asleep(t.pid), "every thread to sleep")
+    p = subprocess.Popen([str(RELIVE), "patch", "-v", "-p", str(t.pid),
+                          str(patch_path("cm_park_fix"))], env=RELIVE_ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        fd = None
+
+        def at_gate():
+            nonlocal fd
+            fd = gate_waiting(fifo)
+            return fd is not None
+        wait_until(at_gate, "the agent to wait at its gate")
+        assert t.ask("f") == "111"      # the old world, whole
+        # Back asleep, waiting for the next command: the agent's next
+        # look finds it so.
+        wait_until(lambda: asleep_in(t.pid, t.pid, 0),
+                   "the main thread to wait for a command")
+        os.write(fd, b"x")
+        os.close(fd)
+        _, err = p.communicate(timeout=RELIVE_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == OK, err
+    # Looked at again asleep, the thread is switched by the agent.
+    assert "transition completed by the agent" in err, err
+    assert_no_transition(listing(t.pid))
+    assert t.ask("f") == "222"
+    assert t.ask("wf") == "222"
+    t.close()
+    assert (f"thread {t.pid} called a patched function before it was "
+            "switched") in t.stderr, t.stderr
+
+
 def test_signal_handler_on_alternate_stack_left_to_relive(spawn):
     """A thread waits in pause() and a signal handler runs above it on an
     alternate stack inside the thread's own stack, where a look from the
@@ -90,6 +156,7 @@ def test_signal_handler_on_alternate_stack_left_to_relive(spawn):
     t = spawn("cm_sleepers", env=LOG)
     tid = int(t.ask("sigpark").split()[1])
     wait_until(lambda: asleep_in(t.pid, tid, 0), "the handler to block")
+    wait_until(lambda: all_asleep(t.pid), "every thread to sleep")
     rc, _, err = relive("patch", "-v", "-p", t.pid,
                         patch_path("cm_sleep_fix"), "--timeout", "2")
     assert rc in (OK, TIMEOUT), err
