@@ -118,6 +118,16 @@ static int load_enable(struct relive_patch *p)
 	return rc;
 }
 
+/* The request being served completed the transition: plan the removal of
+ * the entry jumps no version uses now (spares the controller an
+ * UNUSED_SITES request; if this fails, plan_after stays 0 and the
+ * controller asks), and say so in completed_seq. */
+static void completed_here(void)
+{
+	(void)ops_plan_after_transition();
+	relive_agent_ctl.completed_seq = relive_agent_ctl.req_seq;
+}
+
 /*
  * Serves the request in relive_agent_ctl.op.  Returns the status, also left
  * in relive_agent_ctl.status.
@@ -184,10 +194,8 @@ AGENT_EXPORT long relive_agent_request(void)
 		break;
 	case RELIVE_OP_COMPLETE:
 		rc = core_complete();
-		/* spares the controller an UNUSED_SITES request; if this
-		 * fails, plan_after stays 0 and the controller asks */
 		if (!rc)
-			(void)ops_plan_after_transition();
+			completed_here();
 		break;
 	case RELIVE_OP_FORCE:
 		rc = core_force(arg);
@@ -205,8 +213,7 @@ AGENT_EXPORT long relive_agent_request(void)
 		    (c->op == RELIVE_OP_LOAD_ENABLE && c->load_enabled == 1)) &&
 	    transition_patch() && sleepers_switch()) {
 		transition_complete(false);
-		(void)ops_plan_after_transition();
-		c->completed_seq = c->req_seq;
+		completed_here();
 	}
 	c->op = RELIVE_OP_NONE;
 	c->status = rc;

@@ -47,10 +47,10 @@
  * generation, so a thread's world never changes but at 6.
  *
  * Every access to another thread's memory goes through the kernel
- * (process_vm_readv/writev, and the futex operation FUTEX_WAKE_OP for the
- * atomic flip), which fails on memory that is gone instead of faulting:
- * a thread may exit, and its stack be unmapped, at any moment.  A write
- * through process_vm_writev need not be atomic, so the tentative value is
+ * (/proc/self/mem, codemem_read/codemem_write, and the futex operation
+ * FUTEX_WAKE_OP for the atomic flip), which fails on memory that is gone
+ * instead of faulting: a thread may exit, and its stack be unmapped, at
+ * any moment.  A write through /proc/self/mem need not be atomic, so the tentative value is
  * written in two steps, 0x80000000 first: every mix of old and new bytes
  * is then a value below the old word or one with the top bit set, never
  * the generation, which is above every word a thread had before.
@@ -75,7 +75,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -136,22 +135,6 @@ void sleepers_init(void)
 }
 
 /* --- the kernel's view of a thread ---------------------------------------- */
-
-static int safe_read(void *dst, uintptr_t src, size_t len)
-{
-	struct iovec l = { dst, len }, r = { (void *)src, len };
-
-	return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)len ?
-		       0 : -1;
-}
-
-static int safe_write(uintptr_t dst, const void *src, size_t len)
-{
-	struct iovec l = { (void *)src, len }, r = { (void *)dst, len };
-
-	return process_vm_writev(getpid(), &l, 1, &r, 1, 0) == (ssize_t)len ?
-		       0 : -1;
-}
 
 /* An atomic operation on a word of this process that fails instead of
  * faulting when the word is gone. */
@@ -216,7 +199,7 @@ static int thread_pointer_of(pid_t tid, uintptr_t *tp)
 	    syscall(SYS_get_robust_list, tid, &head, &len) || !head)
 		return -1;
 	t = (uintptr_t)head - robust_off;
-	if (safe_read(&self, t + RELIVE_ARCH_TP_SELF, sizeof(self)) ||
+	if (codemem_read(&self, t + RELIVE_ARCH_TP_SELF, sizeof(self)) ||
 	    self != t)
 		return -1;
 	*tp = t;
@@ -349,7 +332,7 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 	if (thread_pointer_of(tid, &tp))
 		goto out;
 	word = tp + (uintptr_t)relive_agent_ctl.tls_offset;
-	if (safe_read(&w, word, sizeof(w)))
+	if (codemem_read(&w, word, sizeof(w)))
 		goto out;
 	sc.any_world = w == gen;
 	/* The stack's base: the main thread's is where the loader found
@@ -363,8 +346,8 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 		uint32_t first = TENTATIVE, tent = TENTATIVE | gen;
 
 		*why = "cannot write its state";
-		if (safe_write(word, &first, sizeof(first)) ||
-		    safe_write(word, &tent, sizeof(tent)))
+		if (codemem_write((void *)word, &first, sizeof(first)) ||
+		    codemem_write((void *)word, &tent, sizeof(tent)))
 			goto back;
 	}
 	hit = stackscan_pc(&sc, a.pc);
@@ -374,7 +357,7 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 		if (len > sizeof(scanbuf))
 			len = sizeof(scanbuf);
 		*why = "stack unreadable";
-		if (safe_read(scanbuf, at, len))
+		if (codemem_read(scanbuf, at, len))
 			goto back;
 		hit = stackscan_words(&sc, scanbuf, len / sizeof(uintptr_t));
 		at += len;
@@ -401,7 +384,7 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 	*why = "woke and called a patched function";
 	if (word_op(word, FUTEX_OP_XOR | FUTEX_OP_OPARG_SHIFT, 31))
 		goto back;
-	if (safe_read(&v, word, sizeof(v)))
+	if (codemem_read(&v, word, sizeof(v)))
 		goto out;
 	if (v == gen) {
 		res = SWITCHED;

@@ -195,11 +195,11 @@ struct relive_ctl {
 	 * LOAD or LOAD_ENABLE request. */
 	uint64_t res;
 
-	/* The req_seq of the request that completed the transition it
-	 * started: every other thread was asleep in a system call and the
-	 * agent switched it there (agent/sleepers.c), so the controller has
-	 * no thread to check.  Any other value: the controller drives the
-	 * transition as usual. */
+	/* The req_seq of the last request that completed a transition: a
+	 * COMPLETE, or the request that started it when every other thread
+	 * was asleep in a system call and the agent switched it there
+	 * (agent/sleepers.c), so that the controller has no thread to
+	 * check. */
 	uint64_t completed_seq;
 };
 
