@@ -87,6 +87,13 @@ static inline uintptr_t relive_arch_thread_pointer(void)
 }
 #define RELIVE_ARCH_TP_SELF 0
 
+/* The code of a signal handler's restorer (where a handler returns, to
+ * rt_sigreturn) as the C library writes it: `mov $15,%rax; syscall`.
+ * glibc does not export its restorer; agent/sleepers.c finds it by this
+ * code next to sigaction. */
+#define RELIVE_ARCH_RESTORER_CODE \
+	{ 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 }
+
 /* Encodes the RELIVE_ARCH_JUMP_LEN-byte jump from `from` to `to`.
  * Returns 0, or -1 if `to` is out of reach. */
 int relive_arch_encode_jump(uint64_t from, uint64_t to,

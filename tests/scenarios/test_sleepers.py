@@ -15,6 +15,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from conftest import (OK, RELIVE, RELIVE_ENV, RELIVE_TIMEOUT, TIMEOUT,
                       all_asleep, disable, listing, patch_path, relive,
                       remove, wait_until)
@@ -147,13 +149,21 @@ def test_thread_calling_a_patched_function_before_the_flip_stays(spawn,
             "switched") in t.stderr, t.stderr
 
 
-def test_signal_handler_on_alternate_stack_left_to_relive(spawn):
+@pytest.mark.parametrize("resethand", [False, True],
+                         ids=["handler", "resethand"])
+def test_signal_handler_on_alternate_stack_left_to_relive(spawn, resethand):
     """A thread waits in pause() and a signal handler runs above it on an
     alternate stack inside the thread's own stack, where a look from the
     handler's stack pointer up would miss pause's frames: the agent sees
     the signal frame and leaves the thread to relive, which completes the
-    transition (at once, or once the handler has returned)."""
-    t = spawn("cm_sleepers", env=LOG)
+    transition (at once, or once the handler has returned).
+
+    resethand: the handler was installed with SA_RESETHAND, so no signal
+    is caught any more while it runs, and the process has no other
+    handler: the agent knows the frame's return address only because it
+    found the C library's restorer when it started."""
+    t = spawn("cm_sleepers",
+              env=dict(LOG, CM_SIG_RESETHAND="1") if resethand else LOG)
     tid = int(t.ask("sigpark").split()[1])
     wait_until(lambda: asleep_in(t.pid, tid, 0), "the handler to block")
     wait_until(lambda: all_asleep(t.pid), "every thread to sleep")

@@ -19,6 +19,11 @@
  *                   the thread's own stack (a local array, above pause's
  *                   frames), blocks on a pipe
  *     sigrelease -> lets the handler return: "sigreleased"
+ *
+ * With CM_SIG_RESETHAND=1 in the environment, the handler is installed
+ * with SA_RESETHAND: its signal then leaves the set of caught signals as
+ * soon as the handler starts, and its restorer shows nowhere else (the
+ * process has no other handler).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* gettid */
@@ -159,6 +164,8 @@ static void *sig_main(void *arg)
 
 	altp = alt; /* the array stays in this frame */
 	sigemptyset(&sa.sa_mask);
+	if (getenv("CM_SIG_RESETHAND"))
+		sa.sa_flags |= SA_RESETHAND;
 	if (sigaltstack(&ss, NULL) || sigaction(SIGUSR1, &sa, NULL))
 		abort();
 	__atomic_store_n(&sig_tid, gettid(), __ATOMIC_SEQ_CST);
