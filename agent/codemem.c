@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,13 +122,15 @@ fail:
 static struct {
 	struct codemem_vma *v;
 	size_t n, cap;
-	pid_t owner;          /* the serving thread; 0: no request */
-	bool valid;
+	pthread_t owner;      /* the serving thread, when busy */
+	bool busy, valid;
 } snap;
 
 static bool snap_mine(void)
 {
-	return snap.owner && snap.owner == gettid();
+	/* pthread_self() reads the thread pointer: no system call (the
+	 * map's users ask this dozens of times per request) */
+	return snap.busy && pthread_equal(snap.owner, pthread_self());
 }
 
 void codemem_vmas_forget(void)
@@ -603,7 +606,8 @@ void codemem_begin(void)
 {
 	if (memfd < 0)
 		memfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-	snap.owner = gettid();
+	snap.owner = pthread_self();
+	snap.busy = true;
 	snap.valid = false;
 }
 
@@ -615,7 +619,7 @@ void codemem_end(void)
 	if (mapsfd >= 0)
 		close(mapsfd);
 	mapsfd = -1;
-	snap.owner = 0;
+	snap.busy = false;
 	snap.valid = false;
 	free(snap.v);
 	snap.v = NULL;

@@ -387,9 +387,16 @@ void ops_sync_all(struct relive_ops **ops, size_t n)
 {
 	uint8_t cur[SYNC_BATCH][RELIVE_ARCH_JUMP_LEN];
 	struct iovec l[SYNC_BATCH], r[SYNC_BATCH];
-	pid_t self = getpid();
+	pid_t self;
 	size_t i, k, m;
 
+	if (n == 1) { /* one read through /proc/self/mem, open in a request */
+		sync_from(ops[0], codemem_read(cur[0], ops[0]->site.site_addr,
+					       RELIVE_ARCH_JUMP_LEN) ?
+					  NULL : cur[0]);
+		return;
+	}
+	self = getpid();
 	for (i = 0; i < n; i += m) {
 		size_t whole;
 		ssize_t got;
