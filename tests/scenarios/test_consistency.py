@@ -62,6 +62,18 @@ def assert_no_transition(lst):
         assert p["transition"] is False, p
 
 
+def release_parked_and_finish(t):
+    """cm_park: lets the parked worker go and checks that its chain ends in
+    the old world (old cm_f, old cm_g twice: 111, never a mix), that `relive
+    wait` then completes the transition, and that the worker runs version
+    2 (222)."""
+    assert t.ask("release") == "111"
+    rc, _, err = relive("wait", "-p", t.pid, "--timeout", "20")
+    assert rc == OK, err
+    assert_no_transition(listing(t.pid))
+    assert t.ask("wf") == "222"
+
+
 def parse_stats(line):
     stats = dict(kv.split("=", 1) for kv in line.split())
     return {k: int(v) for k, v in stats.items()}
@@ -98,13 +110,8 @@ def test_parked_thread_holds_transition_until_released(spawn):
     # The main thread has nothing patched on its stack: it was switched.
     assert t.ask("f") == "222"
 
-    # The parked chain ends in the old world: old cm_f, old cm_g twice.
-    assert t.ask("release") == "111"
-    rc, _, err = relive("wait", "-p", t.pid, "--timeout", "20")
-    assert rc == OK, err
-    assert_no_transition(listing(t.pid))
+    release_parked_and_finish(t)
     assert t.ask("f") == "222"
-    assert t.ask("wf") == "222"
     rc, out, _ = relive("wait", "-p", t.pid, "--timeout", "5")
     assert rc == OK  # nothing in progress: a message, exit 0
 

@@ -21,7 +21,8 @@ from conftest import (OK, RELIVE, RELIVE_ENV, RELIVE_TIMEOUT, TIMEOUT,
                       all_asleep, disable, listing, patch_path, relive,
                       remove, wait_until)
 from test_consistency import (agent_tid, assert_blocked_by,
-                              assert_no_transition, relive_switched)
+                              assert_no_transition, relive_switched,
+                              release_parked_and_finish)
 
 LOG = dict(RELIVE_ENV, RELIVE_AGENT_LOG="1")
 
@@ -76,11 +77,7 @@ def test_thread_asleep_in_an_old_function_left_to_relive(spawn):
     assert rc == TIMEOUT, f"exit {rc}\n{out}\n{err}"
     assert_blocked_by(listing(t.pid), "cm_park_fix", "patched", tid, "cm_f")
     assert t.ask("f") == "222"
-    assert t.ask("release") == "111"
-    rc, _, err = relive("wait", "-p", t.pid, "--timeout", "20")
-    assert rc == OK, err
-    assert_no_transition(listing(t.pid))
-    assert t.ask("wf") == "222"
+    release_parked_and_finish(t)
     disable(t.pid, "cm_park_fix")
     remove(t.pid, "cm_park_fix")
     t.close()
