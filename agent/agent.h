@@ -187,6 +187,10 @@ const struct relive_res_func *resolution_new(const struct relive_func *f,
  * running (the object's as mapped); NULL: none. */
 const struct relive_res_func *resolution_object(const struct relive_object *o,
 						const char *running);
+/* The site the controller prepared for the function whose entry rf is (an
+ * entry resolution_object() gave); NULL: none. */
+const struct relive_res_site *resolution_site(const struct relive_object *o,
+					      const struct relive_res_func *rf);
 /* The build-id of the object loaded at bias, from its mapped notes, in
  * hex; "" when it has none. */
 void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen);
@@ -247,7 +251,8 @@ void sleepers_init(void);
 bool sleepers_switch(void);
 
 /* patch.c: ops and the func_stack */
-struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what);
+struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what,
+			   const struct relive_res_site *prep);
 struct relive_ops *ops_find(uintptr_t func_addr);
 void ops_push(struct relive_ops *ops, struct relive_func *f);
 void ops_remove(struct relive_ops *ops, struct relive_func *f);

@@ -20,6 +20,7 @@
 #define RELIVE_ARCH_MAX_DISPLACED 32
 #define RELIVE_ARCH_MAX_COPY 160
 #define RELIVE_ARCH_MAX_INSNS 16
+#define RELIVE_ARCH_MAX_FIX 32
 
 /*
  * A site: where the entry of a function is redirected, and the relocated
@@ -44,6 +45,12 @@ struct relive_site {
 	uint8_t copy[RELIVE_ARCH_MAX_COPY];
 	unsigned copy_len;
 	uint64_t copy_addr;   /* where copy[] will live */
+	/* The copy's 32-bit displacements that address the function's
+	 * object from the copy (relocated operands, the jump back): where
+	 * each starts in copy[].  Moving the function and the copy moves
+	 * them by the difference (relive_arch_rebase_site). */
+	unsigned n_fix;
+	uint8_t fix[RELIVE_ARCH_MAX_FIX];
 };
 
 /*
@@ -60,6 +67,19 @@ struct relive_site {
 int relive_arch_prepare_site(const uint8_t *code, size_t size,
 			     uint64_t func_addr, uint64_t copy_addr,
 			     struct relive_site *site, char *err, size_t errlen);
+
+/*
+ * Moves a site made by relive_arch_prepare_site() for the same bytes to a
+ * function now at func_addr and a copy at copy_addr: the displacements in
+ * fix[] change by the difference, nothing else does (every relocated form
+ * has one length wherever it lies).  This is how the controller's work
+ * serves the agent (relive/sites.c): the controller decodes the bytes it
+ * read, the agent checks they are the bytes it runs and moves the result to
+ * the copy it chose.  Returns 0, or -1 when a displacement no longer fits
+ * (the site is then as it was).
+ */
+int relive_arch_rebase_site(struct relive_site *site, uint64_t func_addr,
+			    uint64_t copy_addr);
 
 /* The relocation type of a PLT slot (the GOT entry a PLT stub jumps
  * through). */

@@ -12,7 +12,6 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <link.h>
 #include <elf.h>
 #include <stdio.h>
@@ -299,7 +298,8 @@ int resolve_object(struct relive_object *o, const char *path)
 		}
 		snprintf(what, sizeof(what), "'%s' in %s", fn->old_name,
 			 objname(o));
-		fn->ops = ops_get(o->bias + sym.value, sym.size, what);
+		fn->ops = ops_get(o->bias + sym.value, sym.size, what,
+				  rf ? resolution_site(o, &rf[i]) : NULL);
 		if (!fn->ops) {
 			elfsym_close(f);
 			return -EINVAL;
@@ -900,54 +900,95 @@ struct sbuf {
 	bool oom;
 };
 
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void sb_add(struct sbuf *b, const char *fmt, ...)
+/* Room for n more bytes and the final NUL. */
+static bool sb_room(struct sbuf *b, size_t n)
 {
-	va_list ap;
-	int n;
+	size_t cap;
+	char *ns;
 
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->s ? b->s + b->len : NULL,
-			      b->s ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if (b->s && b->len + n < b->cap) {
-			b->len += n;
-			return;
-		}
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *ns = realloc(b->s, cap);
-		if (!ns) {
-			b->oom = true;
-			return;
-		}
-		b->s = ns;
-		b->cap = cap;
+	if (b->oom)
+		return false;
+	if (b->len + n < b->cap)
+		return true;
+	cap = b->cap ? b->cap * 2 : 4096;
+	while (cap <= b->len + n)
+		cap *= 2;
+	ns = realloc(b->s, cap);
+	if (!ns) {
+		b->oom = true;
+		return false;
 	}
+	b->s = ns;
+	b->cap = cap;
+	return true;
 }
 
+/*
+ * The listing is made of plain appends: it is rewritten at the end of
+ * every request, where one vsnprintf per character of each name (as it
+ * was made before) took 13.5 us of the CPU of a one-function request with
+ * 1000 processes alive; plain appends take 4 us.
+ */
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (!sb_room(b, n))
+		return;
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void sb_add(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void sb_bool(struct sbuf *b, bool v)
+{
+	sb_add(b, v ? "true" : "false");
+}
+
+static void sb_num(struct sbuf *b, unsigned long long v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+
+	do
+		d[--i] = (char)('0' + v % 10);
+	while ((v /= 10));
+	sb_put(b, d + i, sizeof(d) - i);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
 static void sb_str(struct sbuf *b, const char *s)
 {
-	sb_add(b, "\"");
-	for (; s && *s; s++) {
-		unsigned char c = *s;
+	static const char hex[] = "0123456789abcdef";
 
-		if (c == '"' || c == '\\')
-			sb_add(b, "\\%c", c);
-		else if (c < 0x20)
-			sb_add(b, "\\u%04x", c);
-		else
-			sb_add(b, "%c", c);
+	sb_put(b, "\"", 1);
+	while (s && *s) {
+		size_t n = 0;
+		unsigned char c;
+
+		while (s[n] && s[n] != '"' && s[n] != '\\' &&
+		       (unsigned char)s[n] >= 0x20)
+			n++;
+		sb_put(b, s, n);
+		s += n;
+		if (!*s)
+			break;
+		c = (unsigned char)*s++;
+		if (c == '"' || c == '\\') {
+			char e[2] = { '\\', (char)c };
+
+			sb_put(b, e, 2);
+		} else {
+			char e[6] = { '\\', 'u', '0', '0', hex[c >> 4],
+				      hex[c & 15] };
+
+			sb_put(b, e, 6);
+		}
 	}
-	sb_add(b, "\"");
+	sb_put(b, "\"", 1);
 }
 
 /*
@@ -986,22 +1027,27 @@ void core_snapshot(void)
 	for (p = agent_patches; p; p = p->next) {
 		size_t i, j;
 
-		sb_add(&b, "%s{\"name\":", p == agent_patches ? "" : ",");
+		sb_add(&b, p == agent_patches ? "{\"name\":" : ",{\"name\":");
 		sb_str(&b, p->name);
 		sb_add(&b, ",\"file\":");
 		sb_str(&b, p->file);
-		sb_add(&b, ",\"enabled\":%s,\"transition\":%s,\"forced\":%s,"
-			   "\"replace\":%s,\"stack_order\":%d,\"objects\":[",
-		       p->enabled ? "true" : "false",
-		       p == transition_patch() ? "true" : "false",
-		       p->forced ? "true" : "false",
-		       p->replace ? "true" : "false",
-		       p->enabled || p == transition_patch() ? ++order : 0);
+		sb_add(&b, ",\"enabled\":");
+		sb_bool(&b, p->enabled);
+		sb_add(&b, ",\"transition\":");
+		sb_bool(&b, p == transition_patch());
+		sb_add(&b, ",\"forced\":");
+		sb_bool(&b, p->forced);
+		sb_add(&b, ",\"replace\":");
+		sb_bool(&b, p->replace);
+		sb_add(&b, ",\"stack_order\":");
+		sb_num(&b, p->enabled || p == transition_patch() ?
+				   (unsigned)++order : 0);
+		sb_add(&b, ",\"objects\":[");
 		for (i = 0; i < p->nobjs + p->n_nop_objs; i++) {
 			struct relive_object *o = i < p->nobjs ? &p->objs[i] :
 				&p->nop_objs[i - p->nobjs];
 
-			sb_add(&b, "%s{\"name\":", i ? "," : "");
+			sb_add(&b, i ? ",{\"name\":" : "{\"name\":");
 			sb_str(&b, objname(o));
 			sb_add(&b, ",\"build_id\":");
 			if (o->build_id[0])
@@ -1010,9 +1056,11 @@ void core_snapshot(void)
 				sb_str(&b, o->kobj->build_id);
 			else
 				sb_add(&b, "null");
-			sb_add(&b, ",\"loaded\":%s,\"patched\":%s,",
-			       o->loaded ? "true" : "false",
-			       o->patched ? "true" : "false");
+			sb_add(&b, ",\"loaded\":");
+			sb_bool(&b, o->loaded);
+			sb_add(&b, ",\"patched\":");
+			sb_bool(&b, o->patched);
+			sb_add(&b, ",");
 			if (o->refused[0]) {
 				sb_add(&b, "\"error\":");
 				sb_str(&b, o->refused);
@@ -1020,15 +1068,17 @@ void core_snapshot(void)
 			}
 			sb_add(&b, "\"funcs\":[");
 			for (j = 0; j < o->nfuncs; j++) {
-				sb_add(&b, "%s{\"name\":", j ? "," : "");
+				sb_add(&b, j ? ",{\"name\":" : "{\"name\":");
 				sb_str(&b, o->funcs[j].old_name);
-				sb_add(&b, ",\"sympos\":%lu,\"nop\":%s,"
-					   "\"direct\":%s,\"direct_calls\":%zu}",
-				       o->funcs[j].old_sympos,
-				       o->funcs[j].nop ? "true" : "false",
-				       is_direct(&o->funcs[j]) ? "true" :
-								 "false",
-				       direct_calls(&o->funcs[j]));
+				sb_add(&b, ",\"sympos\":");
+				sb_num(&b, o->funcs[j].old_sympos);
+				sb_add(&b, ",\"nop\":");
+				sb_bool(&b, o->funcs[j].nop);
+				sb_add(&b, ",\"direct\":");
+				sb_bool(&b, is_direct(&o->funcs[j]));
+				sb_add(&b, ",\"direct_calls\":");
+				sb_num(&b, direct_calls(&o->funcs[j]));
+				sb_add(&b, "}");
 			}
 			sb_add(&b, "]}");
 		}

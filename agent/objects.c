@@ -431,7 +431,7 @@ static int apply_object(struct relive_patch *p, const char *objname,
 			}
 			snprintf(what, sizeof(what), "'%s' in %s", r->sym,
 				 r->obj);
-			o = ops_get(bias + sym.value, sym.size, what);
+			o = ops_get(bias + sym.value, sym.size, what, NULL);
 			if (!o) {
 				rc = -EINVAL;
 				break;

@@ -112,7 +112,26 @@ static int place_code(struct relive_ops *o, uint8_t *cell)
 	return codemem_write(o->stub, stub, RELIVE_STUB_SIZE) ? -EIO : 0;
 }
 
-struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
+/*
+ * The site the controller prepared (relive/sites.c), when it is for these
+ * bytes, moved to the copy at copy_addr; false: decode them here.
+ */
+static bool prepared_site(struct relive_site *site,
+			  const struct relive_res_site *prep,
+			  uintptr_t func_addr, size_t size, uintptr_t copy_addr)
+{
+	if (!prep || !prep->ok || prep->size != size ||
+	    prep->site.copy_len > RELIVE_ARCH_MAX_COPY ||
+	    prep->site.displaced > RELIVE_ARCH_MAX_DISPLACED ||
+	    prep->site.n_insns > RELIVE_ARCH_MAX_INSNS ||
+	    relive_code_hash((const void *)func_addr, size) != prep->hash)
+		return false;
+	*site = prep->site;
+	return relive_arch_rebase_site(site, func_addr, copy_addr) == 0;
+}
+
+struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what,
+			   const struct relive_res_site *prep)
 {
 	struct relive_ops *o = ops_find(func_addr);
 	char err[256];
@@ -132,10 +151,13 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what)
 			  "for its stub", what);
 		goto fail;
 	}
-	if (relive_arch_prepare_site((const uint8_t *)func_addr, size,
-				     func_addr,
-				     (uintptr_t)code + RELIVE_STUB_SIZE,
-				     &o->site, err, sizeof(err))) {
+	if (prepared_site(&o->site, prep, func_addr, size,
+			  (uintptr_t)code + RELIVE_STUB_SIZE)) {
+		agent_log("%s: its site as decoded by relive", what);
+	} else if (relive_arch_prepare_site((const uint8_t *)func_addr, size,
+					    func_addr,
+					    (uintptr_t)code + RELIVE_STUB_SIZE,
+					    &o->site, err, sizeof(err))) {
 		agent_msg("cannot patch %s: %s", what, err);
 		goto fail;
 	}

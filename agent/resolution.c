@@ -194,6 +194,17 @@ const struct relive_res_func *resolution_new(const struct relive_func *f,
 	return &pr->table->funcs[pr->first[i] + (size_t)(f - o->funcs)];
 }
 
+const struct relive_res_site *resolution_site(const struct relive_object *o,
+					      const struct relive_res_func *rf)
+{
+	const struct relive_res *t;
+
+	if (!rf || !o->patch || !(t = o->patch->res.table) ||
+	    rf < t->funcs || rf >= t->funcs + t->nfuncs)
+		return NULL;
+	return &t->sites[rf - t->funcs];
+}
+
 const struct relive_res_func *resolution_object(const struct relive_object *o,
 						const char *running)
 {

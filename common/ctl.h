@@ -17,10 +17,13 @@
 #ifndef RELIVE_CTL_H
 #define RELIVE_CTL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "arch.h"
+
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 7u
+#define RELIVE_CTL_ABI 8u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -236,6 +239,24 @@ struct relive_res_obj {
 	uint32_t pad;
 };
 
+/*
+ * The site of a function replaced (agent/arch.h, struct relive_site), made
+ * by the controller from the function's bytes as it read them in the
+ * process (relive/sites.c), for the copy at the function itself.  The agent
+ * takes it only when the function's bytes still hash to `hash`, and moves it
+ * to the copy it places (relive_arch_rebase_site); otherwise it decodes the
+ * function itself.  Decoding inside the target touched Zydis's tables,
+ * about a tenth of a one-function request (docs/performance.md, "Many
+ * processes", round 18).
+ */
+struct relive_res_site {
+	uint64_t hash;                /* relive_code_hash() of the bytes */
+	uint64_t size;                /* how many: the symbol's st_size */
+	uint32_t ok;                  /* 0: none made (the agent decodes) */
+	uint32_t pad;
+	struct relive_site site;
+};
+
 struct relive_res {
 	uint64_t seq;                 /* the request it belongs to (req_seq) */
 	char patch_build_id[RELIVE_RES_ID];
@@ -243,7 +264,25 @@ struct relive_res {
 	uint32_t nfuncs;              /* funcs[]: each object's in turn */
 	struct relive_res_obj objs[RELIVE_RES_OBJS];
 	struct relive_res_func funcs[RELIVE_RES_FUNCS];
+	struct relive_res_site sites[RELIVE_RES_FUNCS]; /* as funcs[] */
 };
+
+/*
+ * The hash a prepared site is checked with: 64-bit FNV-1a of the bytes.
+ * Not a defence against anyone (the controller is trusted); it tells the
+ * agent that the bytes it runs are the bytes the controller decoded.
+ */
+static inline uint64_t relive_code_hash(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (n--) {
+		h ^= *b++;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
 
 /*
  * librelive-boot.so (agent/boot.c), the loader of the agent: its

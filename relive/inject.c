@@ -1082,12 +1082,12 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		 * (ctl.h, struct relive_res): one system call. */
 		struct relive_res head;
 		uint32_t flags[2] = { a->load_near_main, a->threads };
-		struct iovec l[6] = {
+		struct iovec l[7] = {
 			{ argbuf, strlen(argbuf) + 1 },
 			{ &op, sizeof(op) },
 			{ flags, sizeof(flags) },
 			{ &seq, sizeof(seq) },
-		}, r[6];
+		}, r[7];
 		static const size_t at[4] = {
 			offsetof(struct relive_ctl, arg),
 			offsetof(struct relive_ctl, op),
@@ -1114,6 +1114,10 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 			l[n].iov_len = head.nfuncs * sizeof(head.funcs[0]);
 			r[n++].iov_base = (void *)(uintptr_t)(
 				a->c.res + offsetof(struct relive_res, funcs));
+			l[n].iov_base = (void *)a->res->sites;
+			l[n].iov_len = head.nfuncs * sizeof(head.sites[0]);
+			r[n++].iov_base = (void *)(uintptr_t)(
+				a->c.res + offsetof(struct relive_res, sites));
 		}
 		for (i = 0; i < n; i++) {
 			r[i].iov_len = l[i].iov_len;

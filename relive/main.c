@@ -288,6 +288,7 @@ static int precheck(pid_t pid, const struct patchfile *pf,
 	size_t i, j;
 
 	resolution_forget_objects(res);
+	sites_forget(res);
 	for (i = 0; i < pf->nobjs; i++) {
 		const struct pf_object *o = &pf->objs[i];
 		const struct elfsym_file *f;
@@ -347,6 +348,8 @@ static int precheck(pid_t pid, const struct patchfile *pf,
 				return -EINVAL;
 			}
 			resolution_func(res, pf, i, j, f, &sym);
+			sites_prepare(res, pf, i, j, pid, bias + sym.value,
+				      sym.size);
 		}
 		resolution_object(res, i, f);
 	}

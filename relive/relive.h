@@ -148,6 +148,14 @@ void resolution_func(struct relive_res *r, const struct patchfile *pf,
 void resolution_object(struct relive_res *r, size_t obj,
 		       const struct elfsym_file *f);
 
+/* sites.c: the replaced functions' sites, decoded for the agent (common/
+ * ctl.h, struct relive_res_site).  Before a process's checks: none; then
+ * function func of object obj, at addr in process pid, size bytes. */
+void sites_forget(struct relive_res *r);
+void sites_prepare(struct relive_res *r, const struct patchfile *pf,
+		   size_t obj, size_t func, pid_t pid, uint64_t addr,
+		   uint64_t size);
+
 /* codewrite.c: carrying out the agent's plan of code writes */
 int codewrite_apply(struct agent *a, char *err, size_t errlen);
 

@@ -55,6 +55,8 @@ def test_resolution_taken_for_mapped_build_ids(spawn):
         t.stderr
     assert "'fix_lib': new versions as resolved by relive" in t.stderr
     assert "'fix_main': new versions as resolved by relive" in t.stderr
+    # and the sites relive decoded (relive/sites.c), one per function
+    assert t.stderr.count("its site as decoded by relive") == 2, t.stderr
 
 
 @pytest.mark.parametrize("nobjs,resolved", [(8, True), (9, False)])
@@ -70,6 +72,9 @@ def test_resolution_table_limit(spawn, nobjs, resolved):
     t.close()
     said = "object 'main': 1 function as resolved by relive" in t.stderr
     assert said == resolved, t.stderr
+    # without the table the agent decodes the function itself
+    assert ("its site as decoded by relive" in t.stderr) == resolved, \
+        t.stderr
 
 
 def test_library_replaced_on_disk_patched_as_loaded(spawn, tmp_path):

@@ -519,6 +519,95 @@ static void test_small_function_copied_whole(void **state)
 	assert_jump_back();
 }
 
+/*
+ * A site made at one function and copy address and moved to others
+ * (relive_arch_rebase_site, how the controller's decoding serves the
+ * agent) is byte for byte the site made at the others directly, for every
+ * relocated form: RIP-relative operands (with an immediate after the
+ * displacement, in a tail copied whole), rel8 and rel32 branches, calls,
+ * jrcxz's trampoline, the jump back.
+ */
+static void test_rebase(void **state)
+{
+	static const uint8_t ripcall[] = {
+		0x55,				/* push %rbp */
+		0xff, 0x15, 0x00, 0x02, 0x00, 0x00, /* call *0x200(%rip) */
+		0x5d, 0xc3,
+	};
+	static const uint8_t tail[] = {
+		0x55, 0x48, 0x89, 0xe5,		/* push %rbp; mov %rsp,%rbp */
+		0x48, 0x83, 0xec, 0x10,		/* sub $0x10,%rsp */
+		0x83, 0x3d, 0x00, 0x01, 0x00, 0x00, 0x05, /* cmpl $5,0x100(%rip) */
+		0x8b, 0x05, 0x10, 0x00, 0x00, 0x00, /* mov 0x10(%rip),%eax */
+		0xc9, 0xc3,			/* leave; ret */
+	};
+	static const uint8_t call[] = {
+		0x55, 0xe8, 0x00, 0x10, 0x00, 0x00, 0x5d, 0xc3,
+	};
+	static const uint8_t jmp8[] = { 0xeb, 0x03, 0x90, 0x90, 0x90, 0xc3 };
+	static const uint8_t plain[] = {
+		0x55, 0x48, 0x89, 0xe5, 0x31, 0xc0, 0x5d, 0xc3,
+	};
+	uint8_t jrcxz[0x20];
+	const struct {
+		const uint8_t *code;
+		size_t size;
+		unsigned n_fix;
+	} cases[] = {
+		{ ripcall, sizeof(ripcall), 1 },	/* copied whole: no jump back */
+		{ tail, sizeof(tail), 2 },		/* two in the tail */
+		{ call, sizeof(call), 2 },
+		{ jcc_code, sizeof(jcc_code), 2 },
+		{ jmp8, sizeof(jmp8), 2 },
+		{ jrcxz, sizeof(jrcxz), 2 },
+	};
+	const uint64_t moves[][2] = {
+		{ FUNC + 0x10000, COPY },		/* the function moved */
+		{ FUNC, COPY - 0x300000 },		/* the copy moved */
+		{ 0x7f1234560000ULL, 0x7f1234560000ULL - 0x40000000ULL },
+	};
+	struct relive_site made, moved;
+
+	(void)state;
+	memset(jrcxz, 0x90, sizeof(jrcxz));
+	jrcxz[0] = 0xe3;
+	jrcxz[1] = 0x10;
+	jrcxz[0x1f] = 0xc3;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		assert_int_equal(prepare(cases[c].code, cases[c].size, FUNC,
+					 COPY), 0);
+		assert_int_equal(site.n_fix, cases[c].n_fix);
+		made = site;
+		for (size_t m = 0; m < sizeof(moves) / sizeof(moves[0]); m++) {
+			moved = made;
+			assert_int_equal(relive_arch_rebase_site(&moved,
+								 moves[m][0],
+								 moves[m][1]),
+					 0);
+			assert_int_equal(prepare(cases[c].code, cases[c].size,
+						 moves[m][0], moves[m][1]), 0);
+			assert_memory_equal(&moved, &site, sizeof(site));
+		}
+	}
+
+	/* Out of reach: refused, and the site left as it was. */
+	assert_int_equal(prepare(call, sizeof(call), FUNC, COPY), 0);
+	made = site;
+	moved = made;
+	assert_int_equal(relive_arch_rebase_site(&moved, FUNC,
+						 FUNC + 0x90000000ULL), -1);
+	assert_memory_equal(&moved, &made, sizeof(made));
+
+	/* A site with no displacement moves too (only its addresses). */
+	assert_int_equal(prepare(plain, sizeof(plain), FUNC, COPY), 0);
+	assert_int_equal(site.n_fix, 0);
+	made = site;
+	assert_int_equal(relive_arch_rebase_site(&made, FUNC + 8, COPY + 8),
+			 0);
+	assert_int_equal(prepare(plain, sizeof(plain), FUNC + 8, COPY + 8), 0);
+	assert_memory_equal(&made, &site, sizeof(site));
+}
+
 static void test_pc_to_copy(void **state)
 {
 	uint64_t out = 0;
@@ -860,6 +949,7 @@ int main(void)
 		cmocka_unit_test(test_unmovable),
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_small_function_copied_whole),
+		cmocka_unit_test(test_rebase),
 		cmocka_unit_test(test_pc_to_copy),
 		cmocka_unit_test(test_encode_jump),
 		cmocka_unit_test(test_encode_call),

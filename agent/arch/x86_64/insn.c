@@ -262,18 +262,33 @@ static unsigned reloc_len(const struct insn *in)
 	}
 }
 
+/* Notes a displacement at copy[at] (struct relive_site, fix[]).  More
+ * than fit (they cannot: at most RELIVE_ARCH_MAX_INSNS displaced
+ * instructions and TAIL_MAX bytes of tail, each with one) leaves the site
+ * one that cannot be moved. */
+static void add_fix(struct relive_site *site, unsigned at)
+{
+	if (site->n_fix < RELIVE_ARCH_MAX_FIX)
+		site->fix[site->n_fix] = (uint8_t)at;
+	if (site->n_fix <= RELIVE_ARCH_MAX_FIX)
+		site->n_fix++;
+}
+
 /*
  * Writes the relocated form of `in` at out, which will execute at `at`.
- * Returns its length, or -1 if something no longer reaches.
+ * Returns its length, or -1 if something no longer reaches; *fix is where
+ * its 32-bit displacement starts in out, or -1 when it has none.  Each
+ * form has one length, whatever `at` is.
  */
 static int relocate(const struct insn *in, uint64_t func_addr, uint64_t at,
-		    uint8_t *out, char *err, size_t errlen)
+		    uint8_t *out, int *fix, char *err, size_t errlen)
 {
 	const ZydisDecodedInstruction *zi = &in->zi;
 	unsigned off = (unsigned)(in->addr - func_addr);
 	unsigned len = zi->length;
 	int32_t rel;
 
+	*fix = -1;
 	switch (in->kind) {
 	case RELOC_VERBATIM:
 		memcpy(out, in->bytes, len);
@@ -283,6 +298,7 @@ static int relocate(const struct insn *in, uint64_t func_addr, uint64_t at,
 		if (!rel32_to(at, len, in->target, &rel))
 			goto out_of_range;
 		put_rel32(out + zi->raw.disp.offset, rel);
+		*fix = zi->raw.disp.offset;
 		return (int)len;
 	case RELOC_JMP:
 	case RELOC_CALL:
@@ -290,6 +306,7 @@ static int relocate(const struct insn *in, uint64_t func_addr, uint64_t at,
 		if (!rel32_to(at, 5, in->target, &rel))
 			goto out_of_range;
 		put_rel32(out + 1, rel);
+		*fix = 1;
 		return 5;
 	case RELOC_JCC:
 		out[0] = 0x0f;
@@ -297,6 +314,7 @@ static int relocate(const struct insn *in, uint64_t func_addr, uint64_t at,
 		if (!rel32_to(at, 6, in->target, &rel))
 			goto out_of_range;
 		put_rel32(out + 2, rel);
+		*fix = 2;
 		return 6;
 	case RELOC_LOOP:
 		/* Keep the prefixes: 0x67 selects %ecx over %rcx. */
@@ -309,6 +327,7 @@ static int relocate(const struct insn *in, uint64_t func_addr, uint64_t at,
 		if (!rel32_to(at + len, 5, in->target, &rel))
 			goto out_of_range;
 		put_rel32(out + len + 1, rel);
+		*fix = (int)len + 1;
 		return (int)len + 5;
 	}
 	return fail(err, errlen, "internal error: unknown relocation");
@@ -379,18 +398,23 @@ static int check_branches_in(const ZydisDecoder *dec, const uint8_t *code,
  * call or undecodable byte before the `ret` and nothing is taken.  The
  * original instructions stay where they are, so a branch from elsewhere in
  * the function into them still lands on the original.  Writes at most
- * room bytes at out (which will execute at `at`); returns their number,
- * or 0 when the function is not that small.
+ * room bytes at site->copy + base (which will execute at `at`); returns
+ * their number, or 0 when the function is not that small (site->fix[] as
+ * it was).
  */
 #define TAIL_MAX 48
 
 static unsigned copy_tail(const ZydisDecoder *dec, const uint8_t *code,
 			  size_t size, uint64_t func_addr, size_t off,
-			  uint64_t at, uint8_t *out, unsigned room)
+			  uint64_t at, struct relive_site *site,
+			  unsigned base, unsigned room)
 {
+	uint8_t *out = site->copy + base;
+	unsigned n_fix = site->n_fix;
 	char scratch[160];
 	unsigned len = 0;
 	struct insn in;
+	int fix;
 
 	if (room > TAIL_MAX)
 		room = TAIL_MAX;
@@ -398,7 +422,7 @@ static unsigned copy_tail(const ZydisDecoder *dec, const uint8_t *code,
 		int r;
 
 		if (!ZYAN_SUCCESS(decode(dec, code, size, off, func_addr, &in)))
-			return 0;
+			break;
 		if (in.zi.meta.category == ZYDIS_CATEGORY_CALL ||
 		    in.zi.meta.category == ZYDIS_CATEGORY_COND_BR ||
 		    in.zi.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
@@ -407,21 +431,24 @@ static unsigned copy_tail(const ZydisDecoder *dec, const uint8_t *code,
 		    in.zi.mnemonic == ZYDIS_MNEMONIC_SYSCALL ||
 		    in.zi.mnemonic == ZYDIS_MNEMONIC_UD2 ||
 		    in.zi.mnemonic == ZYDIS_MNEMONIC_HLT)
-			return 0;
+			break;
 		if (classify(&in, func_addr, scratch, sizeof(scratch)) ||
 		    (in.kind != RELOC_VERBATIM && in.kind != RELOC_RIP_MEM))
-			return 0;
+			break;
 		if (len + in.zi.length > room)
-			return 0;
-		r = relocate(&in, func_addr, at + len, out + len, scratch,
+			break;
+		r = relocate(&in, func_addr, at + len, out + len, &fix, scratch,
 			     sizeof(scratch));
 		if (r < 0)
-			return 0;
+			break;
+		if (fix >= 0)
+			add_fix(site, base + len + (unsigned)fix);
 		len += (unsigned)r;
 		if (in.zi.meta.category == ZYDIS_CATEGORY_RET)
 			return len;
 		off += in.zi.length;
 	}
+	site->n_fix = n_fix;
 	return 0;
 }
 
@@ -435,7 +462,7 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 	ZyanStatus st;
 	size_t site_off = 0, off;
 	unsigned n = 0, i, len;
-	int r;
+	int r, fix;
 
 	memset(site, 0, sizeof(*site));
 	site->func_addr = func_addr;
@@ -500,9 +527,11 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 		site->old_off[i] = (uint8_t)(insns[i].addr - site->site_addr);
 		site->new_off[i] = (uint8_t)len;
 		r = relocate(&insns[i], func_addr, copy_addr + len,
-			     site->copy + len, err, errlen);
+			     site->copy + len, &fix, err, errlen);
 		if (r < 0)
 			return -1;
+		if (fix >= 0)
+			add_fix(site, len + (unsigned)fix);
 		len += (unsigned)r;
 	}
 	/* The jump back, which also proves the copy within reach of the
@@ -523,7 +552,7 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 	if (i == n) {
 		unsigned t = copy_tail(&dec, code, size, func_addr,
 				       site_off + site->displaced,
-				       copy_addr + len, site->copy + len,
+				       copy_addr + len, site, len,
 				       RELIVE_ARCH_MAX_COPY - len);
 
 		if (t) {
@@ -532,7 +561,38 @@ int relive_arch_prepare_site(const uint8_t *code, size_t size,
 		}
 	}
 	memcpy(site->copy + len, back, RELIVE_ARCH_JUMP_LEN);
+	add_fix(site, len + 1);
 	site->copy_len = len + RELIVE_ARCH_JUMP_LEN;
+	return 0;
+}
+
+int relive_arch_rebase_site(struct relive_site *site, uint64_t func_addr,
+			    uint64_t copy_addr)
+{
+	/* Every displacement addresses something that moves with the
+	 * function (its object), from a place in the copy. */
+	int64_t d = (int64_t)(func_addr - site->func_addr) -
+		    (int64_t)(copy_addr - site->copy_addr);
+	int32_t rel[RELIVE_ARCH_MAX_FIX];
+	unsigned i;
+
+	if (site->n_fix > RELIVE_ARCH_MAX_FIX)
+		return -1;
+	for (i = 0; i < site->n_fix; i++) {
+		int32_t v;
+
+		if (site->fix[i] + sizeof(v) > site->copy_len)
+			return -1;
+		memcpy(&v, site->copy + site->fix[i], sizeof(v));
+		if (!fits_rel32((int64_t)v + d))
+			return -1;
+		rel[i] = (int32_t)((int64_t)v + d);
+	}
+	for (i = 0; i < site->n_fix; i++)
+		put_rel32(site->copy + site->fix[i], rel[i]);
+	site->site_addr = site->site_addr - site->func_addr + func_addr;
+	site->func_addr = func_addr;
+	site->copy_addr = copy_addr;
 	return 0;
 }
 
