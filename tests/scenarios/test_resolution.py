@@ -77,6 +77,24 @@ def test_resolution_table_limit(spawn, nobjs, resolved):
         t.stderr
 
 
+def test_stale_site_decoded_by_the_agent(spawn):
+    """A site relive decoded is taken only when the function's bytes in
+    the process still hash to what relive read: made stale on purpose
+    (RELIVE_TEST_SITE_STALE, as if the code changed after relive read
+    it), the agent decodes the function itself, and the patch works the
+    same."""
+    t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"], env=LOG)
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_main"),
+                          env={"RELIVE_TEST_SITE_STALE": "1"})
+    assert rc == 0, (rc, out, err)
+    assert t.ask("call 5") == "105"
+    disable(t.pid, "fix_main")
+    assert t.ask("call 5") == "6"
+    t.close()
+    assert "object 'main': 1 function as resolved by relive" in t.stderr
+    assert "its site as decoded by relive" not in t.stderr, t.stderr
+
+
 def test_library_replaced_on_disk_patched_as_loaded(spawn, tmp_path):
     """libcalc.so is replaced on disk by another build while the process
     keeps the one it loaded (an upgrade renames a new file over it).
