@@ -6,7 +6,10 @@
  * accepts calls).  The whole instructions that jump overwrites are moved to
  * an "original copy" elsewhere, followed by a jump back to the first byte
  * after them; calling the copy runs the unpatched function.  This file
- * decides whether that move is safe and builds the copy.
+ * decides whether that move is safe and builds the copy.  relive runs it
+ * too (relive/sites.c), on the bytes it read from the process, and the
+ * agent moves the copy relive built to the address it places it at
+ * (relive_arch_rebase_site).
  *
  * Decoding is Zydis only: x86 has too many prefixes and encodings for a
  * hand-written length decoder to be trusted with someone else's running
