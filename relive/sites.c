@@ -5,10 +5,10 @@
  * Redirecting a function means decoding its first instructions and the
  * whole function for branches into them, and building the relocated copy
  * (agent/arch/x86_64/insn.c).  The agent did it inside the target, where
- * the decoder's first use in a request walks Zydis's tables: about a tenth
- * of the request that loads a one-function patch into a preloaded process,
- * in every process of `relive patch --all` (docs/performance.md, "Many
- * processes", round 18).  relive decodes the same bytes, read from the
+ * the decoder's first use in a request walks Zydis's tables: 94 us of the
+ * 1.2-1.5 ms request that loads a one-function patch into a preloaded
+ * process with 1000 processes alive, in every process of `relive patch
+ * --all` (docs/performance.md, "Many processes", round 18).  relive decodes the same bytes, read from the
  * process just before the request, once per process in one warm process
  * of its own, and sends the site with the resolution (common/ctl.h, struct
  * relive_res_site).
