@@ -288,7 +288,6 @@ static int precheck(pid_t pid, const struct patchfile *pf,
 	size_t i, j;
 
 	resolution_forget_objects(res);
-	sites_forget(res);
 	for (i = 0; i < pf->nobjs; i++) {
 		const struct pf_object *o = &pf->objs[i];
 		const struct elfsym_file *f;

@@ -138,8 +138,13 @@ void resolution_start(struct relive_res *r, const struct patchfile *pf);
 /* The new versions' sizes, from f, the patch file's symbols. */
 void resolution_patch(struct relive_res *r, const struct patchfile *pf,
 		      const struct elfsym_file *f);
-/* Before a process's checks: no object is resolved. */
+/* Before a process's checks: no object is resolved, no site made. */
 void resolution_forget_objects(struct relive_res *r);
+/* Where the site of function func of object obj goes; NULL: the patch
+ * has no table. */
+struct relive_res_site *resolution_site(struct relive_res *r,
+					const struct patchfile *pf,
+					size_t obj, size_t func);
 /* Function func of object obj is sym in f; then object obj, all of whose
  * functions were given, is f. */
 void resolution_func(struct relive_res *r, const struct patchfile *pf,
@@ -148,10 +153,9 @@ void resolution_func(struct relive_res *r, const struct patchfile *pf,
 void resolution_object(struct relive_res *r, size_t obj,
 		       const struct elfsym_file *f);
 
-/* sites.c: the replaced functions' sites, decoded for the agent (common/
- * ctl.h, struct relive_res_site).  Before a process's checks: none; then
- * function func of object obj, at addr in process pid, size bytes. */
-void sites_forget(struct relive_res *r);
+/* sites.c: the site of function func of object obj, at addr in process
+ * pid, size bytes, decoded for the agent (common/ctl.h, struct
+ * relive_res_site). */
 void sites_prepare(struct relive_res *r, const struct patchfile *pf,
 		   size_t obj, size_t func, pid_t pid, uint64_t addr,
 		   uint64_t size);

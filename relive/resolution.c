@@ -138,4 +138,17 @@ void resolution_forget_objects(struct relive_res *r)
 
 	for (i = 0; i < r->nobjs; i++)
 		r->objs[i].build_id[0] = '\0';
+	/* the sites are the last process's (relive/sites.c) */
+	memset(r->sites, 0, r->nfuncs * sizeof(r->sites[0]));
+}
+
+struct relive_res_site *resolution_site(struct relive_res *r,
+					const struct patchfile *pf,
+					size_t obj, size_t func)
+{
+	size_t first[RELIVE_RES_OBJS];
+
+	if (!r->nobjs || obj >= pf->nobjs || !layout(pf, first))
+		return NULL;
+	return &r->sites[first[obj] + func];
 }

@@ -33,31 +33,11 @@
 
 static uint8_t code[SITE_READ_MAX];
 
-/* Where function func of object obj is in r->sites, or NULL. */
-static struct relive_res_site *slot(struct relive_res *r,
-				    const struct patchfile *pf, size_t obj,
-				    size_t func)
-{
-	size_t i, n = 0;
-
-	if (!r->nobjs || obj >= pf->nobjs)
-		return NULL;
-	for (i = 0; i < obj; i++)
-		n += pf->objs[i].nfuncs;
-	n += func;
-	return n < r->nfuncs ? &r->sites[n] : NULL;
-}
-
-void sites_forget(struct relive_res *r)
-{
-	memset(r->sites, 0, r->nfuncs * sizeof(r->sites[0]));
-}
-
 void sites_prepare(struct relive_res *r, const struct patchfile *pf,
 		   size_t obj, size_t func, pid_t pid, uint64_t addr,
 		   uint64_t size)
 {
-	struct relive_res_site *s = slot(r, pf, obj, func);
+	struct relive_res_site *s = resolution_site(r, pf, obj, func);
 	char err[256];
 
 	if (!s)
