@@ -138,6 +138,20 @@ extern struct relive_patch *agent_patches;
 
 /* agent.c */
 void agent_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* text.c: string copies and number reads without printf or scanf.  The
+ * copies truncate to size (NUL included) like snprintf's "%s" and return
+ * the length written; the appends write at dst + at and return the new
+ * length.  text_u64 reads an unsigned number in base 10 or 16 (with an
+ * optional 0x) after blanks, and returns where it stopped, or NULL when
+ * there was no digit or it does not fit; text_skip_field returns the end
+ * of the next blank-separated field, or NULL at the end of the line. */
+size_t text_copy(char *dst, size_t size, const char *src);
+size_t text_copyn(char *dst, size_t size, const char *src, size_t n);
+size_t text_append(char *dst, size_t size, size_t at, const char *src);
+size_t text_append_dec(char *dst, size_t size, size_t at, uint64_t v);
+const char *text_u64(const char *s, uint64_t *v, int base);
+const char *text_skip_field(const char *s);
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* service.c: the agent's own thread, which serves requests */

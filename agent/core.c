@@ -95,7 +95,7 @@ static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	}
 	if (!match || (fo->skip && info->dlpi_addr == fo->skip))
 		return 0;
-	snprintf(fo->path, sizeof(fo->path), "%s", info->dlpi_name);
+	text_copy(fo->path, sizeof(fo->path), info->dlpi_name);
 	fo->bias = info->dlpi_addr;
 	fo->found = true;
 	return 1;
@@ -121,7 +121,7 @@ bool find_other_copy(const char *name, uintptr_t skip, char *path,
 	find_obj(&fo);
 	if (!fo.found)
 		return false;
-	snprintf(path, pathlen, "%s", fo.path);
+	text_copy(path, pathlen, fo.path);
 	*bias = fo.bias;
 	return true;
 }
@@ -134,7 +134,7 @@ bool find_loaded_object(const char *name, char *path, size_t pathlen,
 	find_obj(&fo);
 	if (!fo.found)
 		return false;
-	snprintf(path, pathlen, "%s", fo.path);
+	text_copy(path, pathlen, fo.path);
 	*bias = fo.bias;
 	return true;
 }
@@ -180,7 +180,8 @@ static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
 
 	if (*hi || !f || !name)
 		return;
-	snprintf(cold, sizeof(cold), "%s.cold", name);
+	text_append(cold, sizeof(cold), text_copy(cold, sizeof(cold), name),
+		    ".cold");
 	if (elfsym_lookup(f, cold, 0, &sym, NULL) == 0 &&
 	    sym.type == STT_FUNC && sym.size) {
 		*lo = bias + sym.value;
@@ -246,15 +247,15 @@ int resolve_object(struct relive_object *o, const char *path)
 	resolution_running_build_id(o->bias, running, sizeof(running));
 	rf = resolution_object(o, running);
 	if (rf) {
-		snprintf(o->build_id, sizeof(o->build_id), "%s", running);
+		text_copy(o->build_id, sizeof(o->build_id), running);
 		agent_log("object '%s': %zu function%s as resolved by relive",
 			  objname(o), o->nfuncs, o->nfuncs == 1 ? "" : "s");
 	} else {
 		rc = open_object_file(o, path, &f);
 		if (rc)
 			return rc;
-		snprintf(o->build_id, sizeof(o->build_id), "%s",
-			 elfsym_build_id(f));
+		text_copy(o->build_id, sizeof(o->build_id),
+			  elfsym_build_id(f));
 	}
 	if (o->kobj && o->kobj->build_id && o->kobj->build_id[0] &&
 	    strcasecmp(o->kobj->build_id, o->build_id)) {
@@ -271,6 +272,7 @@ int resolve_object(struct relive_object *o, const char *path)
 		struct elfsym_sym sym;
 		unsigned count = 0;
 		char what[512];
+		size_t n;
 
 		if (rf) {
 			sym.value = rf[i].value;
@@ -296,8 +298,12 @@ int resolve_object(struct relive_object *o, const char *path)
 			elfsym_close(f);
 			return -EINVAL;
 		}
-		snprintf(what, sizeof(what), "'%s' in %s", fn->old_name,
-			 objname(o));
+		n = text_append(what, sizeof(what),
+				text_copy(what, sizeof(what), "'"),
+				fn->old_name);
+		text_append(what, sizeof(what),
+			    text_append(what, sizeof(what), n, "' in "),
+			    objname(o));
 		fn->ops = ops_get(o->bias + sym.value, sym.size, what,
 				  rf ? resolution_site(o, &rf[i]) : NULL);
 		if (!fn->ops) {
@@ -453,8 +459,8 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 		*rc = -ENOMEM;
 		return NULL;
 	}
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	snprintf(p->file, sizeof(p->file), "%s", path);
+	text_copy(p->name, sizeof(p->name), name);
+	text_copy(p->file, sizeof(p->file), path);
 	if (relive_agent_ctl.load_near_main) {
 		uintptr_t lo, hi;
 
@@ -635,8 +641,8 @@ static int make_nops(struct relive_patch *p)
 			no->patch = p;
 			no->loaded = true;
 			no->bias = qo->bias;
-			snprintf(no->build_id, sizeof(no->build_id), "%s",
-				 qo->build_id);
+			text_copy(no->build_id, sizeof(no->build_id),
+				  qo->build_id);
 			for (j = 0; j < qo->nfuncs; j++) {
 				struct relive_func *f = &no->funcs[no->nfuncs];
 

@@ -197,26 +197,47 @@ struct look {
 	bool asleep;            /* in a system call */
 };
 
+/* Whether the syscall file's line says the thread sleeps in a system
+ * call: "NR ARG1 ... ARG6 SP PC" with NR >= 0 ("-1 SP PC" out of one,
+ * "running" when running), and its SP and PC. */
+static bool in_syscall(const char *s, uintptr_t *sp, uintptr_t *pc)
+{
+	uint64_t nr, a, b;
+	int i;
+
+	if (!(s = text_u64(s, &nr, 10)))
+		return false; /* "running", or "-1 ..." */
+	for (i = 0; i < 6; i++)
+		if (!(s = text_skip_field(s)))
+			return false;
+	if (!(s = text_u64(s, &a, 16)) || !(s = text_u64(s, &b, 16)))
+		return false;
+	*sp = (uintptr_t)a;
+	*pc = (uintptr_t)b;
+	return true;
+}
+
 static int look(int fsched, int fcall, struct look *l)
 {
 	char buf[128];
-	unsigned long long runs;
-	long nr;
+	const char *s = buf;
+	uint64_t runs;
 	ssize_t n;
 
 	n = pread(fsched, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	if (sscanf(buf, "%*u %*u %llu", &runs) != 1)
+	/* "RUNTIME WAITTIME PCOUNT" */
+	if (!(s = text_skip_field(s)) || !(s = text_skip_field(s)) ||
+	    !text_u64(s, &runs, 10))
 		return -1;
 	l->runs = runs;
 	n = pread(fcall, l->call, sizeof(l->call) - 1, 0);
 	if (n <= 0)
 		return -1;
 	l->call[n] = '\0';
-	l->asleep = sscanf(l->call, "%ld %*s %*s %*s %*s %*s %*s %" SCNxPTR
-			   " %" SCNxPTR, &nr, &l->sp, &l->pc) == 3 && nr >= 0;
+	l->asleep = in_syscall(l->call, &l->sp, &l->pc);
 	return 0;
 }
 
@@ -265,7 +286,7 @@ static int caught_signals(uint64_t *mask)
 		return -1;
 	for (field = 2; field < 34 && p; field++)
 		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%" SCNu64, mask) != 1)
+	if (!p || !text_u64(p + 1, mask, 10))
 		return -1;
 	return 0;
 }
@@ -349,15 +370,19 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 	struct stackscan sc = *tmpl;
 	struct look a, b;
 	char path[64];
+	size_t n;
 	int fsched, fcall;
 	uintptr_t tp, word, top, at;
 	uint32_t w, v;
 	const char *hit = NULL;
 	enum verdict res = LEFT;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", tid);
+	n = text_append_dec(path, sizeof(path),
+			    text_copy(path, sizeof(path), "/proc/self/task/"),
+			    (uint64_t)tid);
+	text_copy(path + n, sizeof(path) - n, "/schedstat");
 	fsched = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	text_copy(path + n, sizeof(path) - n, "/syscall");
 	fcall = open(path, O_RDONLY | O_CLOEXEC);
 	*why = "gone";
 	if (fsched < 0 || fcall < 0 || look(fsched, fcall, &a))
@@ -462,9 +487,11 @@ static pid_t *list_tasks(size_t *n)
 	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < got;) {
 			struct dirent64 *e = (struct dirent64 *)(buf + off);
+			uint64_t id;
 
 			off += e->d_reclen;
-			if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
+			    !text_u64(e->d_name, &id, 10) || id > INT32_MAX)
 				continue;
 			if (*n == cap) {
 				cap = cap ? 2 * cap : 64;
@@ -476,7 +503,7 @@ static pid_t *list_tasks(size_t *n)
 				}
 				t = nt;
 			}
-			t[(*n)++] = (pid_t)atoi(e->d_name);
+			t[(*n)++] = (pid_t)id;
 		}
 	}
 	close(fd);

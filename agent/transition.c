@@ -118,10 +118,9 @@ static int add_range(uintptr_t lo, uintptr_t hi, int world, const char *name,
 	r->flags = flags;
 	/* ops names read "'func' in object": the listing wants func */
 	if (q && e)
-		snprintf(r->name, sizeof(r->name), "%.*s", (int)(e - q - 1),
-			 q + 1);
+		text_copyn(r->name, sizeof(r->name), q + 1, (size_t)(e - q - 1));
 	else
-		snprintf(r->name, sizeof(r->name), "%s", name);
+		text_copy(r->name, sizeof(r->name), name);
 	return 0;
 }
 
@@ -334,8 +333,8 @@ int transition_start(struct relive_patch *p, bool patching)
 	c->trans_gen = gen;
 	c->trans_after_is_target = 1;
 	c->trans_target = patching;
-	snprintf(c->trans_patch, sizeof(c->trans_patch), "%s", p->name);
-	snprintf(c->pending, sizeof(c->pending), "[]");
+	text_copy(c->trans_patch, sizeof(c->trans_patch), p->name);
+	text_copy(c->pending, sizeof(c->pending), "[]");
 	rc = arm(gen);
 	if (rc)
 		return rc;
@@ -496,7 +495,7 @@ void transition_complete(bool forced)
 	c->trans_active = 0;
 	nranges = 0;
 	publish();
-	snprintf(c->pending, sizeof(c->pending), "[]");
+	text_copy(c->pending, sizeof(c->pending), "[]");
 	agent_log("'%s': %s complete%s", p->name,
 		  patched ? "patching" : "unpatching",
 		  forced ? " (forced)" : "");
