@@ -146,8 +146,9 @@ AGENT_EXPORT long relive_agent_request(void)
 	 * threads relive made just before, else by our own. */
 	background_set_roomy(c->threads ? background_roomy_threads(c->threads)
 					: background_roomy());
-	memcpy(arg, c->arg, sizeof(arg));
-	arg[sizeof(arg) - 1] = '\0';
+	/* The path, not the 4 KiB around it: a request's time goes to the
+	 * memory it touches (text.c). */
+	text_copy(arg, sizeof(arg), c->arg);
 	c->msg[0] = '\0';
 	c->written_alone = 0;
 	c->load_enabled = 0;

@@ -65,7 +65,7 @@ struct relive_patch_res {
 /* A loaded patch (kernel: struct klp_patch). */
 struct relive_patch {
 	char name[256];
-	char file[4096];
+	char *file;                 /* the path it was loaded from */
 	void *handle;
 	struct relive_patch_info *info;
 	struct relive_object *objs;

@@ -152,6 +152,7 @@ static void patch_free(struct relive_patch *p)
 	for (i = 0; i < p->nobjs; i++)
 		free(p->objs[i].funcs);
 	free(p->objs);
+	free(p->file);
 	free(p);
 }
 
@@ -455,12 +456,12 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 
 	patch_name_of(path, name, sizeof(name));
 	p = calloc(1, sizeof(*p));
-	if (!p) {
+	if (!p || !(p->file = strdup(path))) {
+		free(p);
 		*rc = -ENOMEM;
 		return NULL;
 	}
 	text_copy(p->name, sizeof(p->name), name);
-	text_copy(p->file, sizeof(p->file), path);
 	if (relive_agent_ctl.load_near_main) {
 		uintptr_t lo, hi;
 
@@ -473,6 +474,7 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 	background_step();
 	if (!p->handle) {
 		agent_msg("cannot load %s: %s", path, dlerror());
+		free(p->file);
 		free(p);
 		*rc = -ENOEXEC;
 		return NULL;
