@@ -8,9 +8,8 @@
  * patch: the thread's first malloc creating its arena (an mmap, an
  * mprotect, a page fault per new page of heap), and a page fault at the
  * first touch of each page of its stack, of the agent's code and of the
- * libraries it called (Zydis's decoder and its tables, libelf, parts of
- * the C library), and of the vDSO's clock: 30 of a small patch's 45
- * faults.
+ * libraries it calls (Zydis's decoder and its tables, libelf, parts of the
+ * C library), and of the vDSO's clock: 30 of a small patch's 45 faults.
  * On a virtual machine every fault is an exit to the hypervisor.  For
  * `relive patch --all` over a thousand preloaded processes, that was paid
  * a thousand times on the critical path; here it is paid once per
@@ -18,30 +17,21 @@
  * docs/performance.md ("Many processes") has the measurements.
  *
  * A present page-table entry is not all: on the machines measured, the
- * first access to a page by the process is what costs (on a virtual
- * machine, the hypervisor's side of the mapping is made then), even after
- * the page was populated (MADV_POPULATE_READ).  So the agent's own pages
- * are read, one byte per page.  The C library is only populated: reading
- * all of it cost more at start (0.55 ms) than it saved a request.
- *
- * Only what a loading request runs is made ready.  Round 17 also read
- * every page of Zydis and libelf and had the decoder decode a prologue
- * once, for the request's first decode (95 us cold, 13 us warm).  Since
- * round 18 relive decodes the replaced functions (relive/sites.c) and
- * resolves their symbols (relive/resolution.c), so a loading request runs
- * neither library unless relive's site is missing or stale (an object
- * that loads later, a patch of more than 256 functions, a function over
- * 64 KiB), and then pays for its first decode as before.  Warming them
- * anyway made every preloaded process's start dearer, and its loading
- * request too: with 1000 preloaded processes alive, half of each build,
- * patched one at a time, the agent's thread spent 0.77-0.86 ms at start
- * instead of 1.10-1.24, and its loading request 1.30-1.58 ms instead of
- * 1.44-1.75 (medians of 150, two runs), with the same 15 page faults.
- * Touched pages cost every later request of the process, it seems, not
- * only the first touch: reading every page of the C library at start as
- * well took the request from 1.35-1.41 to 1.80-2.03 ms.  (`relive patch
- * --all` of 1000 such processes showed no difference either way: eight
- * alternating pairs, medians 0.99 and 0.98 s.)
+ * first instruction decode of a request still took about 95 us against 2
+ * for the second one, with no page fault counted, after its pages had been
+ * populated (MADV_POPULATE_READ).  The first access to a page by the
+ * process is what costs (on a virtual machine, the hypervisor's side of
+ * the mapping is made then).  So the agent's own pages and its libraries'
+ * are read, one byte per page, and the decoder decodes a prologue once:
+ * the request's decode then takes about 13 us.  (relive decodes the
+ * functions it resolved, relive/sites.c, so a loading request decodes a
+ * site itself only when relive's is missing or stale; but it still reads
+ * the object's symbols with libelf and decodes the functions where it
+ * finds direct calls to a patched function, agent/direct.c, which most
+ * patched programs have.  Round 19 tried without warming either:
+ * docs/performance.md.)  The C library is only
+ * populated: reading all of it cost more at start (0.55 ms) than it saved
+ * a request.
  *
  * Only where the agent was preloaded (`relive run`): an injected agent
  * starts its thread when the first request is about to be served, so
@@ -53,7 +43,7 @@
  *
  * The cost: about 100 KiB of memory touched in every preloaded process
  * (the heap and stack below, page tables), whether it is patched or not,
- * and some of the agent's thread's CPU when it starts.
+ * and about 0.25 ms of the agent's thread's CPU when it starts.
  *
  * Nothing here can fail in a way that matters: each step that the kernel
  * or the C library refuses is skipped, and the request then pays for it
@@ -116,12 +106,20 @@ static bool is_libc(const char *path)
 	return !strncmp(bn ? bn + 1 : path, "libc.so", 7);
 }
 
-/* The objects whose code and read-only data a loading request runs
- * through: the agent itself (found by its own address) and the C library,
- * parts of which only a request runs in most programs. */
-static bool is_warmed(const char *path, uintptr_t base, uintptr_t self_base)
+/* The objects whose code and read-only data a request runs through: the
+ * agent itself (found by its own address), the libraries it links, and the
+ * C library, parts of which only a request runs in most programs. */
+static bool is_agent_library(const char *path, uintptr_t base,
+			     uintptr_t self_base)
 {
-	return base == self_base || is_libc(path);
+	const char *bn = strrchr(path, '/');
+
+	if (base == self_base)
+		return true;
+	bn = bn ? bn + 1 : path;
+	return !strncmp(bn, "libZydis.so", 11) ||
+	       !strncmp(bn, "libelf.so", 9) || !strncmp(bn, "libelf-", 7) ||
+	       is_libc(path);
 }
 
 static int warm_object(struct dl_phdr_info *info, size_t size, void *arg)
@@ -132,7 +130,7 @@ static int warm_object(struct dl_phdr_info *info, size_t size, void *arg)
 
 	(void)size;
 	if (!info->dlpi_name ||
-	    !is_warmed(info->dlpi_name, info->dlpi_addr, self_base))
+	    !is_agent_library(info->dlpi_name, info->dlpi_addr, self_base))
 		return 0;
 	touch = !is_libc(info->dlpi_name);
 	for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -152,6 +150,25 @@ static int warm_object(struct dl_phdr_info *info, size_t size, void *arg)
 				(void)*(volatile const char *)lo;
 	}
 	return 0;
+}
+
+/* A prologue as compilers emit it (endbr64; push %rbp; mov %rsp,%rbp;
+ * push %r12; sub $0x10,%rsp; lea 0x0(%rip),%rax; ...; ret): decoded and
+ * relocated once, so that the decoder's code and tables a request uses
+ * have been run through.  Nothing is written anywhere but the local. */
+static void warm_decoder(void)
+{
+	static const uint8_t code[] = {
+		0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x41, 0x54,
+		0x48, 0x83, 0xec, 0x10, 0x48, 0x8d, 0x05, 0x00, 0x00, 0x00,
+		0x00, 0x48, 0x83, 0xc4, 0x10, 0x41, 0x5c, 0x5d, 0xc3,
+	};
+	struct relive_site site;
+	char err[128];
+
+	(void)relive_arch_prepare_site(code, sizeof(code), (uintptr_t)code,
+				       (uintptr_t)code + 4096, &site, err,
+				       sizeof(err));
 }
 
 /* Set by agent/preload.c's shim for the time of its dlopen of the
@@ -180,4 +197,5 @@ void warm_thread(void)
 	if (dladdr((void *)warm_thread, &di))
 		self_base = (uintptr_t)di.dli_fbase;
 	dl_iterate_phdr(warm_object, &self_base);
+	warm_decoder();
 }
