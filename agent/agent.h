@@ -138,6 +138,7 @@ extern struct relive_patch *agent_patches;
 
 /* agent.c */
 void agent_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* text.c: string copies and number reads without printf or scanf.  The
  * copies truncate to size (NUL included) like snprintf's "%s" and return
@@ -152,7 +153,6 @@ size_t text_append(char *dst, size_t size, size_t at, const char *src);
 size_t text_append_dec(char *dst, size_t size, size_t at, uint64_t v);
 const char *text_u64(const char *s, uint64_t *v, int base);
 const char *text_skip_field(const char *s);
-void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* service.c: the agent's own thread, which serves requests */
 void service_start(void);
