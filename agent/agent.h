@@ -307,6 +307,7 @@ bool direct_plt_elsewhere(const struct relive_ops *o, uintptr_t target);
 /* codemem.c: memory for stubs and copies near the code they serve */
 void *codemem_code(uintptr_t near, size_t len);
 void *codemem_data(uintptr_t near, size_t len);
+void codemem_prepare(void);
 bool codemem_landing(uintptr_t at, size_t len);
 void codemem_landing_drop(uintptr_t at);
 int codemem_write(void *dst, const void *src, size_t len);
