@@ -424,11 +424,12 @@ void *codemem_data(uintptr_t near, size_t len)
  * first request's stubs and data then go there whenever the functions are
  * within reach (a library's nearly always are), and it takes neither the
  * two mappings nor the two page faults of fresh memory (a fault is an exit
- * to the hypervisor on a virtual machine: 20-40 us each with a thousand
- * processes alive, docs/performance.md, round 19).  The code page is
- * made by writing a zero byte through /proc/self/mem, as stubs are
- * written: the chunk stays read+execute.  Costs two pages of memory and the chunks' address space
- * in every preloaded process.  Under agent_lock, like every request.
+ * to the hypervisor on a virtual machine: tens of microseconds with a
+ * thousand processes alive, docs/performance.md, round 19).  The code
+ * page is made by writing a zero byte through /proc/self/mem, as stubs
+ * are written: the chunk stays read+execute.  Costs two pages of memory
+ * and the chunks' address space in every preloaded process.  Under
+ * agent_lock, like every request.
  */
 void codemem_prepare(void)
 {
