@@ -959,12 +959,8 @@ static void sb_bool(struct sbuf *b, bool v)
 static void sb_num(struct sbuf *b, unsigned long long v)
 {
 	char d[24];
-	size_t i = sizeof(d);
 
-	do
-		d[--i] = (char)('0' + v % 10);
-	while ((v /= 10));
-	sb_put(b, d + i, sizeof(d) - i);
+	sb_put(b, d, text_append_dec(d, sizeof(d), 0, v));
 }
 
 /* A JSON string: quotes, backslashes and control characters escaped. */

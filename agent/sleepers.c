@@ -488,9 +488,9 @@ static pid_t *list_tasks(size_t *n)
 			uint64_t id;
 
 			off += e->d_reclen;
-			if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
-			    !text_u64(e->d_name, &id, 10) || id > INT32_MAX)
-				continue;
+			if (!text_u64(e->d_name, &id, 10) || !id ||
+			    id > INT32_MAX)
+				continue; /* ".", "..", nothing else */
 			if (*n == cap) {
 				cap = cap ? 2 * cap : 64;
 				nt = realloc(t, cap * sizeof(*t));
