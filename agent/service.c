@@ -215,6 +215,9 @@ void service_start(void)
 		close(p[0]);
 		close(p[1]);
 	} else {
+		/* Named here too, not only by itself: a look at the
+		 * process right after the start finds it by its name. */
+		pthread_setname_np(t, "relive-agent");
 		service_pipe[0] = p[0];
 		service_pipe[1] = p[1];
 		c->svc_ino = st.st_ino;

@@ -73,6 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -82,6 +83,7 @@
 #define SCAN_MAX (512u * 1024)  /* bytes of one stack looked at, at most */
 #define TRIES 3                 /* per thread, when it woke meanwhile */
 #define ROUNDS 8                /* looks at the task list */
+#define BUSY 4                  /* awake threads that end a round early */
 
 enum verdict {
 	SWITCHED,       /* in the target world now (or already) */
@@ -91,6 +93,7 @@ enum verdict {
 
 static bool disabled;
 static const char *gate;        /* RELIVE_TEST_SLEEPER_GATE: tests only */
+static const char *round_gate;  /* RELIVE_TEST_SLEEPER_ROUND_GATE: tests */
 static int robust_state;        /* 0: not known yet, 1: ok, -1: unusable */
 static uintptr_t robust_off;    /* robust list head - thread pointer */
 static uintptr_t main_stack_end;
@@ -148,6 +151,7 @@ void sleepers_init(void)
 
 	disabled = getenv("RELIVE_NO_SLEEPER_SWITCH") != NULL;
 	gate = getenv("RELIVE_TEST_SLEEPER_GATE");
+	round_gate = getenv("RELIVE_TEST_SLEEPER_ROUND_GATE");
 	end = dlsym(RTLD_DEFAULT, "__libc_stack_end");
 	if (end)
 		main_stack_end = (uintptr_t)*end;
@@ -340,21 +344,26 @@ static size_t collect_restorers(void)
 /* --- one thread ------------------------------------------------------------ */
 
 /*
- * For tests (tests/scenarios/test_sleepers.py): with RELIVE_TEST_SLEEPER_GATE
- * naming a FIFO in the process's environment, the first look that found a
- * thread switchable waits there, between the last look and the flip, for
- * one byte: the test makes the thread call a patched function meanwhile,
- * the one window no other test can aim at.
+ * For tests (tests/scenarios/test_sleepers.py), two gates, each a FIFO
+ * named in the process's environment where the agent waits once for one
+ * byte:
+ *   RELIVE_TEST_SLEEPER_GATE        the first look that found a thread
+ *       switchable waits there, between the last look and the flip: the
+ *       test makes the thread call a patched function meanwhile, the one
+ *       window no other test can aim at;
+ *   RELIVE_TEST_SLEEPER_ROUND_GATE  the first pause between two rounds
+ *       (sleepers_switch) waits there instead: the test puts to sleep a
+ *       thread the first round found awake.
  */
-static void wait_at_gate(void)
+static void wait_at_gate(const char **which)
 {
 	char c;
 	int fd;
 
-	if (!gate)
+	if (!*which)
 		return;
-	fd = open(gate, O_RDONLY | O_CLOEXEC);
-	gate = NULL;
+	fd = open(*which, O_RDONLY | O_CLOEXEC);
+	*which = NULL;
 	if (fd >= 0) {
 		if (read(fd, &c, 1) < 0)
 			agent_log("test gate: %s", strerror(errno));
@@ -440,7 +449,7 @@ static enum verdict check(pid_t tid, const struct stackscan *tmpl,
 		res = SWITCHED;
 		goto out;
 	}
-	wait_at_gate();
+	wait_at_gate(&gate);
 	/* 6: the tentative word becomes the generation, unless the thread
 	 * took it back first. */
 	*why = "woke and called a patched function";
@@ -522,6 +531,22 @@ static bool seen(const pid_t *done, size_t n, pid_t tid)
 	return false;
 }
 
+/* The pause before looking again at the threads a round caught awake:
+ * 50 us, doubling each round up to 400 us (under 2 ms over the rounds).
+ * A woken thread of a service runs for microseconds, but may first wait
+ * for a CPU behind others. */
+static void pause_awake(unsigned round)
+{
+	long us = 50L << (round < 3 ? round : 3);
+	struct timespec ts = { 0, us * 1000 };
+
+	if (round_gate) {
+		wait_at_gate(&round_gate);
+		return;
+	}
+	nanosleep(&ts, NULL);
+}
+
 bool sleepers_switch(void)
 {
 	struct relive_ctl *c = &relive_agent_ctl;
@@ -566,9 +591,16 @@ bool sleepers_switch(void)
 
 	/* Until a look at the task list finds no thread left to look at
 	 * (a thread born meanwhile is in the target world, but is looked at
-	 * for pthread_create like the others). */
+	 * for pthread_create like the others).  A thread caught awake is
+	 * looked at again in the next round, after a pause that lets it go
+	 * back to sleep, while the rounds switch more threads than they
+	 * find awake: one left to the controller makes it hold every thread
+	 * of the process, but a process whose threads run (BUSY of them
+	 * awake before as many were switched) is the controller's at once. */
 	for (round = 0; round < ROUNDS; round++) {
-		size_t looked = 0;
+		size_t looked = 0, awake = 0, progress = 0;
+		pid_t last_awake = 0;
+		const char *last_why = "";
 
 		tids = list_tasks(&n);
 		if (!tids)
@@ -587,6 +619,14 @@ bool sleepers_switch(void)
 					break;
 				sched_yield(); /* let it go back to sleep */
 			}
+			if (v == WOKE) {
+				awake++;
+				last_awake = tids[i];
+				last_why = why;
+				if (awake >= BUSY && awake > progress)
+					break; /* a busy process */
+				continue;
+			}
 			if (v != SWITCHED) {
 				agent_log("'%s': thread %d left to the "
 					  "controller: %s", patch, tids[i],
@@ -602,6 +642,7 @@ bool sleepers_switch(void)
 			}
 			done[ndone++] = tids[i];
 			switched++;
+			progress++;
 			background_step();
 		}
 		free(tids);
@@ -610,6 +651,14 @@ bool sleepers_switch(void)
 			all = true;
 			break;
 		}
+		if (!awake)
+			continue; /* one more look, for threads born meanwhile */
+		if (awake > progress || round + 1 == ROUNDS) {
+			agent_log("'%s': thread %d left to the controller: %s",
+				  patch, last_awake, last_why);
+			break;
+		}
+		pause_awake(round);
 	}
 out:
 	free(tids);

@@ -35,9 +35,12 @@ def switched_by_agent(stderr):
 
 
 def asleep_in(pid, tid, nr):
-    """Is thread tid asleep in system call nr?"""
+    """Is thread tid asleep in system call nr (any, for None)?"""
     with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-        return f.read().split()[0] == str(nr)
+        call = f.read().split()[0]
+    if nr is None:
+        return call not in ("running", "-1")
+    return call == str(nr)
 
 
 def test_sleeping_threads_switched_by_the_agent(spawn):
@@ -94,6 +97,80 @@ def gate_waiting(fifo):
         if e.errno == errno.ENXIO:
             return None
         raise
+
+
+def others_asleep(pid, busy):
+    """Is every thread of pid but busy asleep in a system call?"""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if int(tid) == busy:
+            continue
+        try:
+            if not asleep_in(pid, int(tid), None):
+                return False
+        except FileNotFoundError:
+            pass
+    return True
+
+
+def test_running_thread_left_to_relive(spawn):
+    """A thread that never sleeps (a loop outside any patched function):
+    the agent switches the sleepers, finds it awake in two rounds that
+    switch nothing more, and leaves it to relive, which checks and
+    switches it; the transition completes."""
+    t = spawn("cm_sleepers", env=LOG)
+    busy = int(t.ask("spin").split()[1])
+    wait_until(lambda: others_asleep(t.pid, busy), "the others to sleep")
+    rc, _, err = relive("patch", "-v", "-p", t.pid,
+                        patch_path("cm_sleep_fix"))
+    assert rc == OK, err
+    assert "transition completed by the agent" not in err, err
+    assert busy in relive_switched(err), err
+    assert_no_transition(listing(t.pid))
+    assert t.ask("value 5") == "105"
+    assert t.ask("unspin") == "unspun"
+    t.close()
+    assert f"thread {busy} left to the controller: running" in t.stderr, \
+        t.stderr
+
+
+def test_thread_awake_then_asleep_switched_in_a_later_round(spawn,
+                                                            tmp_path):
+    """A thread the agent's first round finds awake is looked at again in
+    the next round (RELIVE_TEST_SLEEPER_ROUND_GATE holds the agent between
+    the two, while the thread goes back to sleep): the agent switches it
+    then and completes the transition itself, relive holding no thread."""
+    fifo = tmp_path / "round"
+    os.mkfifo(fifo)
+    t = spawn("cm_sleepers",
+              env=dict(LOG, RELIVE_TEST_SLEEPER_ROUND_GATE=str(fifo)))
+    busy = int(t.ask("spin").split()[1])
+    wait_until(lambda: others_asleep(t.pid, busy), "the others to sleep")
+    p = subprocess.Popen([str(RELIVE), "patch", "-v", "-p", str(t.pid),
+                          str(patch_path("cm_sleep_fix"))], env=RELIVE_ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        fd = wait_until(lambda: gate_waiting(fifo),
+                        "the agent to wait between its rounds")
+        assert t.ask("unspin") == "unspun"
+        wait_until(lambda: asleep_in(t.pid, busy, None),
+                   "the thread to sleep")
+        wait_until(lambda: others_asleep(t.pid, 0), "every thread to sleep")
+        os.write(fd, b"x")
+        os.close(fd)
+        _, err = p.communicate(timeout=RELIVE_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == OK, err
+    assert "transition completed by the agent" in err, err
+    assert relive_switched(err) == set(), err
+    assert_no_transition(listing(t.pid))
+    assert t.ask("value 5") == "105"
+    t.close()
+    assert "left to the controller" not in t.stderr, t.stderr
+    assert switched_by_agent(t.stderr) == [6], t.stderr
 
 
 def test_thread_calling_a_patched_function_before_the_flip_stays(spawn,

@@ -19,6 +19,10 @@
  *                   the thread's own stack (a local array, above pause's
  *                   frames), blocks on a pipe
  *     sigrelease -> lets the handler return: "sigreleased"
+ *     spin       -> "spinning TID": a thread (made at the first spin) runs
+ *                   a loop outside any patched function, never asleep
+ *     unspin     -> the loop ends and the thread waits on the condition
+ *                   variable again: "unspun"
  *
  * With CM_SIG_RESETHAND=1 in the environment, the handler is installed
  * with SA_RESETHAND: its signal then leaves the set of caught signals as
@@ -174,6 +178,25 @@ static void *sig_main(void *arg)
 	return altp ? arg : NULL;
 }
 
+static int spin_on, spin_tid, spinner_made;
+
+static void *spin_main(void *arg)
+{
+	pthread_mutex_lock(&lock);
+	for (;;) {
+		while (!spin_on)
+			pthread_cond_wait(&cond, &lock);
+		pthread_mutex_unlock(&lock);
+		__atomic_store_n(&spin_tid, gettid(), __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&spin_on, __ATOMIC_SEQ_CST))
+			;
+		pthread_mutex_lock(&lock);
+		__atomic_store_n(&spin_tid, 0, __ATOMIC_SEQ_CST);
+		pthread_cond_broadcast(&cond);
+	}
+	return arg;
+}
+
 int main(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -234,6 +257,27 @@ int main(void)
 					       __ATOMIC_SEQ_CST))
 				sched_yield();
 			target_reply("sigreleased");
+		} else if (strcmp(line, "spin") == 0) {
+			if (!spinner_made &&
+			    pthread_create(&t, NULL, spin_main, NULL)) {
+				target_reply("error pthread_create");
+				continue;
+			}
+			spinner_made = 1;
+			pthread_mutex_lock(&lock);
+			__atomic_store_n(&spin_on, 1, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&cond);
+			pthread_mutex_unlock(&lock);
+			while (!__atomic_load_n(&spin_tid, __ATOMIC_SEQ_CST))
+				sched_yield();
+			target_reply("spinning %d", spin_tid);
+		} else if (strcmp(line, "unspin") == 0) {
+			pthread_mutex_lock(&lock);
+			__atomic_store_n(&spin_on, 0, __ATOMIC_SEQ_CST);
+			while (__atomic_load_n(&spin_tid, __ATOMIC_SEQ_CST))
+				pthread_cond_wait(&cond, &lock);
+			pthread_mutex_unlock(&lock);
+			target_reply("unspun");
 		} else if (strcmp(line, "napres") == 0) {
 			pthread_mutex_lock(&lock);
 			while (!nap_done)
