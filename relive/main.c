@@ -429,18 +429,6 @@ static int patch_locked(pid_t pid, const char *real, struct patchfile *pf,
 		a.threads = threads > 0 && threads < UINT32_MAX - 1 ?
 				    (uint32_t)threads + 1 : 0;
 	}
-	/* What the transition will ask, from the map read already (libc
-	 * and the loader never move): after the requests it would be read
-	 * again. */
-	{
-		struct proc_map *sys;
-		size_t nsys;
-		uint64_t bias;
-
-		(void)proc_libc(pid, &bias);
-		if (!proc_sys_code(pid, &sys, &nsys))
-			free(sys);
-	}
 	vlog("loading %s", real);
 	for (size_t i = 0; i < pf->nobjs; i++)
 		if (!pf->objs[i].name)
