@@ -32,7 +32,7 @@
  * ahead of it to split the loading into pieces.  A name missing here (a
  * library renamed by a later elfutils) is loaded by the controller's own
  * dlopen, in one piece with it: only the pacing depends on this list. */
-static const char *const early[] = { "libelf.so.1", "libdw.so.1" };
+static const char *const early[] = { "libelf.so.1" };
 
 int main(int argc, char **argv)
 {

@@ -69,6 +69,23 @@
 #include "background.h"
 #include "unwind.h"
 
+#ifdef RELIVE_UNWIND_LIBRARY
+/* Built as librelive-unwind.so: the controller's pacing step, given by
+ * set_pace (unwind.h). */
+static bool (*pace_step)(void);
+
+static void pace(void)
+{
+	if (pace_step)
+		pace_step();
+}
+#else /* linked into a unit test */
+static void pace(void)
+{
+	background_step();
+}
+#endif
+
 #define MAX_FRAMES 1024
 #define PAGE_SIZE_ 4096u
 #define NCACHE 4
@@ -547,7 +564,7 @@ bool unwind_warm(struct unwinder *u, uint64_t pc, uint64_t *lo,
 				      NULL))
 		return false;
 	free(cfi_frame(mod, pc));
-	background_step(); /* a table opened: up to a ms for libc's */
+	pace(); /* a table opened: up to a ms for libc's */
 	*lo = mlo;
 	*hi = mhi;
 	return true;
@@ -581,7 +598,7 @@ void unwind_warm_exe(struct unwinder *u)
 		return;
 	exe[len] = '\0';
 	dwfl_getmodules(u->dwfl, warm_named, (void *)exe, 0);
-	background_step();
+	pace();
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -737,9 +754,9 @@ int unwind_open(pid_t pid, struct unwinder **up, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	u->maps = read_maps(pid, &u->mapslen);
-	background_step();
+	pace();
 	r = report(u, err, errlen);
-	background_step();
+	pace();
 	if (r < 0)
 		goto fail;
 
@@ -831,3 +848,23 @@ void unwind_close(struct unwinder *u)
 	free(u->maps);
 	free(u);
 }
+
+#ifdef RELIVE_UNWIND_LIBRARY
+static void set_pace(bool (*step)(void))
+{
+	pace_step = step;
+}
+
+__attribute__((visibility("default")))
+const struct unwind_ops relive_unwind_ops = {
+	.open = unwind_open,
+	.close = unwind_close,
+	.get = unwind_get,
+	.refresh = unwind_refresh,
+	.thread = unwind_thread,
+	.warm = unwind_warm,
+	.warm_exe = unwind_warm_exe,
+	.drop_files = unwind_drop_files,
+	.set_pace = set_pace,
+};
+#endif

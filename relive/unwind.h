@@ -57,4 +57,31 @@ void unwind_warm_exe(struct unwinder *u);
 
 void unwind_drop_files(void);
 
+/*
+ * The unwinder is a library of its own, librelive-unwind.so (elfutils
+ * libdw and the compression libraries it needs), which the controller
+ * loads the first time it unwinds (relive/unwind_load.c): most commands
+ * never do, now that the agent switches sleeping threads itself.  The
+ * library exports this table under RELIVE_UNWIND_OPS and nothing else;
+ * set_pace gives it the controller's pacing step (common/background.c),
+ * whose clock it shares.
+ */
+struct unwind_ops {
+	int (*open)(pid_t pid, struct unwinder **u, char *err, size_t errlen);
+	void (*close)(struct unwinder *u);
+	int (*get)(pid_t pid, struct unwinder **u, char *err, size_t errlen);
+	int (*refresh)(struct unwinder *u);
+	int (*thread)(struct unwinder *u, pid_t tid,
+		      const struct user_regs_struct *regs,
+		      int (*cb)(uint64_t pc, void *arg), void *arg, char *why,
+		      size_t whylen);
+	bool (*warm)(struct unwinder *u, uint64_t pc, uint64_t *lo,
+		     uint64_t *hi);
+	void (*warm_exe)(struct unwinder *u);
+	void (*drop_files)(void);
+	void (*set_pace)(bool (*step)(void));
+};
+#define RELIVE_UNWIND_FILE "librelive-unwind.so"
+#define RELIVE_UNWIND_OPS "relive_unwind_ops"
+
 #endif

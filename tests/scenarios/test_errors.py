@@ -299,3 +299,27 @@ def test_controller_that_cannot_load(basic, tmp_path):
                      r"\.so.*\n.*looked for beside the relive executable "
                      r"and at .*; reinstall relive", p.stderr), p.stderr
     assert snapshot(basic, PROBES) == before  # answers, maps, fds
+
+
+def test_unwinder_that_cannot_load(basic, tmp_path):
+    """The unwinder is a library of its own (librelive-unwind.so, loaded
+    the first time a command unwinds a stack).  Injecting the agent into a
+    process that never had it unwinds its threads to choose one to borrow:
+    without a loadable unwinder beside relive, relive says which file it
+    looked for and where, exits 1, and the target never hears of it."""
+    build = RELIVE.parent
+    for f in build.glob("librelive-*.so"):
+        shutil.copy(f, tmp_path)
+    shutil.copy(RELIVE, tmp_path)
+    (tmp_path / "librelive-unwind.so").write_bytes(b"not ELF\n" * 64)
+    before = snapshot(basic, PROBES)
+    p = subprocess.run([str(tmp_path / "relive"), "patch", "-p",
+                        str(basic.pid), str(patch_path("fix_main"))],
+                       capture_output=True, text=True, env=RELIVE_ENV,
+                       timeout=60)
+    assert p.returncode == FAILED, (p.returncode, p.stdout, p.stderr)
+    assert re.search(r"cannot load the unwinder: .*librelive-unwind\.so.* "
+                     r"looked for beside the relive executable and at .*; "
+                     r"reinstall relive", p.stderr), p.stderr
+    assert snapshot(basic, PROBES) == before  # answers, maps, fds
+
