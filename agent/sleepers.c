@@ -554,7 +554,7 @@ bool sleepers_switch(void)
 	struct stackscan sc = { 0 };
 	pid_t me = gettid(), *tids = NULL, *done = NULL, *nd;
 	size_t ndone = 0, capdone = 0, n, i, nr;
-	unsigned round, switched = 0;
+	unsigned round, switched = 0, idle = 0;
 	bool all = false;
 
 	if (disabled || !c->trans_active || !c->trans_after_is_target ||
@@ -593,10 +593,10 @@ bool sleepers_switch(void)
 	 * (a thread born meanwhile is in the target world, but is looked at
 	 * for pthread_create like the others).  A thread caught awake is
 	 * looked at again in the next round, after a pause that lets it go
-	 * back to sleep, while the rounds switch more threads than they
-	 * find awake: one left to the controller makes it hold every thread
-	 * of the process, but a process whose threads run (BUSY of them
-	 * awake before as many were switched) is the controller's at once. */
+	 * back to sleep: one left to the controller makes it hold every
+	 * thread of the process.  The agent gives up after two rounds in a
+	 * row that switched none, and at once for a process whose threads
+	 * run (BUSY of them awake before as many were switched). */
 	for (round = 0; round < ROUNDS; round++) {
 		size_t looked = 0, awake = 0, progress = 0;
 		pid_t last_awake = 0;
@@ -653,7 +653,9 @@ bool sleepers_switch(void)
 		}
 		if (!awake)
 			continue; /* one more look, for threads born meanwhile */
-		if (awake > progress || round + 1 == ROUNDS) {
+		idle = progress ? 0 : idle + 1;
+		if ((awake >= BUSY && awake > progress) || idle == 2 ||
+		    round + 1 == ROUNDS) {
 			agent_log("'%s': thread %d left to the controller: %s",
 				  patch, last_awake, last_why);
 			break;

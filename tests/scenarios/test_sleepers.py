@@ -114,8 +114,8 @@ def others_asleep(pid, busy):
 
 def test_running_thread_left_to_relive(spawn):
     """A thread that never sleeps (a loop outside any patched function):
-    the agent switches the sleepers, finds it awake in two rounds that
-    switch nothing more, and leaves it to relive, which checks and
+    the agent switches the sleepers, finds it awake again in two more
+    rounds that switch nothing, and leaves it to relive, which checks and
     switches it; the transition completes."""
     t = spawn("cm_sleepers", env=LOG)
     busy = int(t.ask("spin").split()[1])
