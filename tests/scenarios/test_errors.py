@@ -283,22 +283,33 @@ def test_agent_that_cannot_load(basic, tmp_path):
     assert basic.ask("call 5") == "105"
 
 
-def test_controller_that_cannot_load(basic, tmp_path):
-    """The relive executable without a loadable controller library beside
-    it (here: a file that is not an ELF object): it says which file it
-    looked for and where, exits 1, and the target never hears of it."""
+def broken_library_patch(basic, tmp_path, library):
+    """relive patch of basic by a copy of relive whose directory holds all
+    of relive's libraries but library, which is a file that is not an ELF
+    object.  Checks that relive exits 1 and that the target is as it was;
+    returns relive's stderr."""
+    for f in RELIVE.parent.glob("librelive-*.so"):
+        shutil.copy(f, tmp_path)
     shutil.copy(RELIVE, tmp_path)
-    (tmp_path / "librelive-controller.so").write_bytes(b"not ELF\n" * 64)
+    (tmp_path / library).write_bytes(b"not ELF\n" * 64)
     before = snapshot(basic, PROBES)
     p = subprocess.run([str(tmp_path / "relive"), "patch", "-p",
                         str(basic.pid), str(patch_path("fix_main"))],
                        capture_output=True, text=True, env=RELIVE_ENV,
                        timeout=60)
     assert p.returncode == FAILED, (p.returncode, p.stdout, p.stderr)
+    assert snapshot(basic, PROBES) == before  # answers, maps, fds
+    return p.stderr
+
+
+def test_controller_that_cannot_load(basic, tmp_path):
+    """The relive executable without a loadable controller library beside
+    it (here: a file that is not an ELF object): it says which file it
+    looked for and where, exits 1, and the target never hears of it."""
+    err = broken_library_patch(basic, tmp_path, "librelive-controller.so")
     assert re.search(r"cannot load the controller: .*librelive-controller"
                      r"\.so.*\n.*looked for beside the relive executable "
-                     r"and at .*; reinstall relive", p.stderr), p.stderr
-    assert snapshot(basic, PROBES) == before  # answers, maps, fds
+                     r"and at .*; reinstall relive", err), err
 
 
 def test_unwinder_that_cannot_load(basic, tmp_path):
@@ -307,19 +318,7 @@ def test_unwinder_that_cannot_load(basic, tmp_path):
     process that never had it unwinds its threads to choose one to borrow:
     without a loadable unwinder beside relive, relive says which file it
     looked for and where, exits 1, and the target never hears of it."""
-    build = RELIVE.parent
-    for f in build.glob("librelive-*.so"):
-        shutil.copy(f, tmp_path)
-    shutil.copy(RELIVE, tmp_path)
-    (tmp_path / "librelive-unwind.so").write_bytes(b"not ELF\n" * 64)
-    before = snapshot(basic, PROBES)
-    p = subprocess.run([str(tmp_path / "relive"), "patch", "-p",
-                        str(basic.pid), str(patch_path("fix_main"))],
-                       capture_output=True, text=True, env=RELIVE_ENV,
-                       timeout=60)
-    assert p.returncode == FAILED, (p.returncode, p.stdout, p.stderr)
+    err = broken_library_patch(basic, tmp_path, "librelive-unwind.so")
     assert re.search(r"cannot load the unwinder: .*librelive-unwind\.so.* "
                      r"looked for beside the relive executable and at .*; "
-                     r"reinstall relive", p.stderr), p.stderr
-    assert snapshot(basic, PROBES) == before  # answers, maps, fds
-
+                     r"reinstall relive", err), err

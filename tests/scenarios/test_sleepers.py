@@ -99,6 +99,27 @@ def gate_waiting(fifo):
         raise
 
 
+def patch_through_gate(t, fifo, patch, what, meanwhile):
+    """`relive patch -v` of t with patch, while the agent waits at its
+    test gate fifo (what names the wait): meanwhile() runs then, and
+    the gate opens after it.  Returns relive's exit status and stderr."""
+    p = subprocess.Popen([str(RELIVE), "patch", "-v", "-p", str(t.pid),
+                          str(patch_path(patch))], env=RELIVE_ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        fd = wait_until(lambda: gate_waiting(fifo), what)
+        meanwhile()
+        os.write(fd, b"x")
+        os.close(fd)
+        _, err = p.communicate(timeout=RELIVE_TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, err
+
+
 def others_asleep(pid, busy):
     """Is every thread of pid but busy asleep in a system call?"""
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -145,25 +166,16 @@ def test_thread_awake_then_asleep_switched_in_a_later_round(spawn,
               env=dict(LOG, RELIVE_TEST_SLEEPER_ROUND_GATE=str(fifo)))
     busy = int(t.ask("spin").split()[1])
     wait_until(lambda: others_asleep(t.pid, busy), "the others to sleep")
-    p = subprocess.Popen([str(RELIVE), "patch", "-v", "-p", str(t.pid),
-                          str(patch_path("cm_sleep_fix"))], env=RELIVE_ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    try:
-        fd = wait_until(lambda: gate_waiting(fifo),
-                        "the agent to wait between its rounds")
+
+    def unspin():
         assert t.ask("unspin") == "unspun"
         wait_until(lambda: asleep_in(t.pid, busy, None),
                    "the thread to sleep")
         wait_until(lambda: others_asleep(t.pid, 0), "every thread to sleep")
-        os.write(fd, b"x")
-        os.close(fd)
-        _, err = p.communicate(timeout=RELIVE_TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == OK, err
+    rc, err = patch_through_gate(t, fifo, "cm_sleep_fix",
+                                 "the agent to wait between its rounds",
+                                 unspin)
+    assert rc == OK, err
     assert "transition completed by the agent" in err, err
     assert relive_switched(err) == set(), err
     assert_no_transition(listing(t.pid))
@@ -188,31 +200,17 @@ def test_thread_calling_a_patched_function_before_the_flip_stays(spawn,
               env=dict(LOG, RELIVE_TEST_SLEEPER_GATE=str(fifo)))
     assert t.ask("f") == "111"
     wait_until(lambda: all_asleep(t.pid), "every thread to sleep")
-    p = subprocess.Popen([str(RELIVE), "patch", "-v", "-p", str(t.pid),
-                          str(patch_path("cm_park_fix"))], env=RELIVE_ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    try:
-        fd = None
 
-        def at_gate():
-            nonlocal fd
-            fd = gate_waiting(fifo)
-            return fd is not None
-        wait_until(at_gate, "the agent to wait at its gate")
+    def call_then_sleep():
         assert t.ask("f") == "111"      # the old world, whole
         # Back asleep, waiting for the next command: the agent's next
         # look finds it so.
         wait_until(lambda: asleep_in(t.pid, t.pid, 0),
                    "the main thread to wait for a command")
-        os.write(fd, b"x")
-        os.close(fd)
-        _, err = p.communicate(timeout=RELIVE_TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == OK, err
+    rc, err = patch_through_gate(t, fifo, "cm_park_fix",
+                                 "the agent to wait at its gate",
+                                 call_then_sleep)
+    assert rc == OK, err
     # Looked at again asleep, the thread is switched by the agent.
     assert "transition completed by the agent" in err, err
     assert_no_transition(listing(t.pid))
