@@ -24,8 +24,13 @@
  *             measuring thread since reset, in ns, and the histogram of all
  *             gaps (bucket i counts gaps in [2^i, 2^(i+1)) us, bucket 0
  *             everything below 2 us)
+ *   dlopen PATH -> "ok" or "error MESSAGE" once the main thread has
+ *             loaded PATH itself, with no relive: the floor the pause
+ *             benchmark measures beside `relive patch`, the loading of the
+ *             patch's code that no live patcher can avoid in the target
  *   quit   -> exit
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -220,7 +225,13 @@ int main(int argc, char **argv)
 			reset();
 		else if (!strncmp(line, "read", 4))
 			read_meters();
-		else if (!strncmp(line, "quit", 4))
+		else if (!strncmp(line, "dlopen ", 7)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (dlopen(line + 7, RTLD_NOW | RTLD_LOCAL))
+				printf("ok\n");
+			else
+				printf("error %s\n", dlerror());
+		} else if (!strncmp(line, "quit", 4))
 			break;
 		else
 			printf("error unknown command\n");

@@ -63,6 +63,12 @@ struct elfsym_file {
 };
 
 static char debug_root[PATH_MAX] = DEFAULT_DEBUG_ROOT;
+static Elf_Cmd read_cmd = ELF_C_READ;
+
+void elfsym_set_mapped(bool mapped)
+{
+	read_cmd = mapped ? ELF_C_READ_MMAP : ELF_C_READ;
+}
 
 void elfsym_set_debug_root(const char *dir)
 {
@@ -456,6 +462,20 @@ static int load_table(struct elfsym_file *f, Elf *elf, Elf_Scn *scn)
 		rc = -ENOMEM;
 		goto fail;
 	}
+	/* The names fit in the size of their string table, but for the
+	 * versions a dynamic table adds: one allocation instead of a
+	 * doubling series, each step of which copied the names so far into
+	 * fresh pages. */
+	if (strsz > f->names_cap - f->names_len && strsz < UINT32_MAX) {
+		char *p = realloc(f->names, f->names_len + strsz);
+
+		if (!p) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		f->names = p;
+		f->names_cap = f->names_len + strsz;
+	}
 	for (i = 1; i < n; i++) {
 		struct esym *s;
 		GElf_Sym sym;
@@ -560,7 +580,7 @@ static int load_debug_table(struct elfsym_file *f)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	elf = elf_begin(fd, ELF_C_READ, NULL);
+	elf = elf_begin(fd, read_cmd, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF)
 		goto out;
 	rc = read_build_id(elf, &id);
@@ -603,10 +623,11 @@ static int open_file(const char *path, enum open_mode mode,
 		set_err(err, errlen, path, -rc);
 		return rc;
 	}
-	/* Read, not mapped: libelf reads just the sections asked for, and
-	 * the agent changes no mapping of the process it runs in (a munmap
-	 * there interrupts every CPU the program's threads run on). */
-	elf = elf_begin(fd, ELF_C_READ, NULL);
+	/* Read, not mapped, unless elfsym_set_mapped() said otherwise:
+	 * libelf reads just the sections asked for, and the agent changes
+	 * no mapping of the process it runs in (a munmap there interrupts
+	 * every CPU the program's threads run on). */
+	elf = elf_begin(fd, read_cmd, NULL);
 	if (!elf) {
 		set_msg(err, errlen, path, libelf_msg());
 		rc = -EIO;

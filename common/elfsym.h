@@ -22,6 +22,7 @@
 #ifndef RELIVE_ELFSYM_H
 #define RELIVE_ELFSYM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,5 +101,17 @@ void elfsym_strerror(int rc, const char *name, unsigned long sympos,
  * call it before any elfsym_open(), not concurrently with one.
  */
 void elfsym_set_debug_root(const char *dir);
+
+/*
+ * Whether files are mapped (true) or read (false, the default) while
+ * their symbols are copied out.  Reading copies each section into fresh
+ * heap memory, inside one read(2): the kernel faults in each page of that
+ * buffer without giving the CPU away (on a kernel built without
+ * preemption), which for a table of 10000 symbols held a CPU for about
+ * 3 ms.  Mapping lets the page cache's pages be used in place.  The
+ * controller maps; the agent reads, since it changes no mapping of the
+ * process it runs in.  Process-wide setting, like the debug root.
+ */
+void elfsym_set_mapped(bool mapped);
 
 #endif

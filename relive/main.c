@@ -990,6 +990,7 @@ __attribute__((visibility("default"))) int relive_main(int argc, char **argv)
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	if (getenv("RELIVE_DEBUG_ROOT") && *getenv("RELIVE_DEBUG_ROOT"))
 		elfsym_set_debug_root(getenv("RELIVE_DEBUG_ROOT"));
+	elfsym_set_mapped(true);
 	if (argc < 2)
 		return usage_error("which command?");
 	cmd = argv[1];

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,7 +187,8 @@ void proc_maps_forget(void)
 	maps_cache.pid = 0;
 }
 
-/* Parses "lo-hi perms off dev inode   path" (hex numbers). */
+/* Parses "lo-hi perms off dev inode   path" (hex numbers) in place: path
+ * points into line, which it ends. */
 static int parse_map_line(char *line, struct proc_map *m)
 {
 	char *p = line, *end;
@@ -219,8 +221,38 @@ static int parse_map_line(char *line, struct proc_map *m)
 	while (*p == ' ')
 		p++;
 	p[strcspn(p, "\n")] = '\0';
-	snprintf(m->path, sizeof(m->path), "%s", p);
+	m->path = p;
 	return 0;
+}
+
+/*
+ * n entries of src in one allocation with their paths behind them, so that
+ * one free() releases all.  A process has a few hundred mappings, most of
+ * them without a path (thread stacks, their guard pages): entries of fixed
+ * size with room for a path each took 27 times the memory, all of it
+ * fresh pages to fault in at each read.
+ */
+static struct proc_map *maps_copy(const struct proc_map *src, size_t n)
+{
+	struct proc_map *out;
+	size_t pool = 0, i;
+	char *p;
+
+	for (i = 0; i < n; i++)
+		pool += strlen(src[i].path) + 1;
+	out = malloc((n ? n * sizeof(*out) : 1) + pool);
+	if (!out)
+		return NULL;
+	p = (char *)(out + n);
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(src[i].path) + 1;
+
+		out[i] = src[i];
+		memcpy(p, src[i].path, len);
+		out[i].path = p;
+		p += len;
+	}
+	return out;
 }
 
 /*
@@ -232,6 +264,7 @@ static int parse_map_line(char *line, struct proc_map *m)
 static int read_maps(pid_t pid, struct proc_map **maps, size_t *n)
 {
 	char path[64], *buf, *line, *nl;
+	struct proc_map *parsed;
 	size_t cap = 64, bufcap = 65536, len = 0;
 	ssize_t got;
 	int fd;
@@ -265,8 +298,8 @@ static int read_maps(pid_t pid, struct proc_map **maps, size_t *n)
 	}
 	buf[len] = '\0';
 	*n = 0;
-	*maps = malloc(cap * sizeof(**maps));
-	if (!*maps) {
+	parsed = malloc(cap * sizeof(*parsed));
+	if (!parsed) {
 		free(buf);
 		return -ENOMEM;
 	}
@@ -277,21 +310,23 @@ static int read_maps(pid_t pid, struct proc_map **maps, size_t *n)
 		else
 			*nl = '\0';
 		if (*n == cap) {
-			struct proc_map *nm = realloc(*maps,
+			struct proc_map *nm = realloc(parsed,
 						      2 * cap * sizeof(*nm));
 			if (!nm) {
-				free(*maps);
+				free(parsed);
 				free(buf);
 				return -ENOMEM;
 			}
-			*maps = nm;
+			parsed = nm;
 			cap *= 2;
 		}
-		if (!parse_map_line(line, &(*maps)[*n]))
+		if (!parse_map_line(line, &parsed[*n]))
 			(*n)++;
 	}
+	*maps = maps_copy(parsed, *n);
+	free(parsed);
 	free(buf);
-	return 0;
+	return *maps ? 0 : -ENOMEM;
 }
 
 int proc_maps(pid_t pid, struct proc_map **maps, size_t *n)
@@ -305,10 +340,9 @@ int proc_maps(pid_t pid, struct proc_map **maps, size_t *n)
 			return rc;
 		maps_cache.pid = pid;
 	}
-	*maps = malloc((maps_cache.n ? maps_cache.n : 1) * sizeof(**maps));
+	*maps = maps_copy(maps_cache.maps, maps_cache.n);
 	if (!*maps)
 		return -ENOMEM;
-	memcpy(*maps, maps_cache.maps, maps_cache.n * sizeof(**maps));
 	*n = maps_cache.n;
 	return 0;
 }
@@ -360,7 +394,7 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 		for (i = 0; i < n && rc; i++) {
 			struct proc_map *m = &maps[i];
 			const struct elfsym_file *f;
-			char plain[sizeof(m->path)], files[96];
+			char plain[PATH_MAX], files[96];
 			const char *file, *src;
 			bool deleted;
 
@@ -454,13 +488,12 @@ int proc_sys_code(pid_t pid, struct proc_map **out, size_t *nout)
 				maps[nsys++] = maps[i];
 		}
 		free(sys);
-		sys = maps;
+		sys = maps; /* the paths stay in its block */
 		sys_pid = pid;
 	}
-	*out = malloc((nsys ? nsys : 1) * sizeof(**out));
+	*out = maps_copy(sys, nsys);
 	if (!*out)
 		return -ENOMEM;
-	memcpy(*out, sys, nsys * sizeof(**out));
 	*nout = nsys;
 	return 0;
 }

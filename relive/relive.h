@@ -31,7 +31,8 @@ void vlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct proc_map {
 	uint64_t lo, hi, off;
 	char perms[5];
-	char path[512];
+	const char *path; /* "" for none; in the block of the array, freed
+			   * with it (one free() for the whole array) */
 };
 /* The process exists and relive may trace it; proc_check() also refuses
  * one that another tracer (a debugger) holds. */

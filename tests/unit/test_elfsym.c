@@ -642,6 +642,38 @@ static void test_no_fd_left(void **state)
 	elfsym_set_debug_root(NULL);
 }
 
+/* Lines of /proc/self/maps that name a file of the test's directory. */
+static int mappings_of_tmp(void)
+{
+	FILE *m = fopen("/proc/self/maps", "r");
+	char line[1024];
+	int n = 0;
+
+	assert_non_null(m);
+	while (fgets(line, sizeof(line), m))
+		if (strstr(line, tmp))
+			n++;
+	fclose(m);
+	return n;
+}
+
+/* Whether the files are read or mapped, nothing of them stays mapped once
+ * elfsym_open() returned: the symbols are copied out. */
+static void test_no_mapping_left(void **state)
+{
+	struct elfsym_file *f;
+	struct elfsym_sym sym;
+
+	(void)state;
+	f = open_ok(tpath("big.so"));
+	assert_int_equal(mappings_of_tmp(), 0);
+	assert_int_equal(elfsym_lookup(f, "f100", 0, &sym, NULL), 0);
+	elfsym_close(f);
+	f = open_ok(tpath("libx.so.1"));
+	assert_int_equal(mappings_of_tmp(), 0);
+	elfsym_close(f);
+}
+
 static void check_libc(const char *path, const char *table)
 {
 	struct elfsym_file *f;
@@ -777,6 +809,19 @@ static void test_malloc_failures(void **state)
 	elfsym_set_debug_root(NULL);
 }
 
+/* The same tests with the files mapped, as the controller opens them. */
+static int setup_mapped(void **state)
+{
+	elfsym_set_mapped(true);
+	return setup(state);
+}
+
+static int teardown_mapped(void **state)
+{
+	elfsym_set_mapped(false);
+	return teardown(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -793,10 +838,16 @@ int main(void)
 		cmocka_unit_test(test_no_build_id),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_no_fd_left),
+		cmocka_unit_test(test_no_mapping_left),
 		cmocka_unit_test(test_libc),
 		cmocka_unit_test(test_big_table),
 		cmocka_unit_test(test_malloc_failures),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	int failed = cmocka_run_group_tests_name("elfsym, files read", tests,
+						 setup, teardown);
+
+	return failed + cmocka_run_group_tests_name("elfsym, files mapped",
+						    tests, setup_mapped,
+						    teardown_mapped);
 }
