@@ -451,6 +451,26 @@ class Bench:
             time.sleep(left)
         return self.parse_gaps(t.cmd("read"))[0]
 
+    def load_floor(self, so, args, interval):
+        """A fresh process like the patched one, whose main thread loads
+        the patch itself (dlopen, no relive), measured over the same
+        interval: what mapping and relocating the patch's code costs the
+        target's threads, which no live patcher avoids.  Returns the gaps
+        (ms)."""
+        t = self.many(*args, preload=True)
+        try:
+            t.cmd("reset")
+            start = time.monotonic()
+            ans = t.cmd("dlopen " + so)
+            if not ans.startswith("ok"):
+                raise RuntimeError("bench/many: dlopen %s: %s" % (so, ans))
+            left = interval - (time.monotonic() - start)
+            if left > 0:
+                time.sleep(left)
+            return self.parse_gaps(t.cmd("read"))[0]
+        finally:
+            t.close()
+
     # How long a target of bench/many runs before it is measured.  Its
     # threads start together, so for its first tens of milliseconds their
     # 1 ms sleeps end together and the scheduler still places them: a
@@ -475,7 +495,10 @@ class Bench:
         after relive exits for the sleepers (each has woken and recorded
         its lateness by then; 50 ms more only added the machine's own
         noise to both figures), 0.3 s after for the spinners (64 of them
-        on 2 CPUs take that long to all run again)."""
+        on 2 CPUs take that long to all run again).  For the sleepers,
+        two floors over the same interval: /bin/true started (what any
+        command costs), and a fresh process that loads the patch itself
+        (what the patch's code costs, with no relive)."""
         so = self.path("bench", "many100.so")
         for mode, args, settle, runs in (("spin", (64, 0, 0), 0.3, 3),
                                          ("sleep", (0, 64, 0), 0.005, 9)):
@@ -497,6 +520,9 @@ class Bench:
                             self.launch_baseline(t, wall + settle))
                 finally:
                     t.close()
+                if mode == "sleep":
+                    res.setdefault("load", []).append(
+                        self.load_floor(so, args, wall + settle))
                 res["patch"].append((wall, gaps, hist))
                 res["base"].append((wall + settle, bgaps, bhist))
             self.raw["pause_" + mode] = res
@@ -523,6 +549,13 @@ class Bench:
                          "median thread max", median(lm), "ms", sp=spread(lm))
                 self.row("3", "  same interval, /bin/true run: max",
                          median(lx), "ms", sp=spread(lx))
+            if "load" in res:
+                fm = [median(g) for g in res["load"]]
+                fx = [max(g) for g in res["load"]]
+                self.row("3", "  same interval, patch dlopen: median thread "
+                         "max", median(fm), "ms", sp=spread(fm))
+                self.row("3", "  same interval, patch dlopen: max",
+                         median(fx), "ms", sp=spread(fx))
             self.row("3", "  relive patch wall time meanwhile", median(walls),
                      "ms", sp=spread(walls))
             ha = res["hold_all_ms"]
