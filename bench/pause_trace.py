@@ -21,7 +21,8 @@ another program (by name);
 and, when relive or the agent held it, in which system call they were
 when the sleeper woke ("user" for user space or a page fault).  The
 events go to the kernel's ring buffer and are read once the run is over,
-so that no reader competes with the sleepers meanwhile.
+so that no reader competes with the sleepers meanwhile; the tracer's
+settings (its buffer's size, whether it is on) are put back afterwards.
 """
 import collections
 import os
@@ -46,6 +47,10 @@ def record(b, so):
     """One patch of a fresh target under the tracer; returns the trace's
     lines and the target's own figure (median and max of the sleepers'
     largest gaps, in ms)."""
+    with open(TRACING + "buffer_size_kb") as f:
+        size_kb = f.read().split()[0]  # "7 (expanded: 1408)" at boot
+    with open(TRACING + "tracing_on") as f:
+        was_on = f.read().strip()
     t = b.many(0, 64, 0, preload=True)
     try:
         tw("tracing_on", "0")
@@ -70,6 +75,8 @@ def record(b, so):
         tw("events/enable", "0")
         tw("events/raw_syscalls/filter", "0")
         tw("trace", "")
+        tw("buffer_size_kb", size_kb)
+        tw("tracing_on", was_on)
         t.close()
     return lines, t.pid, statistics.median(gaps), max(gaps)
 
