@@ -110,7 +110,13 @@ void elfsym_set_debug_root(const char *dir);
  * preemption), which for a table of 10000 symbols held a CPU for about
  * 3 ms.  Mapping lets the page cache's pages be used in place.  The
  * controller maps; the agent reads, since it changes no mapping of the
- * process it runs in.  Process-wide setting, like the debug root.
+ * process it runs in, and since a file truncated while mapped would kill
+ * the program with SIGBUS at the next access.  The controller takes that
+ * risk for the few milliseconds a file stays mapped (the symbols are
+ * copied out and the file unmapped before elfsym_open returns), as its
+ * unwinder (libdw, which maps the files it reads) already does.  A file
+ * that cannot be mapped is read instead (libelf falls back on its own).
+ * Process-wide setting, like the debug root.
  */
 void elfsym_set_mapped(bool mapped);
 
