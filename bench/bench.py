@@ -542,20 +542,16 @@ class Bench:
                      sp=spread(bx))
             self.row("3", "  difference (patch - no patch): max",
                      median(px) - median(bx), "ms")
-            if "launch" in res:
-                lm = [median(g) for g in res["launch"]]
-                lx = [max(g) for g in res["launch"]]
-                self.row("3", "  same interval, /bin/true run: "
-                         "median thread max", median(lm), "ms", sp=spread(lm))
-                self.row("3", "  same interval, /bin/true run: max",
-                         median(lx), "ms", sp=spread(lx))
-            if "load" in res:
-                fm = [median(g) for g in res["load"]]
-                fx = [max(g) for g in res["load"]]
-                self.row("3", "  same interval, patch dlopen: median thread "
-                         "max", median(fm), "ms", sp=spread(fm))
-                self.row("3", "  same interval, patch dlopen: max",
-                         median(fx), "ms", sp=spread(fx))
+            for key, what in (("launch", "/bin/true run"),
+                              ("load", "patch dlopen")):
+                if key not in res:
+                    continue
+                fm = [median(g) for g in res[key]]
+                fx = [max(g) for g in res[key]]
+                self.row("3", "  same interval, %s: median thread max" % what,
+                         median(fm), "ms", sp=spread(fm))
+                self.row("3", "  same interval, %s: max" % what, median(fx),
+                         "ms", sp=spread(fx))
             self.row("3", "  relive patch wall time meanwhile", median(walls),
                      "ms", sp=spread(walls))
             ha = res["hold_all_ms"]

@@ -29,6 +29,7 @@ import os
 import re
 import statistics
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (bench.py beside this file)
@@ -65,7 +66,7 @@ def record(b, so):
         t.cmd("reset")
         tw("trace_marker", "PAUSE_TRACE_START")
         b.must(0, "patch", "-p", t.pid, so)
-        bench.time.sleep(0.005)
+        time.sleep(0.005)
         gaps, _ = b.parse_gaps(t.cmd("read"))
         tw("tracing_on", "0")
         with open(TRACING + "trace") as f:
