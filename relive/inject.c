@@ -28,6 +28,7 @@
 #include <sys/uio.h>
 #include <sys/syscall.h>
 
+#include "arch.h"
 #include "elfsym.h"
 #include "libpath.h"
 #include "relive.h"
@@ -289,8 +290,17 @@ static int libc_symbol(pid_t pid, const char *name, uint64_t *addr,
 /*
  * Finds the C library's rt_sigreturn trampoline (__restore_rt, the
  * sa_restorer of every handler glibc installs): `mov $15,%rax; syscall`.
- * It is not an exported symbol, so it is looked for in the code.
+ * It is not an exported symbol, so it is looked for in the code: first
+ * within RESTORER_WINDOW bytes of libc's sigaction (glibc defines both in
+ * one file, and the agent's find_libc_restorer looks there too), where
+ * one read of 2 KiB of the process's memory finds it.  Only when that
+ * window holds it not exactly once is the whole code looked through (a
+ * read of libc's 1.4 MiB of code took 5-10 ms of the first injection).
  */
+#define RESTORER_WINDOW 1024
+
+static const uint8_t restorer_pat[] = RELIVE_ARCH_RESTORER_CODE;
+
 static size_t find_bytes(const uint8_t *buf, size_t len, const uint8_t *pat,
 			 size_t plen)
 {
@@ -299,8 +309,30 @@ static size_t find_bytes(const uint8_t *buf, size_t len, const uint8_t *pat,
 	return hit ? (size_t)(hit - buf) : len;
 }
 
-static const uint8_t restorer_pat[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00,
-					0x00, 0x0f, 0x05 };
+/* The pattern found exactly once in the window around fn in the
+ * executable mapping m of process pid: its address in *addr. */
+static bool restorer_near(pid_t pid, const struct proc_map *m, uint64_t fn,
+			  uint64_t *addr)
+{
+	uint8_t buf[2 * RESTORER_WINDOW];
+	uint64_t from, to;
+	size_t off, len;
+
+	if (fn < m->lo || fn >= m->hi)
+		return false;
+	from = fn - m->lo > RESTORER_WINDOW ? fn - RESTORER_WINDOW : m->lo;
+	to = m->hi - fn > RESTORER_WINDOW ? fn + RESTORER_WINDOW : m->hi;
+	len = (size_t)(to - from);
+	if (proc_read(pid, from, buf, len))
+		return false;
+	off = find_bytes(buf, len, restorer_pat, sizeof(restorer_pat));
+	if (off >= len ||
+	    find_bytes(buf + off + 1, len - off - 1, restorer_pat,
+		       sizeof(restorer_pat)) < len - off - 1)
+		return false; /* none, or which one? */
+	*addr = from + off;
+	return true;
+}
 
 /* Where the pattern is in the file behind an executable mapping, found
  * once per file: every process of the machine maps the same libc. */
@@ -337,9 +369,13 @@ static bool restorer_in_file(const struct proc_map *m, uint64_t *file_off)
 static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 {
 	struct proc_map *maps;
+	uint64_t sigact = 0;
+	char ignored[256];
 	size_t n, i;
 	int rc = -ENOENT;
 
+	if (libc_symbol(pid, "sigaction", &sigact, ignored, sizeof(ignored)))
+		sigact = 0; /* the whole code is looked through */
 	if (proc_maps(pid, &maps, &n))
 		return -ESRCH;
 	for (i = 0; i < n && rc; i++) {
@@ -350,6 +386,10 @@ static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 		if (maps[i].perms[2] != 'x' ||
 		    !strstr(base_name(maps[i].path), "libc.so.6"))
 			continue;
+		if (sigact && restorer_near(pid, &maps[i], sigact, addr)) {
+			rc = 0;
+			break;
+		}
 		/* The file's copy tells where; the process's memory must
 		 * agree (the same file, unchanged). */
 		if (restorer_in_file(&maps[i], &file_off) &&
