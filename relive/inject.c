@@ -294,8 +294,8 @@ static int libc_symbol(pid_t pid, const char *name, uint64_t *addr,
  * within RESTORER_WINDOW bytes of libc's sigaction (glibc defines both in
  * one file, and the agent's find_libc_restorer looks there too), where
  * one read of 2 KiB of the process's memory finds it.  Only when that
- * window holds it not exactly once is the whole code looked through (a
- * read of libc's 1.4 MiB of code took 5-10 ms of the first injection).
+ * window holds it not exactly once is the whole code looked through
+ * (reading libc's 1.4 MiB of code took about 10 ms of a first injection).
  */
 #define RESTORER_WINDOW 1024
 
