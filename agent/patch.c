@@ -27,10 +27,26 @@
 #include "agent.h"
 #include "background.h"
 
-#define OPS_BUCKETS 4096
 #define OPS_CELL 256 /* stub (RELIVE_STUB_SIZE) + copy (RELIVE_ARCH_MAX_COPY) */
 
-static struct relive_ops *ops_table[OPS_BUCKETS];
+/*
+ * The ops by entry address, in a table that starts at 64 buckets and grows
+ * four times over whenever it holds more ops than buckets.  It lives on
+ * the heap, and each new table is written (zeroed) before it is read: a
+ * fixed table of 4096 buckets in the agent's zero-filled data was read
+ * first, which maps the kernel's shared zero page, and the first ops put
+ * in a bucket then took a second fault to replace that page, with a flush
+ * of the TLBs of every CPU the process runs on: 6% of the agent's CPU in
+ * `relive patch --all` of preloaded programs (docs/performance.md, round
+ * 23).  Until the first table is allocated, one bucket serves.
+ */
+#define OPS_BITS_FIRST 6
+#define OPS_BITS_MAX 20
+
+static struct relive_ops *ops_one;
+static struct relive_ops **ops_table = &ops_one;
+static unsigned ops_bits; /* 0: ops_one alone */
+static size_t ops_count;
 
 static struct relive_ctl_write *plan;
 static size_t nplan, capplan;
@@ -38,16 +54,46 @@ static uint64_t plan_gen = 1; /* ops with plan_mark == plan_gen are in it */
 
 static size_t ops_hash(uintptr_t addr)
 {
-	return (addr >> 4) * 0x9e3779b97f4a7c15ull >> 52;
+	if (!ops_bits)
+		return 0;
+	return (addr >> 4) * 0x9e3779b97f4a7c15ull >> (64 - ops_bits);
 }
 
-/* Every ops, newest first: ops_all() walks this, not the 4096 buckets. */
+/* Every ops, newest first: ops_all() walks this, not the buckets. */
 static struct relive_ops *ops_list;
+
+/* A table of 1 << bits buckets holding every ops; on no memory the old
+ * one stays (its chains grow longer, nothing is lost). */
+static void ops_rehash(unsigned bits)
+{
+	size_t n = (size_t)1 << bits;
+	struct relive_ops **t = malloc(n * sizeof(*t)), *o;
+
+	if (!t)
+		return;
+	memset(t, 0, n * sizeof(*t));
+	if (ops_bits)
+		free(ops_table);
+	ops_table = t;
+	ops_bits = bits;
+	for (o = ops_list; o; o = o->all_next) {
+		size_t h = ops_hash(o->func_addr);
+
+		o->next = t[h];
+		t[h] = o;
+	}
+}
 
 static void ops_insert(struct relive_ops *o)
 {
-	size_t h = ops_hash(o->func_addr);
+	size_t h;
 
+	if (!ops_bits)
+		ops_rehash(OPS_BITS_FIRST);
+	else if (ops_count >= ((size_t)1 << ops_bits) &&
+		 ops_bits + 2 <= OPS_BITS_MAX)
+		ops_rehash(ops_bits + 2);
+	h = ops_hash(o->func_addr);
 	o->next = ops_table[h];
 	ops_table[h] = o;
 	o->all_next = ops_list;
@@ -55,6 +101,7 @@ static void ops_insert(struct relive_ops *o)
 	if (ops_list)
 		ops_list->all_prev = &o->all_next;
 	ops_list = o;
+	ops_count++;
 }
 
 struct relive_ops *ops_find(uintptr_t func_addr)
@@ -602,6 +649,7 @@ void ops_forget(struct relive_ops *o)
 	*o->all_prev = o->all_next;
 	if (o->all_next)
 		o->all_next->all_prev = o->all_prev;
+	ops_count--;
 	/* Its stub and copy stay mapped: a thread could still be leaving
 	 * them.  The memory is not reused. */
 	free(o->stack);
