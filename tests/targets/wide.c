@@ -76,7 +76,6 @@ int main(void)
 		struct counts c;
 
 		c.distinct = 0;
-
 		if (target_common(line))
 			continue;
 		if (strcmp(line, "direct") == 0) {
