@@ -35,7 +35,9 @@
 
 #include "ctl.h"
 
-__attribute__((visibility("default"))) struct relive_boot relive_boot;
+__attribute__((visibility("default"))) struct relive_boot relive_boot = {
+	.state = RELIVE_BOOT_IDLE,
+};
 
 static void *boot_thread(void *arg)
 {

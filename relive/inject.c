@@ -763,8 +763,34 @@ static int wait_word(pid_t pid, uint64_t addr, uint32_t from, uint32_t *val)
 	}
 }
 
+/* Waits, once relive_boot_start() has said RUNNING, until the boot thread
+ * has written its number, or the state has moved on (no thread could be
+ * started, or it is done already).  *val: the state; *tid: 0 or the
+ * number. */
+static int wait_boot_tid(pid_t pid, uint64_t state, uint32_t *val,
+			 uint32_t *tid)
+{
+	uint32_t w[2]; /* struct relive_boot's state and tid, side by side */
+	double t0;
+
+	_Static_assert(offsetof(struct relive_boot, tid) ==
+		       offsetof(struct relive_boot, state) + sizeof(uint32_t),
+		       "state and tid are read together");
+
+	for (unsigned n = 0;; n++) {
+		if (proc_read(pid, state + offsetof(struct relive_boot, state),
+			      w, sizeof(w)))
+			return -ESRCH;
+		*val = w[0];
+		*tid = w[1];
+		if (*tid || *val != RELIVE_BOOT_RUNNING)
+			return 0;
+		poll_pause(n, &t0);
+	}
+}
+
 /* Waits until the boot thread tid has ended (or its number names another
- * thread already). */
+ * thread already), looking at it now and then. */
 static void wait_boot_thread_gone(pid_t pid, pid_t tid)
 {
 	char path[64], comm[32];
@@ -869,32 +895,39 @@ static int boot_inject(pid_t pid, const char *real, const char *boot,
 	}
 	state = bc.state;
 	/* relive_boot_start runs on its own now: wait for it to begin (it
-	 * sets RUNNING before it starts the thread), then for the thread. */
+	 * sets RUNNING before it starts the thread), then for the thread to
+	 * say who it is, then for it to end. */
 	rc = wait_word(pid, state + offsetof(struct relive_boot, state),
 		       RELIVE_BOOT_IDLE, &val);
-	vlog("the boot thread loads the agent");
 	if (!rc && val == RELIVE_BOOT_RUNNING)
-		rc = wait_word(pid,
-			       state + offsetof(struct relive_boot, state),
-			       RELIVE_BOOT_RUNNING, &val);
-	if (!rc)
-		rc = proc_read(pid, state + offsetof(struct relive_boot, tid),
-			       &tid, sizeof(tid));
+		rc = wait_boot_tid(pid, state, &val, &tid);
 	if (rc) {
 		snprintf(err, errlen, "process %d exited while loading the "
 			 "agent", pid);
 		return -ESRCH;
 	}
+	vlog("the boot thread loads the agent (thread %u)", tid);
 	/* The thread ends right after the dlopen: wait for that, so relive
 	 * never meets it among the program's threads and never unloads its
-	 * code under it. */
-	if (tid)
+	 * code under it.  relive sleeps in waitpid(2) meanwhile, the thread
+	 * traced but never stopped; where it cannot be traced, relive looks
+	 * at it now and then instead. */
+	if (tid && pt_wait_exit(pid, (pid_t)tid, "relive-boot") < 0)
 		wait_boot_thread_gone(pid, (pid_t)tid);
+	if (proc_read(pid, state + offsetof(struct relive_boot, state), &val,
+		      sizeof(val))) {
+		snprintf(err, errlen, "process %d exited while loading the "
+			 "agent", pid);
+		return -ESRCH;
+	}
 	vlog("the boot thread is done");
 	if (val == RELIVE_BOOT_LOADED)
 		return 0;
 	proc_read(pid, state + offsetof(struct relive_boot, error), why,
 		  sizeof(why) - 1);
+	if (!why[0] && val == RELIVE_BOOT_RUNNING)
+		snprintf(why, sizeof(why), "the boot thread ended before its "
+			 "dlopen returned");
 	proc_read(pid, state + offsetof(struct relive_boot, handle), &handle,
 		  sizeof(handle));
 	/* Take the boot library out again. */

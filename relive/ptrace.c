@@ -5,7 +5,9 @@
  * relive uses PTRACE_SEIZE and PTRACE_INTERRUPT only: never SIGSTOP, never
  * PTRACE_ATTACH, so the target's parent never sees a stop or a continue.
  * Every stop ends with PTRACE_DETACH, so between two steps of a command the
- * target is not traced at all and its signals are delivered as usual.
+ * target is not traced at all and its signals are delivered as usual.  One
+ * thread is traced without being stopped: relive's own boot thread, while
+ * relive waits for it to end (pt_wait_exit).
  *
  * A thread interrupted inside a system call must not notice.  Calls the
  * kernel restarts by itself (-ERESTART* in %rax at the stop) are restarted
@@ -14,6 +16,7 @@
  * back over the 2-byte `syscall` and %rax gets the call's number again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "relive.h"
 
@@ -427,6 +431,71 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 			snprintf(err, errlen, "thread %d: %s", tid,
 				 strerror(errno));
 			return rc;
+		}
+	}
+}
+
+/* Whether thread tid of pid is named comm now. */
+static bool named(pid_t pid, pid_t tid, const char *comm)
+{
+	char path[64], name[32];
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	len = read(fd, name, sizeof(name) - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	name[len] = '\0';
+	name[strcspn(name, "\n")] = '\0';
+	return !strcmp(name, comm);
+}
+
+int pt_wait_exit(pid_t pid, pid_t tid, const char *comm)
+{
+	struct stopped st;
+	char err[128];
+	int status;
+
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0))
+		return errno == ESRCH ? 0 : -errno; /* ESRCH: gone already */
+	/* Traced, the number can no longer be reused: it names the thread
+	 * meant, or one of the program's that got the number first. */
+	if (!named(pid, tid, comm)) {
+		memset(&st, 0, sizeof(st));
+		st.tid = tid;
+		if (!pt_interrupt_seized(&st, err, sizeof(err)) &&
+		    !pt_collect(&st, err, sizeof(err)))
+			pt_release(&st);
+		return 1;
+	}
+	for (;;) {
+		if (waitpid(tid, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 0; /* ECHILD: reaped with its process */
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return 0;
+		if (!WIFSTOPPED(status))
+			continue;
+		if (status >> 16 == PTRACE_EVENT_STOP) {
+			int sig = WSTOPSIG(status);
+
+			/* A group stop stays one until the program is
+			 * continued; any other event stop ends at once. */
+			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN ||
+			    sig == SIGTTOU)
+				ptrace(PTRACE_LISTEN, tid, 0, 0);
+			else
+				ptrace(PTRACE_CONT, tid, 0, 0);
+		} else {
+			/* A signal on its way to the thread: deliver it. */
+			ptrace(PTRACE_CONT, tid, 0, WSTOPSIG(status));
 		}
 	}
 }

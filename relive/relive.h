@@ -101,6 +101,12 @@ bool pt_in_restartblock(const struct stopped *st);
  * or clone3(2) that made it, before its first instruction (the one after
  * the system call). */
 bool pt_is_newborn(pid_t pid, const struct stopped *st);
+/* Waits until thread tid of pid, named comm, has ended, without stopping
+ * it: traced (PTRACE_SEIZE, no options) so that waitpid(2) sleeps until
+ * the kernel says it ended; signals for it are passed on, a group stop is
+ * kept.  0: ended (or gone already); 1: the number names another thread
+ * now, let go at once; or a negative errno when it cannot be traced. */
+int pt_wait_exit(pid_t pid, pid_t tid, const char *comm);
 int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 		size_t errlen);
 void pt_release_all(struct stopped *list, size_t n);

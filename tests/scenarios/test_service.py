@@ -6,10 +6,12 @@ back to borrowing a thread."""
 import os
 import shutil
 import signal
+import subprocess
 
-from conftest import (AGENT, RELIVE, RELIVE_ENV, agent_threads, all_asleep,
-                      apply, disable, listing, patch_names, patch_path,
-                      relive, remove, thread_names, wait_until)
+from conftest import (AGENT, FAILED, RELIVE, RELIVE_ENV, agent_threads,
+                      all_asleep, apply, disable, listing, patch_names,
+                      patch_path, relive, remove, target_path, thread_names,
+                      thread_states, wait_until)
 
 
 def agent_tid(pid):
@@ -221,6 +223,60 @@ def test_injection_through_the_boot_library(spawn):
     assert "relive-boot" not in comms
     assert comms.count("relive-agent") == 1
     assert t.ask("call 1") == "101"
+
+
+def traced_threads(pid):
+    """The threads of pid that some process traces."""
+    traced = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("TracerPid:") and line.split()[1] != "0":
+                        traced.append(int(tid))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return traced
+
+
+def test_boot_thread_stopped_with_its_process(spawn, tmp_path):
+    """The process is stopped (SIGSTOP) while the boot thread is inside the
+    agent's dlopen: relive, which waits for that thread to end, keeps the
+    thread stopped with its process and waits on; once the process is
+    continued, the dlopen returns and relive finishes.  The "agent" here is
+    a library whose dlopen lasts until the test lets it end, so relive
+    reports that no agent was found, and leaves nothing traced."""
+    shutil.copy(AGENT.parent / "librelive-boot.so", tmp_path)
+    agent = tmp_path / AGENT.name
+    shutil.copy(target_path("libslowload.so"), agent)
+    env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
+    t = spawn("basic_pie")
+    p = subprocess.Popen([str(RELIVE), "patch", "-p", str(t.pid),
+                          str(patch_path("fix_main"))], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        wait_until(lambda: "relive-boot" in thread_names(t.pid),
+                   "the boot thread")
+        os.kill(t.pid, signal.SIGSTOP)
+        wait_until(lambda: set(thread_states(t.pid).values()) <= set("tT"),
+                   "every thread stopped")
+        (tmp_path / (agent.name + ".go")).touch()
+        # Stopped with its process, the boot thread cannot end its dlopen.
+        assert "relive-boot" in thread_names(t.pid)
+        assert p.poll() is None
+        os.kill(t.pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        os.kill(t.pid, signal.SIGCONT)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == FAILED, (p.returncode, out, err)
+    assert "is not a relive agent" in err, err
+    assert "relive-boot" not in thread_names(t.pid)
+    assert traced_threads(t.pid) == []
+    assert t.ask("call 5") == "6"
 
 
 def test_injection_without_the_boot_library(spawn, tmp_path):
