@@ -638,6 +638,9 @@ static int borrow(pid_t pid, pid_t prefer, struct stopped *st, char *err,
 		unwind_refresh(u);
 	}
 	free(b.d);
+	if (!rc)
+		vlog("borrow: thread %d held (%d round%s)", st->tid, round,
+		     round == 1 ? "" : "s");
 	if (rc == -EAGAIN)
 		snprintf(err, errlen, "no thread of process %d could be "
 			 "borrowed safely: every one was inside the memory "
@@ -829,6 +832,7 @@ static uint64_t boot_next(void *arg)
 	struct boot_chain *bc = arg;
 	uint32_t idle = RELIVE_BOOT_IDLE;
 
+	vlog("the boot library's dlopen returned");
 	bc->rc = boot_find(bc->pid, bc->boot, &bc->state, &bc->start,
 			   bc->err, sizeof(bc->err));
 	if (bc->rc) {
