@@ -56,28 +56,36 @@ static const char *base_name(const char *p)
 }
 
 /*
- * The thread to try first: one that sleeps (state S) and is not the main
- * thread, else the main thread, else any live one.  In a server the main
- * thread often runs the event loop and the workers run requests; a thread
- * asleep in a condition variable or a blocking read costs the service
- * nothing while it serves relive.
+ * The thread to try first: of the threads asleep (state S), the one that
+ * has used the least CPU time, else the main thread, else any live one.
+ * A thread asleep in a condition variable or in accept(2) for minutes
+ * costs the service nothing while it serves relive; one that sleeps an
+ * instant between two requests (a worker of a busy server, the event loop
+ * of Redis) is the one whose clients would wait, and it is the one that
+ * has run the most.  Among equals, the first listed (the main thread
+ * comes first).  At most PICK_LOOK threads are looked at.
  */
+#define PICK_LOOK 256
+
 pid_t pick_thread(pid_t pid)
 {
 	pid_t *tids, sleeper = 0, alive = 0;
+	unsigned long long least = 0;
 	size_t n, i;
 	char main_state = proc_thread_state(pid, pid);
 
 	if (proc_tasks(pid, &tids, &n))
 		return main_state ? pid : 0;
-	for (i = 0; i < n && !sleeper; i++) {
-		char s = tids[i] == pid ? main_state :
-					  proc_thread_state(pid, tids[i]);
+	for (i = 0; i < n && i < PICK_LOOK; i++) {
+		unsigned long long ticks;
+		char s = proc_thread_load(pid, tids[i], &ticks);
 
-		if (tids[i] != pid && s == 'S')
+		if (s == 'S' && (!sleeper || ticks < least)) {
 			sleeper = tids[i];
-		else if (!alive && s && s != 'Z' && s != 'X')
+			least = ticks;
+		} else if (!alive && s && s != 'Z' && s != 'X') {
 			alive = tids[i];
+		}
 	}
 	free(tids);
 	if (sleeper)

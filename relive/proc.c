@@ -149,6 +149,24 @@ char proc_thread_state(pid_t pid, pid_t tid)
 	return p ? p[0] : 0;
 }
 
+char proc_thread_load(pid_t pid, pid_t tid, unsigned long long *ticks)
+{
+	char buf[1024];
+	const char *p = read_stat(pid, tid, buf, sizeof(buf)), *q = p;
+	unsigned long long utime, stime;
+	int field = 3; /* the state; utime and stime are fields 14 and 15 */
+
+	*ticks = 0;
+	if (!p)
+		return 0;
+	for (; *q && field < 14; q++)
+		if (*q == ' ')
+			field++;
+	if (field == 14 && sscanf(q, "%llu %llu", &utime, &stime) == 2)
+		*ticks = utime + stime;
+	return p[0];
+}
+
 unsigned long long proc_start_time(pid_t pid)
 {
 	char buf[1024];

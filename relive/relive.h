@@ -59,6 +59,9 @@ int proc_find_object(pid_t pid, const char *name, char *path, size_t pathlen,
 int proc_read(pid_t pid, uint64_t addr, void *buf, size_t len);
 int proc_write(pid_t pid, uint64_t addr, const void *buf, size_t len);
 char proc_thread_state(pid_t pid, pid_t tid);
+/* The same, and the CPU time the thread has used so far (utime + stime,
+ * in clock ticks) in *ticks. */
+char proc_thread_load(pid_t pid, pid_t tid, unsigned long long *ticks);
 /* Field 22 of /proc/PID/stat: tells the process from a later one with the
  * same ID; 0 if it cannot be read. */
 unsigned long long proc_start_time(pid_t pid);

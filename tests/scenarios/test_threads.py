@@ -6,11 +6,13 @@ run`.
 """
 import os
 import re
+import subprocess
 
 import pytest
 
 from conftest import (RELIVE, RELIVE_ENV, TARGETS, agent_threads, apply, disable,
-                      listing, patch_names, remove, thread_states, wait_until)
+                      listing, patch_names, patch_path, remove, thread_states,
+                      wait_until)
 
 HAMMER_CYCLES = int(os.environ.get("RELIVE_HAMMER_CYCLES", "200"))
 
@@ -100,6 +102,43 @@ def test_injection_into_threads_asleep_in_syscalls(spawn):
     remove(t.pid, "fix_blockread")
     assert blockread_answer(t, "call 5") == (7, 0, "6")
     assert blockread_answer(t, "status") == (7, 0, quiet)
+
+
+def thread_cpu(pid):
+    """{tid: (state, utime + stime in clock ticks)} of pid's threads."""
+    cpu = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        cpu[int(tid)] = (fields[0], int(fields[11]) + int(fields[12]))
+    return cpu
+
+
+def test_injection_borrows_the_idlest_sleeping_thread(spawn):
+    """To load the agent, relive borrows the sleeping thread that has used
+    the least CPU time: in a server, the one whose clients would not wait
+    for it.  Here the worker thread has just run half a second and sleeps
+    again; the main thread and the idle one have run next to nothing."""
+    t = spawn("basic_pie")
+    assert t.ask("tburn 500") == "500"
+    wait_until(lambda: all(s == "S" for s, _ in thread_cpu(t.pid).values()),
+               "every thread asleep")
+    cpu = thread_cpu(t.pid)
+    busiest = max(cpu, key=lambda tid: cpu[tid][1])
+    p = subprocess.run([str(RELIVE), "patch", "-v", "-p", str(t.pid),
+                        str(patch_path("fix_main"))], env=RELIVE_ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"borrow: thread (\d+) held", p.stderr)
+    assert m, p.stderr
+    borrowed = int(m.group(1))
+    assert borrowed != busiest, (borrowed, cpu)
+    assert cpu[borrowed][1] == min(ticks for _, ticks in cpu.values()), cpu
+    assert t.ask("call 1") == "101"
+    assert t.ask("tcall 1") == "101"
 
 
 def test_parent_sees_no_stop_or_continue(spawn):

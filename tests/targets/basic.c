@@ -11,6 +11,7 @@
  *     lib N     -> calc_value(N)           original N + 2   (libcalc)
  *     tcall N   -> basic_value(N), called by the worker thread
  *     tlib N    -> calc_value(N), called by the worker thread
+ *     tburn MS  -> MS, once the worker thread has run MS ms of CPU time
  *     scale1 N  -> static scale() of basic.c      original N * 10
  *     scale2 N  -> static scale() of basic_aux.c  original N * 20
  *     own       -> "own ok", or "own bad NAME": libcalc's common names
@@ -20,6 +21,7 @@
 #include "target.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +47,23 @@ static PATCHABLE int scale(int x)
 /* The worker: runs one call at a time for the main thread. */
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_cond = PTHREAD_COND_INITIALIZER;
-static int job_kind;    /* 0 none, 1 basic_value, 2 calc_value */
+static int job_kind;    /* 0 none, 1 basic_value, 2 calc_value, 3 burn */
 static int job_arg, job_result, job_done;
+
+/* Runs for ms milliseconds of the thread's own CPU time. */
+static int burn(int ms)
+{
+	struct timespec t0, t;
+	long long ran;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	do {
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+		ran = (t.tv_sec - t0.tv_sec) * 1000LL +
+		      (t.tv_nsec - t0.tv_nsec) / 1000000;
+	} while (ran < ms);
+	return ms;
+}
 
 static void *worker_main(void *arg)
 {
@@ -55,7 +72,8 @@ static void *worker_main(void *arg)
 		while (job_kind == 0)
 			pthread_cond_wait(&job_cond, &job_lock);
 		job_result = job_kind == 1 ? basic_value(job_arg) :
-					     calc_value(job_arg);
+			     job_kind == 2 ? calc_value(job_arg) :
+					     burn(job_arg);
 		job_kind = 0;
 		job_done = 1;
 		pthread_cond_broadcast(&job_cond);
@@ -103,6 +121,8 @@ int main(void)
 			target_reply("%d", on_worker(1, (int)n));
 		} else if (target_arg(line, "tlib", &n)) {
 			target_reply("%d", on_worker(2, (int)n));
+		} else if (target_arg(line, "tburn", &n)) {
+			target_reply("%d", on_worker(3, (int)n));
 		} else if (target_arg(line, "scale1", &n)) {
 			target_reply("%d", scale((int)n));
 		} else if (target_arg(line, "scale2", &n)) {
