@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -683,12 +684,30 @@ class Bench:
             lg = subprocess.Popen(
                 [self.path("bench", "loadgen"), str(port), "4", str(secs),
                  request, old, new], stdout=subprocess.PIPE)
-            time.sleep(at)
+            # A control, started a second before the patch, beside it:
+            # how long the machine takes to start any program under this
+            # load (/bin/true).  On a machine whose kernel threads starve
+            # under load, an exec can wait seconds for a lock on libc's
+            # mappings held by one of them, relive's exec as well
+            # (docs/performance.md, round 24).
+            ctl = {}
+
+            def control():
+                t0 = time.monotonic()
+                subprocess.run(["/bin/true"], check=True)
+                ctl["wall"] = time.monotonic() - t0
+
+            ctl_thread = threading.Thread(target=control)
+            time.sleep(at - 1.0)
+            ctl_thread.start()
+            time.sleep(1.0)
             p0 = time.monotonic()
             rc, wall, out = self.relive("patch", "-p", pid, patch)
             p1 = time.monotonic()
             cpu = self.last_cpu
             lout = lg.communicate(timeout=secs + 30)[0].decode()
+            ctl_thread.join()
+            true_wall = ctl["wall"]
         finally:
             close()
         if rc != 0:
@@ -711,6 +730,7 @@ class Bench:
                 "patch_at_s": [p0 - start, p1 - start],
                 "failures": int(vals["failures"]), "answers": answers,
                 "patch_wall_s": wall, "cpu_s": cpu,
+                "true_wall_s": true_wall,
                 "pct": 100.0 * min(per_sec[k0:k1 + 1]) / median(before),
                 # the same figure for the second before, with no patch: how
                 # much one second moves by itself
@@ -738,6 +758,9 @@ class Bench:
                  median(w), "ms", sp=spread(w))
         self.row("6", "%s: CPU time used by relive meanwhile" % lbl,
                  median([1e3 * r["cpu_s"] for r in runs]), "ms")
+        tw = [1e3 * r["true_wall_s"] for r in runs]
+        self.row("6", "  control: /bin/true started 1 s before, wall",
+                 median(tw), "ms", sp=spread(tw))
 
     def fig_load(self):
         runs = []
