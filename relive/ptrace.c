@@ -466,6 +466,10 @@ int pt_wait_exit(pid_t pid, pid_t tid, const char *comm)
 	/* Traced, the number can no longer be reused: it names the thread
 	 * meant, or one of the program's that got the number first. */
 	if (!named(pid, tid, comm)) {
+		/* Or it ended just now, and waits to be reaped by us. */
+		if (waitpid(tid, &status, __WALL | WNOHANG) == tid &&
+		    (WIFEXITED(status) || WIFSIGNALED(status)))
+			return 0;
 		memset(&st, 0, sizeof(st));
 		st.tid = tid;
 		if (!pt_interrupt_seized(&st, err, sizeof(err)) &&
