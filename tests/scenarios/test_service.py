@@ -111,10 +111,16 @@ def test_one_request_loads_and_enables(spawn):
     wait_until(lambda: all_asleep(t.pid), "every thread to sleep")
     rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
     assert rc == 0, log
-    assert "enabled in the same request" in log, log
-    # The program's thread sleeps: the same request switched it and
-    # completed the transition (agent/sleepers.c).
-    assert log.count("to the agent") == 1, log
+    if "enabled in the same request" in log:
+        # The program's thread sleeps: the same request switched it and
+        # completed the transition (agent/sleepers.c).
+        assert log.count("to the agent") == 1, log
+    else:
+        # An entry's landing could not be mapped where this process's
+        # layout put it: relive wrote that entry with every thread held,
+        # then asked for the enable (LOAD_ENABLE, WRITTEN, ENABLE).
+        assert "threads held for" in log, log
+        assert log.count("to the agent") == 3, log
     assert "transition completed by the agent" in log, log
     assert t.ask("call 1") == "101"
     disable(t.pid, "fix_main")
@@ -138,8 +144,13 @@ def test_load_enable_then_complete_without_sleeper_switch(spawn):
               env=dict(RELIVE_ENV, RELIVE_NO_SLEEPER_SWITCH="1"))
     rc, log = verbose(["patch", "-p", str(t.pid), patch_path("fix_main")])
     assert rc == 0, log
-    assert "enabled in the same request" in log, log
-    assert log.count("to the agent") == 2, log   # LOAD_ENABLE, COMPLETE
+    if "enabled in the same request" in log:
+        assert log.count("to the agent") == 2, log  # LOAD_ENABLE, COMPLETE
+    else:
+        # An entry's landing could not be mapped (see above): LOAD_ENABLE,
+        # WRITTEN, ENABLE, COMPLETE.
+        assert "threads held for" in log, log
+        assert log.count("to the agent") == 4, log
     assert "transition completed by the agent" not in log, log
     assert t.ask("call 1") == "101"
 
