@@ -72,14 +72,16 @@ pid_t pick_thread(pid_t pid)
 	pid_t *tids, sleeper = 0, alive = 0;
 	unsigned long long least = 0;
 	size_t n, i;
-	char main_state = proc_thread_state(pid, pid);
+	char main_state = 0;
 
 	if (proc_tasks(pid, &tids, &n))
-		return main_state ? pid : 0;
+		return proc_thread_state(pid, pid) ? pid : 0;
 	for (i = 0; i < n && i < PICK_LOOK; i++) {
 		unsigned long long ticks;
 		char s = proc_thread_load(pid, tids[i], &ticks);
 
+		if (tids[i] == pid)
+			main_state = s; /* listed first */
 		if (s == 'S' && (!sleeper || ticks < least)) {
 			sleeper = tids[i];
 			least = ticks;
@@ -804,23 +806,11 @@ static int wait_boot_tid(pid_t pid, uint64_t state, uint32_t *val,
  * thread already), looking at it now and then. */
 static void wait_boot_thread_gone(pid_t pid, pid_t tid)
 {
-	char path[64], comm[32];
 	double t0;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
-	for (unsigned n = 0;; n++) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t len = fd >= 0 ? read(fd, comm, sizeof(comm) - 1) : -1;
-
-		if (fd >= 0)
-			close(fd);
-		if (len <= 0)
-			return; /* gone */
-		comm[len] = '\0';
-		if (strcmp(comm, "relive-boot\n"))
-			return; /* a thread of the program reused the number */
+	/* Gone, or a thread of the program reused the number. */
+	for (unsigned n = 0; proc_thread_named(pid, tid, "relive-boot"); n++)
 		poll_pause(n, &t0);
-	}
 }
 
 /* What boot_inject() chains to the borrowed thread's dlopen of the boot

@@ -167,6 +167,25 @@ char proc_thread_load(pid_t pid, pid_t tid, unsigned long long *ticks)
 	return p[0];
 }
 
+bool proc_thread_named(pid_t pid, pid_t tid, const char *comm)
+{
+	char path[64], name[32];
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	len = read(fd, name, sizeof(name) - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	name[len] = '\0';
+	name[strcspn(name, "\n")] = '\0';
+	return !strcmp(name, comm);
+}
+
 unsigned long long proc_start_time(pid_t pid)
 {
 	char buf[1024];

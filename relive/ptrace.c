@@ -16,7 +16,6 @@
  * back over the 2-byte `syscall` and %rax gets the call's number again.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +25,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "relive.h"
 
@@ -435,26 +433,6 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 	}
 }
 
-/* Whether thread tid of pid is named comm now. */
-static bool named(pid_t pid, pid_t tid, const char *comm)
-{
-	char path[64], name[32];
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	len = read(fd, name, sizeof(name) - 1);
-	close(fd);
-	if (len <= 0)
-		return false;
-	name[len] = '\0';
-	name[strcspn(name, "\n")] = '\0';
-	return !strcmp(name, comm);
-}
-
 int pt_wait_exit(pid_t pid, pid_t tid, const char *comm)
 {
 	struct stopped st;
@@ -465,7 +443,7 @@ int pt_wait_exit(pid_t pid, pid_t tid, const char *comm)
 		return errno == ESRCH ? 0 : -errno; /* ESRCH: gone already */
 	/* Traced, the number can no longer be reused: it names the thread
 	 * meant, or one of the program's that got the number first. */
-	if (!named(pid, tid, comm)) {
+	if (!proc_thread_named(pid, tid, comm)) {
 		/* Or it ended just now, and waits to be reaped by us. */
 		if (waitpid(tid, &status, __WALL | WNOHANG) == tid &&
 		    (WIFEXITED(status) || WIFSIGNALED(status)))

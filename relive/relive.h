@@ -62,6 +62,8 @@ char proc_thread_state(pid_t pid, pid_t tid);
 /* The same, and the CPU time the thread has used so far (utime + stime,
  * in clock ticks) in *ticks. */
 char proc_thread_load(pid_t pid, pid_t tid, unsigned long long *ticks);
+/* Whether thread tid of pid exists and is named comm now. */
+bool proc_thread_named(pid_t pid, pid_t tid, const char *comm);
 /* Field 22 of /proc/PID/stat: tells the process from a later one with the
  * same ID; 0 if it cannot be read. */
 unsigned long long proc_start_time(pid_t pid);
