@@ -189,6 +189,12 @@ bool find_loaded_object(const char *name, char *path, size_t pathlen,
 			uintptr_t *bias);
 bool find_other_copy(const char *name, uintptr_t skip, char *path,
 		     size_t pathlen, uintptr_t *bias);
+/* As find_loaded_object, by file name only (no file is read). */
+bool find_loaded_file(const char *name, char *path, size_t pathlen,
+		      uintptr_t *bias);
+/* Is the object loaded from path one that is never unloaded: a library
+ * the program itself names (DT_NEEDED)? */
+bool objects_permanent(const char *path);
 
 /* resolution.c: the controller's resolution of a patch (ctl.h) */
 void resolution_init(void);
@@ -205,6 +211,10 @@ const struct relive_res_func *resolution_object(const struct relive_object *o,
  * entry resolution_object() gave); NULL: none. */
 const struct relive_res_site *resolution_site(const struct relive_object *o,
 					      const struct relive_res_func *rf);
+/* Is prep a site for the size bytes of the function at func_addr as they
+ * are now (then the agent need not decode them)? */
+bool resolution_site_fits(const struct relive_res_site *prep,
+			  uintptr_t func_addr, size_t size);
 /* The build-id of the object loaded at bias, from its mapped notes, in
  * hex; "" when it has none. */
 void resolution_running_build_id(uintptr_t bias, char *hex, size_t hexlen);
@@ -293,6 +303,7 @@ void direct_steer_end(void);
 struct elfsym_file;
 void direct_find_calls(struct elfsym_file *f, const char *path,
 		       uintptr_t bias, struct relive_ops **ops, size_t n);
+bool direct_calls_possible(const uintptr_t *entry, size_t n);
 size_t direct_calls_of(const struct relive_ops *o, uintptr_t target);
 size_t direct_make_all(void);
 int direct_take_back(struct relive_ops **ops, size_t n);

@@ -23,6 +23,7 @@
 #include "agent.h"
 #include "background.h"
 #include "elfsym.h"
+#include "libs.h"
 
 struct relive_patch *agent_patches;
 
@@ -51,6 +52,7 @@ struct find_obj {
 	bool found;
 	bool first;
 	bool by_soname;     /* second pass: no file has the name */
+	bool no_soname;     /* no second pass */
 };
 
 static const char *base_name(const char *path)
@@ -107,7 +109,7 @@ static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 static void find_obj(struct find_obj *fo)
 {
 	dl_iterate_phdr(find_obj_cb, fo);
-	if (!fo->found && fo->name) {
+	if (!fo->found && fo->name && !fo->no_soname) {
 		fo->by_soname = true;
 		dl_iterate_phdr(find_obj_cb, fo);
 	}
@@ -130,6 +132,19 @@ bool find_loaded_object(const char *name, char *path, size_t pathlen,
 			       uintptr_t *bias)
 {
 	struct find_obj fo = { .name = name, .first = true };
+
+	find_obj(&fo);
+	if (!fo.found)
+		return false;
+	text_copy(path, pathlen, fo.path);
+	*bias = fo.bias;
+	return true;
+}
+
+bool find_loaded_file(const char *name, char *path, size_t pathlen,
+		      uintptr_t *bias)
+{
+	struct find_obj fo = { .name = name, .first = true, .no_soname = true };
 
 	find_obj(&fo);
 	if (!fo.found)
@@ -443,6 +458,55 @@ static bool all_new_resolved(const struct relive_patch *p)
 }
 
 /*
+ * Could loading p, or patching its objects later, need libelf or Zydis
+ * (libs.c)?  Not when relive's resolution serves every part of it: the
+ * new versions, each object's functions read from the build-id the
+ * process runs, each entry decoded from the bytes it has now, no
+ * KLP_SYMBOL reference to look up, no byte pattern of a direct call to a
+ * replaced function to decode, each object loaded (by file name) and one
+ * the program itself needs, which is never unloaded and loaded again
+ * (objects that come later are read from their files, in the loader's
+ * notification, where nothing can be loaded).  Anything else, and the
+ * libraries are loaded before agent_lock is taken.  A function already
+ * patched fails the entry's check (its first bytes are a jump), so a
+ * stacked patch loads them too.
+ */
+static bool needs_libs(struct relive_patch *p)
+{
+	uintptr_t *entry = NULL;
+	bool need = false;
+	size_t i, j;
+
+	if (libs_wanted() || !p->res.table || !p->res.new_ok || p->nrelocs)
+		return true;
+	for (i = 0; i < p->nobjs && !need; i++) {
+		struct relive_object *o = &p->objs[i];
+		const struct relive_res_func *rf;
+		char path[4096], running[RELIVE_RES_ID];
+		uintptr_t bias, *e;
+
+		if (!find_loaded_file(o->name, path, sizeof(path), &bias) ||
+		    (o->name && !objects_permanent(path)))
+			break;
+		resolution_running_build_id(bias, running, sizeof(running));
+		if (!(rf = resolution_object(o, running)) ||
+		    !(e = realloc(entry, (o->nfuncs + 1) * sizeof(*e))))
+			break;
+		entry = e;
+		for (j = 0; j < o->nfuncs; j++) {
+			if (!resolution_site_fits(resolution_site(o, &rf[j]),
+						  bias + rf[j].value,
+						  rf[j].size))
+				break;
+			entry[j] = bias + rf[j].value;
+		}
+		need = j < o->nfuncs || direct_calls_possible(entry, o->nfuncs);
+	}
+	free(entry);
+	return need || i < p->nobjs;
+}
+
+/*
  * First half of loading, without agent_lock: everything that calls into
  * the dynamic loader (dlopen, dlsym, dladdr take its lock, and the loader
  * calls the agent's hook with its lock held, so the agent never calls it
@@ -509,6 +573,8 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 		if (resolved)
 			agent_log("'%s': new versions as resolved by relive",
 				  p->name);
+		if (!resolved && !libs_load())
+			agent_log("'%s': %s", p->name, libs_error());
 		if (!resolved && dladdr(p->info, &info) &&
 		    info.dli_fname &&
 		    elfsym_open(info.dli_fname, &pf, err, sizeof(err)) == 0)
@@ -523,6 +589,16 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 	*rc = klp_relocs_read(p);
 	if (*rc)
 		goto fail;
+	if (!libs_ready() && needs_libs(p)) {
+		if (!libs_load()) {
+			agent_msg("patch '%s' needs symbol tables read or code "
+				  "decoded in the process, but %s", p->name,
+				  libs_error());
+			*rc = -ENOENT;
+			goto fail;
+		}
+		agent_log("'%s': libelf and Zydis loaded", p->name);
+	}
 	return p;
 fail:
 	core_discard(p);

@@ -369,13 +369,12 @@ static int by_entry(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static struct relive_ops *wanted_at(const struct wanted *w, size_t n,
-				    uintptr_t entry)
+static const struct wanted *wanted_at(const struct wanted *w, size_t n,
+				      uintptr_t entry)
 {
 	struct wanted key = { .entry = entry };
-	const struct wanted *hit = bsearch(&key, w, n, sizeof(*w), by_entry);
 
-	return hit ? hit->o : NULL;
+	return bsearch(&key, w, n, sizeof(*w), by_entry);
 }
 
 static bool add_call(struct relive_ops *o, uintptr_t at)
@@ -415,7 +414,7 @@ static struct candidate *scan(uintptr_t lo, uintptr_t hi,
 	next_step = lo + 262144;
 	for (p = lo; p + RELIVE_ARCH_CALL_LEN <= hi; p++) {
 		const uint8_t *b;
-		struct relive_ops *o;
+		const struct wanted *o;
 		uintptr_t to;
 		int32_t rel;
 
@@ -445,7 +444,7 @@ static struct candidate *scan(uintptr_t lo, uintptr_t hi,
 			c = m;
 		}
 		c[nc].at = p;
-		c[nc++].o = o;
+		c[nc++].o = o->o;
 	}
 	*out = nc;
 	return c;
@@ -589,6 +588,45 @@ void direct_find_calls(struct elfsym_file *f, const char *path,
 	elfsym_close(opened);
 	if (found)
 		agent_log("%zu direct calls found to %zu functions", found, m);
+}
+
+/*
+ * Could direct_find_calls() find a call to one of the functions at
+ * entry[0..n)?  The same scan for the byte pattern, before any decode:
+ * true when it matches anywhere (the decode, and the symbols that say
+ * where each function starts, are libelf's and Zydis's: agent/libs.c).
+ */
+bool direct_calls_possible(const uintptr_t *entry, size_t n)
+{
+	struct wanted *w;
+	size_t i, done = 0;
+	bool found = false;
+
+	if (!direct_allowed() || !n)
+		return false;
+	if (!(w = calloc(n, sizeof(*w))))
+		return true;
+	for (i = 0; i < n; i++)
+		w[i].entry = entry[i];
+	qsort(w, n, sizeof(*w), by_entry);
+	while (done < n && !found) {
+		uintptr_t lo, hi;
+		struct candidate *c;
+		size_t nc, in = 0;
+
+		if (!code_segment_of(w[done].entry, &lo, &hi)) {
+			done++;
+			continue;
+		}
+		while (done + in < n && w[done + in].entry < hi)
+			in++;
+		c = scan(lo, hi, w + done, in, &nc);
+		found = nc > 0;
+		free(c);
+		done += in;
+	}
+	free(w);
+	return found;
 }
 
 /* How many direct calls lead straight to the version at target. */

@@ -35,7 +35,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libelf.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +83,56 @@ static int seg_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		}
 	}
 	return 0;
+}
+
+/* The program's DT_NEEDED names, searched for one. */
+struct needed_find {
+	const char *name;   /* base name of the object's file */
+	const char *path;
+	bool found;
+};
+
+static int needed_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct needed_find *nf = arg;
+	const ElfW(Dyn) *d = NULL, *x;
+	uintptr_t strtab = 0;
+	int i;
+
+	(void)size;
+	for (i = 0; i < info->dlpi_phnum && !d; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			d = (const ElfW(Dyn) *)(info->dlpi_addr +
+						info->dlpi_phdr[i].p_vaddr);
+	if (!d)
+		return 1;
+	for (x = d; x->d_tag != DT_NULL; x++)
+		if (x->d_tag == DT_STRTAB)
+			strtab = x->d_un.d_ptr;
+	/* The loader relocates the entry in place where the section is
+	 * writable; else it is still the link-time address. */
+	if (!strtab)
+		return 1;
+	if (strtab < info->dlpi_addr)
+		strtab += info->dlpi_addr;
+	for (x = d; x->d_tag != DT_NULL && !nf->found; x++)
+		if (x->d_tag == DT_NEEDED) {
+			const char *n = (const char *)(strtab + x->d_un.d_val);
+
+			nf->found = strchr(n, '/') ? !strcmp(n, nf->path) :
+						     !strcmp(n, nf->name);
+		}
+	return 1; /* the program is listed first */
+}
+
+bool objects_permanent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	struct needed_find nf = { .name = slash ? slash + 1 : path,
+				  .path = path };
+
+	dl_iterate_phdr(needed_cb, &nf);
+	return nf.found;
 }
 
 bool code_segment_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
@@ -900,7 +949,6 @@ void objects_init(void)
 {
 	const char *root = getenv("RELIVE_DEBUG_ROOT");
 
-	elf_version(EV_CURRENT);
 	/* Where separate debug files are looked for (/usr/lib/debug). */
 	if (root && *root)
 		elfsym_set_debug_root(root);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "libs.h"
 #include "background.h"
 
 #define OPS_CELL 256 /* stub (RELIVE_STUB_SIZE) + copy (RELIVE_ARCH_MAX_COPY) */
@@ -167,11 +168,7 @@ static bool prepared_site(struct relive_site *site,
 			  const struct relive_res_site *prep,
 			  uintptr_t func_addr, size_t size, uintptr_t copy_addr)
 {
-	if (!prep || !prep->ok || prep->size != size ||
-	    prep->site.copy_len > RELIVE_ARCH_MAX_COPY ||
-	    prep->site.displaced > RELIVE_ARCH_MAX_DISPLACED ||
-	    prep->site.n_insns > RELIVE_ARCH_MAX_INSNS ||
-	    relive_code_hash((const void *)func_addr, size) != prep->hash)
+	if (!resolution_site_fits(prep, func_addr, size))
 		return false;
 	*site = prep->site;
 	return relive_arch_rebase_site(site, func_addr, copy_addr) == 0;
@@ -201,6 +198,14 @@ struct relive_ops *ops_get(uintptr_t func_addr, size_t size, const char *what,
 	if (prepared_site(&o->site, prep, func_addr, size,
 			  (uintptr_t)code + RELIVE_STUB_SIZE)) {
 		agent_log("%s: its site as decoded by relive", what);
+	} else if (!libs_ready()) {
+		/* libs.c: not foreseen by core_open(); the next load has
+		 * them */
+		libs_want();
+		agent_msg("cannot patch %s: its entry must be decoded in the "
+			  "process, and %s; nothing was changed, try again",
+			  what, libs_error());
+		goto fail;
 	} else if (relive_arch_prepare_site((const uint8_t *)func_addr, size,
 					    func_addr,
 					    (uintptr_t)code + RELIVE_STUB_SIZE,

@@ -205,6 +205,16 @@ const struct relive_res_site *resolution_site(const struct relive_object *o,
 	return &t->sites[rf - t->funcs];
 }
 
+bool resolution_site_fits(const struct relive_res_site *prep,
+			  uintptr_t func_addr, size_t size)
+{
+	return prep && prep->ok && prep->size == size &&
+	       prep->site.copy_len <= RELIVE_ARCH_MAX_COPY &&
+	       prep->site.displaced <= RELIVE_ARCH_MAX_DISPLACED &&
+	       prep->site.n_insns <= RELIVE_ARCH_MAX_INSNS &&
+	       relive_code_hash((const void *)func_addr, size) == prep->hash;
+}
+
 const struct relive_res_func *resolution_object(const struct relive_object *o,
 						const char *running)
 {

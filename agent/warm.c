@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "libs.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
@@ -194,6 +195,9 @@ void warm_thread(void)
 
 	if (!warm_wanted)
 		return;
+	/* libelf and Zydis too (libs.c): a preloaded process has them
+	 * ready, as when the agent was linked with them. */
+	(void)libs_load();
 	warm_heap();
 	warm_stack();
 	/* The clock's data page (the vDSO's), read at every paced step. */

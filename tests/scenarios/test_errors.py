@@ -240,8 +240,10 @@ def test_agent_file_replaced_on_disk(spawn, tmp_path):
     through the mapping, works with it, and never loads a second one."""
     agent = tmp_path / AGENT.name
     shutil.copy(AGENT, agent)
-    # relive run takes its preload shim from beside the agent
+    # relive run takes its preload shim from beside the agent, and the
+    # agent its libraries (agent/libs.c)
     shutil.copy(AGENT.parent / "librelive-preload.so", tmp_path)
+    shutil.copy(AGENT.parent / "librelive-agent-libs.so", tmp_path)
     env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
     t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"], ask_pid=True,
               env=env)

@@ -295,6 +295,7 @@ def test_injection_without_the_boot_library(spawn, tmp_path):
     then follows the agent's own dlopen."""
     agent = tmp_path / AGENT.name
     shutil.copy(AGENT, agent)
+    shutil.copy(AGENT.parent / "librelive-agent-libs.so", tmp_path)
     env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
     t = spawn("basic_pie")
     rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("fix_main"),
@@ -315,6 +316,7 @@ def test_boot_library_left_from_an_earlier_attempt(spawn, tmp_path):
     shutil.copy(AGENT.parent / boot.name, boot)
     agent = tmp_path / AGENT.name
     shutil.copy(AGENT, agent)
+    shutil.copy(AGENT.parent / "librelive-agent-libs.so", tmp_path)
     t = spawn("obj_host")
     before = sorted(thread_names(t.pid))
     assert t.ask(f"open 0 {boot} 1") == "ok"

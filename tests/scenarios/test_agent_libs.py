@@ -1,0 +1,75 @@
+"""libelf and Zydis in the target only when a request needs them
+(agent/libs.c): relive resolves and decodes a patch once per command and
+hands the results to the agent, so a patch it serves entirely leaves the
+process without either library; a patch that needs the agent to read
+symbols or decode code (direct calls to a replaced function, here) loads
+them, through librelive-agent-libs.so beside the agent.
+
+basic: call N -> N+1 (fix_main: N+100; the executable calls basic_value
+directly twice); lib N -> N+2 (fix_lib: N+200; no direct call to
+calc_value in libcalc.so).
+"""
+import shutil
+
+from conftest import (AGENT, FAILED, RELIVE_ENV, apply, disable, listing,
+                      mapped_files, patch_path, relive, relive_ok)
+
+LOG = dict(RELIVE_ENV, RELIVE_AGENT_LOG="1")
+LIBS = ("libelf.so", "libelf-", "libZydis.so", "librelive-agent-libs.so")
+
+
+def libs_mapped(pid):
+    return sorted(f for f in mapped_files(pid)
+                  if any(f.rsplit("/", 1)[-1].startswith(n) for n in LIBS))
+
+
+def test_libraries_loaded_only_when_a_request_needs_them(spawn):
+    t = spawn("basic_pie", env=LOG)
+    apply(t.pid, "fix_lib")
+    assert t.ask("lib 5") == "205"
+    assert str(AGENT) in mapped_files(t.pid)
+    assert libs_mapped(t.pid) == [], t.stderr
+    apply(t.pid, "fix_main")
+    assert t.ask("call 5") == "105"
+    mapped = libs_mapped(t.pid)
+    assert any("librelive-agent-libs.so" in f for f in mapped), mapped
+    assert any("libZydis.so" in f for f in mapped), mapped
+    disable(t.pid, "fix_main")
+    disable(t.pid, "fix_lib")
+    assert t.ask("call 5") == "6"
+    assert t.ask("lib 5") == "7"
+    t.close()
+    assert "'fix_main': libelf and Zydis loaded" in t.stderr, t.stderr
+    assert "'fix_lib': libelf and Zydis loaded" not in t.stderr
+    # what they were loaded for: the direct calls to basic_value
+    assert "2 direct calls found to 1 functions" in t.stderr, t.stderr
+
+
+def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):
+    """An agent installed without librelive-agent-libs.so: a patch relive
+    serves entirely still applies; one that needs the libraries is refused
+    with a message naming the file, and the process is left as it was.
+    With the file back, the same command succeeds."""
+    for name in ("librelive-agent.so", "librelive-boot.so"):
+        shutil.copy(AGENT.parent / name, tmp_path / name)
+    env = {"RELIVE_AGENT": str(tmp_path / "librelive-agent.so")}
+    t = spawn("basic_pie", env=LOG)
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_lib"),
+                          env=env)
+    assert rc == 0, err
+    assert t.ask("lib 5") == "205"
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_main"),
+                          env=env)
+    assert rc == FAILED, (rc, out, err)
+    assert "librelive-agent-libs.so" in err, err
+    assert "reinstall relive" in err, err
+    assert t.ask("call 5") == "6"
+    assert t.ask("lib 5") == "205"
+    names = [p["name"] for p in listing(t.pid)["patches"]]
+    assert names == ["fix_lib"], names
+    shutil.copy(AGENT.parent / "librelive-agent-libs.so",
+                tmp_path / "librelive-agent-libs.so")
+    relive_ok("patch", "-p", t.pid, patch_path("fix_main"), env=env)
+    assert t.ask("call 5") == "105"
+    assert t.alive()
+    t.close()
