@@ -5,10 +5,10 @@
  * Why: relive follows the thread it borrows for a dlopen() with
  * PTRACE_SYSCALL, because the end of the call (the rt_sigreturn of the
  * frame relive built) is a system call; every system call of the dlopen is
- * then two stops.  Loading the agent and its three libraries makes about 90
- * system calls, 180 stops, several milliseconds.  This library depends on
- * nothing but the C library and has no constructor, so its own dlopen is
- * about 10 system calls.  When that dlopen has returned, relive makes the
+ * then two stops.  Loading the agent makes about 45 system calls (85 when
+ * it brought libelf and Zydis, agent/libs.c), 90 stops, milliseconds.
+ * This library depends on nothing but the C library and has no
+ * constructor, so its own dlopen is about 10 system calls.  When that dlopen has returned, relive makes the
  * same borrowed thread call relive_boot_start() on its way home, untraced
  * (relive/inject.c, boot_inject): it starts a thread that makes the dlopen
  * of the agent beside this library, untraced too, and reports in
