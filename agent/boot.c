@@ -2,19 +2,19 @@
  * agent/boot.c - librelive-boot.so: loads the agent into a running process
  * from a thread of its own.
  *
- * Why: relive follows the thread it borrows for a dlopen() with
- * PTRACE_SYSCALL, because the end of the call (the rt_sigreturn of the
- * frame relive built) is a system call; every system call of the dlopen is
- * then two stops.  Loading the agent makes about 45 system calls (85 when
- * it brought libelf and Zydis, agent/libs.c), 90 stops, milliseconds.
- * This library depends on nothing but the C library and has no
- * constructor, so its own dlopen is about 10 system calls.  When that dlopen has returned, relive makes the
- * same borrowed thread call relive_boot_start() on its way home, untraced
- * (relive/inject.c, boot_inject): it starts a thread that makes the dlopen
- * of the agent beside this library, untraced too, and reports in
- * relive_boot how it went.  (The thread used to be started by a
- * constructor, inside the traced dlopen: another dozen system calls
- * followed stop by stop.)
+ * Why: relive borrows a thread of the program for a dlopen() and needs to
+ * know how it went.  Following that thread system call by system call
+ * (PTRACE_SYSCALL, two stops each) through the agent's own dlopen would be
+ * about 45 system calls (85 when the agent brought libelf and Zydis,
+ * agent/libs.c), 90 stops, milliseconds.  So the borrowed thread loads
+ * this library instead, which depends on nothing but the C library, and
+ * its constructor calls relive_boot_start(): it starts a thread that makes
+ * the dlopen of the agent beside this library and reports in relive_boot
+ * how it went.  relive follows the borrowed thread only until it makes
+ * that thread (PTRACE_O_TRACECLONE: one stop), then lets it finish its
+ * dlopen and get home alone (relive/inject.c, boot_inject).  When the
+ * library was loaded already (a relive killed before it was done),
+ * relive makes the borrowed thread call relive_boot_start() itself.
  *
  * The thread ("relive-boot") blocks every signal, so signals meant for the
  * program never run on it, and it ends as soon as the dlopen returns.  When
@@ -42,11 +42,23 @@ __attribute__((visibility("default"))) struct relive_boot relive_boot = {
 static void *boot_thread(void *arg)
 {
 	struct relive_boot *b = &relive_boot;
+	Dl_info info;
 	void *h;
 
 	(void)arg;
 	prctl(PR_SET_NAME, "relive-boot");
 	b->tid = (uint32_t)gettid();
+	if (dladdr(&relive_boot, &info) && info.dli_fname) {
+		/* The handle relive closes this library with if the agent
+		 * fails to load.  Asked here, not in relive_boot_start(): the
+		 * dlopen that runs the constructor has returned once the
+		 * loader lets this one in. */
+		h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+		if (h) {
+			b->handle = (uint64_t)(uintptr_t)h;
+			dlclose(h); /* NOLOAD counted one more reference */
+		}
+	}
 	h = dlopen(b->path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *e = dlerror();
@@ -61,10 +73,11 @@ static void *boot_thread(void *arg)
 
 /*
  * Starts the boot thread on relive_boot.path, or when that is empty on the
- * agent beside this library.  Called by the thread relive borrowed, right
- * after its dlopen of this library returned (also when the library was
- * loaded already: a relive killed before it was done).  Sets RUNNING
- * before anything else, then starts the thread.  Returns 0, or an errno
+ * agent beside this library.  Called by the constructor, on the thread
+ * relive borrowed for the dlopen of this library, or by that thread
+ * directly when the library was loaded already (a relive killed before it
+ * was done).  Sets RUNNING before anything else (relive reads it to know
+ * the thread it sees made is this one), then starts the thread.  Returns 0, or an errno
  * when the thread could not be started (relive_boot.state says so too).
  */
 __attribute__((visibility("default"))) int relive_boot_start(void)
@@ -78,22 +91,12 @@ __attribute__((visibility("default"))) int relive_boot_start(void)
 
 	b->tid = 0;
 	b->error[0] = '\0';
-	if (dladdr(&relive_boot, &info) && info.dli_fname) {
-		/* The handle relive closes this library with if the agent
-		 * fails to load. */
-		void *h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+	if (!b->path[0] && dladdr(&relive_boot, &info) && info.dli_fname) {
+		const char *slash = strrchr(info.dli_fname, '/');
+		int dir = slash ? (int)(slash - info.dli_fname) : 0;
 
-		if (h) {
-			b->handle = (uint64_t)(uintptr_t)h;
-			dlclose(h); /* NOLOAD counted one more reference */
-		}
-		if (!b->path[0]) {
-			const char *slash = strrchr(info.dli_fname, '/');
-			int dir = slash ? (int)(slash - info.dli_fname) : 0;
-
-			snprintf(b->path, sizeof(b->path), "%.*s/%s", dir,
-				 info.dli_fname, RELIVE_AGENT_FILE);
-		}
+		snprintf(b->path, sizeof(b->path), "%.*s/%s", dir,
+			 info.dli_fname, RELIVE_AGENT_FILE);
 	}
 	__atomic_store_n(&b->state, RELIVE_BOOT_RUNNING, __ATOMIC_RELEASE);
 	sigfillset(&all);
@@ -113,4 +116,11 @@ __attribute__((visibility("default"))) int relive_boot_start(void)
 				 __ATOMIC_RELEASE);
 	}
 	return rc;
+}
+
+/* Loaded by relive's borrowed thread: start at once.  The boot thread's
+ * dlopen waits for the loader, which this dlopen holds until it returns. */
+__attribute__((constructor)) static void boot_init(void)
+{
+	relive_boot_start();
 }

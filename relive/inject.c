@@ -3,11 +3,11 @@
  * and sending it requests.
  *
  * Loading borrows one thread of the target and makes it call the C
- * library's dlopen() on librelive-boot.so, whose own thread then loads the
- * agent (agent/boot.c says why).  Later requests wake the agent's
- * own thread (agent/service.c) through its pipe; only when it has none (a
- * fork child, a program that closed the pipe) does a borrowed thread call
- * relive_agent_request().  While a borrowed thread works, all the others
+ * library's dlopen() on librelive-boot.so, whose constructor starts a
+ * thread that loads the agent (agent/boot.c says why).  Later requests
+ * wake the agent's own thread (agent/service.c) through its pipe; only
+ * when it has none (a fork child, a program that closed the pipe) does a
+ * borrowed thread call relive_agent_request().  While a borrowed thread works, all the others
  * run, so a lock it needs (malloc's, the dynamic loader's) is always
  * released by its holder.
  */
@@ -663,9 +663,10 @@ static int borrow(pid_t pid, pid_t prefer, struct stopped *st, char *err,
 /* Makes a borrowed thread call func(str, arg) when str is not NULL (str
  * is copied onto the thread's stack first), else func(arg), and waits for
  * the call to end. */
-static int call_borrowed(pid_t pid, uint64_t func, const char *str,
-			 uint64_t arg, uint64_t restorer,
-			 const struct pt_then *then, char *err, size_t errlen)
+static int call_borrowed_how(pid_t pid, uint64_t func, const char *str,
+			     uint64_t arg, uint64_t restorer,
+			     const struct pt_then *then, pid_t *child,
+			     char *err, size_t errlen)
 {
 	struct stopped st;
 	uint64_t args[2] = { arg, 0 };
@@ -686,9 +687,26 @@ static int call_borrowed(pid_t pid, uint64_t func, const char *str,
 			return rc;
 		}
 	}
-	rc = pt_call(&st, func, args, 2, restorer, false, then, err, errlen);
+	if (child) {
+		rc = pt_call_until_clone(pid, &st, func, args, 2, restorer,
+					 child, err, errlen);
+		if (rc == -ENOSYS) /* still held: followed as usual */
+			rc = pt_call(&st, func, args, 2, restorer, false, then,
+				     err, errlen);
+	} else {
+		rc = pt_call(&st, func, args, 2, restorer, false, then, err,
+			     errlen);
+	}
 	pt_release(&st);
 	return rc;
+}
+
+static int call_borrowed(pid_t pid, uint64_t func, const char *str,
+			 uint64_t arg, uint64_t restorer,
+			 const struct pt_then *then, char *err, size_t errlen)
+{
+	return call_borrowed_how(pid, func, str, arg, restorer, then, NULL,
+				 err, errlen);
 }
 
 /* Where librelive-boot.so is mapped in pid, and its two symbols. */
@@ -837,7 +855,10 @@ static uint64_t boot_next(void *arg)
 		bc->state = bc->start = 0;
 		return 0;
 	}
-	if (bc->was_loaded) {
+	/* Loaded now: its constructor has started the boot thread. */
+	if (!bc->was_loaded)
+		return 0;
+	{
 		/* Left by an earlier attempt: its state and agent path are
 		 * that attempt's; this one loads the agent given here. */
 		vlog("%s was loaded already: starting its thread", bc->boot);
@@ -858,12 +879,17 @@ static uint64_t boot_next(void *arg)
 }
 
 /*
- * Loads the agent through librelive-boot.so (agent/boot.c): the traced
- * dlopen is that of a library that needs nothing but libc; when it has
- * returned, the same borrowed thread calls the library's
- * relive_boot_start() untraced on its way home, which starts a thread
- * that makes the agent's own dlopen, untraced too.  A failure takes the
- * boot library out again.  Returns 0 (the agent loaded), 1 when the boot
+ * Loads the agent through librelive-boot.so (agent/boot.c): the borrowed
+ * thread's dlopen is that of a library that needs nothing but libc, whose
+ * constructor starts a thread that makes the agent's own dlopen.  relive
+ * follows the borrowed thread until it makes that thread, then lets it
+ * finish alone, and waits for the boot thread to end.  Where the borrowed
+ * thread blocks every signal relive could mark the call with, it is
+ * followed system call by system call instead, to the end of its call.
+ * When the library was mapped already, the borrowed thread calls its
+ * relive_boot_start() on its way home, chained to a dlopen that only
+ * counts one more reference.  A failure takes the boot library out
+ * again.  Returns 0 (the agent loaded), 1 when the boot
  * library could not start its thread and is out again (the agent is to be
  * loaded the other way), or a negative errno with err filled.
  */
@@ -878,6 +904,7 @@ static int boot_inject(pid_t pid, const char *real, const char *boot,
 	uint64_t state, start, handle = 0, dlclose_addr;
 	uint32_t val = RELIVE_BOOT_IDLE, tid = 0;
 	char why[sizeof(b->error)] = "";
+	pid_t child = 0;
 	int rc;
 
 	/* Mapped already: a relive killed before it was done loaded it. */
@@ -885,8 +912,39 @@ static int boot_inject(pid_t pid, const char *real, const char *boot,
 
 	err[0] = '\0';
 	vlog("loading %s into process %d", boot, pid);
-	rc = call_borrowed(pid, dlopen_addr, boot, RTLD_NOW | RTLD_LOCAL,
-			   restorer, &then, err, errlen);
+	if (!bc.was_loaded) {
+		/* Followed only until its constructor makes the boot thread
+		 * (pt_call_until_clone), not system call by system call. */
+		rc = call_borrowed_how(pid, dlopen_addr, boot,
+				       RTLD_NOW | RTLD_LOCAL, restorer, &then,
+				       &child, err, errlen);
+		if (rc == 0 || rc == 1) {
+			bc.rc = boot_find(pid, boot, &bc.state, &bc.start,
+					  bc.err, sizeof(bc.err));
+			if (bc.rc)
+				bc.state = bc.start = 0;
+			/* The boot thread, unless the library is not there or
+			 * did not say RUNNING before it made a thread: then
+			 * the call had ended, and the program made it. */
+			if (child && (!bc.start ||
+				      proc_read(pid, bc.state +
+						offsetof(struct relive_boot,
+							 state),
+						&val, sizeof(val)) ||
+				      val != RELIVE_BOOT_RUNNING)) {
+				pt_detach(child);
+				child = 0;
+			}
+			vlog("the boot library's dlopen %s",
+			     child ? "made the boot thread" :
+				     "ended with no boot thread");
+			rc = 0;
+		}
+	} else {
+		rc = call_borrowed(pid, dlopen_addr, boot,
+				   RTLD_NOW | RTLD_LOCAL, restorer, &then, err,
+				   errlen);
+	}
 	if (rc)
 		return rc;
 	/* Not mapped: the process could not load it (agent_inject says
@@ -896,25 +954,31 @@ static int boot_inject(pid_t pid, const char *real, const char *boot,
 		return bc.rc;
 	}
 	state = bc.state;
-	/* relive_boot_start runs on its own now: wait for it to begin (it
-	 * sets RUNNING before it starts the thread), then for the thread to
-	 * say who it is, then for it to end. */
-	rc = wait_word(pid, state + offsetof(struct relive_boot, state),
-		       RELIVE_BOOT_IDLE, &val);
-	if (!rc && val == RELIVE_BOOT_RUNNING)
-		rc = wait_boot_tid(pid, state, &val, &tid);
-	if (rc) {
-		snprintf(err, errlen, "process %d exited while loading the "
-			 "agent", pid);
-		return -ESRCH;
+	if (child) {
+		tid = (uint32_t)child;
+	} else {
+		/* relive_boot_start runs on its own now: wait for it to
+		 * begin (it sets RUNNING before it starts the thread), then
+		 * for the thread to say who it is. */
+		rc = wait_word(pid, state + offsetof(struct relive_boot, state),
+			       RELIVE_BOOT_IDLE, &val);
+		if (!rc && val == RELIVE_BOOT_RUNNING)
+			rc = wait_boot_tid(pid, state, &val, &tid);
+		if (rc) {
+			snprintf(err, errlen, "process %d exited while loading "
+				 "the agent", pid);
+			return -ESRCH;
+		}
 	}
 	vlog("the boot thread loads the agent (thread %u)", tid);
 	/* The thread ends right after the dlopen: wait for that, so relive
 	 * never meets it among the program's threads and never unloads its
 	 * code under it.  relive sleeps in waitpid(2) meanwhile, the thread
-	 * traced but never stopped; where it cannot be traced, relive looks
-	 * at it now and then instead. */
-	if (tid && pt_wait_exit(pid, (pid_t)tid, "relive-boot") < 0)
+	 * traced but never stopped (from its start when relive saw it made);
+	 * where it cannot be traced, relive looks at it now and then. */
+	if (child)
+		pt_wait_exit_traced(child);
+	else if (tid && pt_wait_exit(pid, (pid_t)tid, "relive-boot") < 0)
 		wait_boot_thread_gone(pid, (pid_t)tid);
 	if (proc_read(pid, state + offsetof(struct relive_boot, state), &val,
 		      sizeof(val))) {

@@ -7,7 +7,8 @@
  * Every stop ends with PTRACE_DETACH, so between two steps of a command the
  * target is not traced at all and its signals are delivered as usual.  One
  * thread is traced without being stopped: relive's own boot thread, while
- * relive waits for it to end (pt_wait_exit).
+ * relive waits for it to end (pt_wait_exit); and a borrowed thread may run
+ * traced until it makes that thread (pt_call_until_clone).
  *
  * A thread interrupted inside a system call must not notice.  Calls the
  * kernel restarts by itself (-ERESTART* in %rax at the stop) are restarted
@@ -16,6 +17,10 @@
  * back over the 2-byte `syscall` and %rax gets the call's number again.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,26 +287,24 @@ static int chain_and_detach(pid_t tid, uint64_t next, uint64_t frame,
 }
 
 /*
- * Calls func(args...) on the stopped thread.  restorer is the address of a
- * `mov $15,%rax; syscall` sequence (rt_sigreturn) in the target.  Returns
- * once func has returned and the thread is on its way back, untraced; with
- * detach, as soon as the thread is on its way into func, untraced.  Either
- * way the thread is released (pt_release must not be called again).
- * Without detach, then (or NULL) may chain another call, untraced (see
- * struct pt_then); an error then means the chained call was not made.
+ * Writes on the stopped thread's stack the signal frame that brings it
+ * home (below its red zone) and fills *c with the registers that make it
+ * call func(args...) returning into the restorer: the thread then needs
+ * nothing more from relive.  *mask: its signal mask, as in the frame.
  */
-int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
-	    int nargs, uint64_t restorer, bool detach,
-	    const struct pt_then *then, char *err, size_t errlen)
+static int call_frame(struct stopped *st, uint64_t func, const uint64_t *args,
+		      int nargs, uint64_t restorer, struct user_regs_struct *c,
+		      uint64_t *frame_out, uint64_t *mask_out, char *err,
+		      size_t errlen)
 {
-	struct user_regs_struct r = resume_regs(&st->regs), c;
+	struct user_regs_struct r = resume_regs(&st->regs);
 	static uint8_t xstate[16384];
 	struct iovec iov = { xstate, sizeof(xstate) };
 	struct k_rt_sigframe fr;
 	uint64_t mask = 0, fp, frame, top;
 	uint32_t magic2 = FP_XSTATE_MAGIC2, xsize;
 	pid_t tid = st->tid;
-	int status, rc;
+	int rc;
 
 	proc_maps_forget(); /* the call may map or unmap objects */
 	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) ||
@@ -354,17 +357,44 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 		snprintf(err, errlen, "thread %d: cannot write its stack", tid);
 		return -EFAULT;
 	}
-	c = st->regs;
-	c.rsp = frame;
-	c.rip = func;
-	c.rax = 0;
-	c.orig_rax = -1; /* no syscall restart for the call itself */
-	if (nargs > 0) c.rdi = args[0];
-	if (nargs > 1) c.rsi = args[1];
-	if (nargs > 2) c.rdx = args[2];
-	if (nargs > 3) c.rcx = args[3];
-	if (nargs > 4) c.r8 = args[4];
-	if (nargs > 5) c.r9 = args[5];
+	*c = st->regs;
+	c->rsp = frame;
+	c->rip = func;
+	c->rax = 0;
+	c->orig_rax = -1; /* no syscall restart for the call itself */
+	if (nargs > 0) c->rdi = args[0];
+	if (nargs > 1) c->rsi = args[1];
+	if (nargs > 2) c->rdx = args[2];
+	if (nargs > 3) c->rcx = args[3];
+	if (nargs > 4) c->r8 = args[4];
+	if (nargs > 5) c->r9 = args[5];
+	*frame_out = frame;
+	*mask_out = mask;
+	return 0;
+}
+
+/*
+ * Calls func(args...) on the stopped thread.  restorer is the address of a
+ * `mov $15,%rax; syscall` sequence (rt_sigreturn) in the target.  Returns
+ * once func has returned and the thread is on its way back, untraced; with
+ * detach, as soon as the thread is on its way into func, untraced.  Either
+ * way the thread is released (pt_release must not be called again).
+ * Without detach, then (or NULL) may chain another call, untraced (see
+ * struct pt_then); an error then means the chained call was not made.
+ */
+int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
+	    int nargs, uint64_t restorer, bool detach,
+	    const struct pt_then *then, char *err, size_t errlen)
+{
+	struct user_regs_struct c;
+	uint64_t frame = 0, mask = 0;
+	pid_t tid = st->tid;
+	int status, rc;
+
+	rc = call_frame(st, func, args, nargs, restorer, &c, &frame, &mask,
+			err, errlen);
+	if (rc)
+		return rc;
 	if (detach) {
 		/* The thread makes the call and gets home untraced; the
 		 * caller learns of the end by other means. */
@@ -455,6 +485,19 @@ int pt_wait_exit(pid_t pid, pid_t tid, const char *comm)
 			pt_release(&st);
 		return 1;
 	}
+	return pt_wait_exit_traced(tid);
+}
+
+void pt_detach(pid_t tid)
+{
+	ptrace(PTRACE_DETACH, tid, 0, 0);
+}
+
+int pt_wait_exit_traced(pid_t tid)
+{
+	int status;
+
+	ptrace(PTRACE_CONT, tid, 0, 0); /* when held by pt_call_until_clone */
 	for (;;) {
 		if (waitpid(tid, &status, __WALL) < 0) {
 			if (errno == EINTR)
@@ -478,6 +521,189 @@ int pt_wait_exit(pid_t pid, pid_t tid, const char *comm)
 		} else {
 			/* A signal on its way to the thread: deliver it. */
 			ptrace(PTRACE_CONT, tid, 0, WSTOPSIG(status));
+		}
+	}
+}
+
+/* The signal mask of thread tid of pid, from /proc (SigBlk). */
+static bool thread_sigmask(pid_t pid, pid_t tid, uint64_t *mask)
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "SigBlk:", 7))
+			found = sscanf(line + 7, "%" SCNx64, mask) == 1;
+	fclose(f);
+	return found;
+}
+
+/* A signal the thread does not block, blocked for the length of a call
+ * so that /proc shows when the call has ended (rt_sigreturn puts the
+ * mask back): one whose delivery can wait that long, never one the
+ * kernel raises for a fault. */
+static uint64_t call_marker(uint64_t mask)
+{
+	static const int candidates[] = { SIGURG, SIGWINCH, 64, 63 };
+	size_t i;
+
+	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+		uint64_t bit = 1ull << (candidates[i] - 1);
+
+		if (!(mask & bit))
+			return bit;
+	}
+	return 0;
+}
+
+/* Milliseconds since *start. */
+static long elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000L +
+	       (now.tv_nsec - start->tv_nsec) / 1000000L;
+}
+
+/* Sleeps a little longer each time: two yields, then an eighth of the
+ * time waited so far, 20 us to 1 ms (as inject.c polls the agent). */
+static void wait_a_little(unsigned n, struct timespec *start)
+{
+	struct timespec now;
+	long us;
+
+	if (n == 0)
+		clock_gettime(CLOCK_MONOTONIC, start);
+	if (n < 2) {
+		sched_yield();
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = ((now.tv_sec - start->tv_sec) * 1000000L +
+	      (now.tv_nsec - start->tv_nsec) / 1000) / 8;
+	usleep(us < 20 ? 20 : us > 1000 ? 1000 : (useconds_t)us);
+}
+
+int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
+			const uint64_t *args, int nargs, uint64_t restorer,
+			pid_t *child, char *err, size_t errlen)
+{
+	struct user_regs_struct c;
+	uint64_t frame = 0, mask = 0, marker, now;
+	unsigned long msg;
+	struct timespec t0;
+	pid_t tid = st->tid;
+	long next_look = 100;
+	int status, rc;
+	unsigned n;
+
+	*child = 0;
+	rc = call_frame(st, func, args, nargs, restorer, &c, &frame, &mask,
+			err, errlen);
+	if (rc)
+		return rc;
+	marker = call_marker(mask);
+	if (!marker)
+		return -ENOSYS; /* nothing changed yet: the caller follows */
+	now = mask | marker;
+	if (ptrace(PTRACE_SETOPTIONS, tid, 0,
+		   PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE) ||
+	    ptrace(PTRACE_SETSIGMASK, tid, sizeof(now), &now) ||
+	    ptrace(PTRACE_SETREGS, tid, 0, &c) ||
+	    ptrace(PTRACE_CONT, tid, 0, 0)) {
+		rc = -errno;
+		snprintf(err, errlen, "thread %d: %s", tid, strerror(errno));
+		/* as it was, unless the registers were set already: it
+		 * then makes the call and goes home alone */
+		ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask);
+		return rc;
+	}
+	/* From here on the thread gets home by itself. */
+	st->released = true;
+	for (n = 0;; n++) {
+		pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+		int sig = 0;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || (r > 0 && (WIFEXITED(status) ||
+					WIFSIGNALED(status)))) {
+			snprintf(err, errlen, "the target exited during a call");
+			return -ESRCH;
+		}
+		if (r == 0) {
+			uint64_t blk;
+
+			/* Home already, with no thread made?  Only there
+			 * is the marker unblocked (dlopen and pthread_create
+			 * only ever block more). */
+			if (n % 4 == 3 && thread_sigmask(pid, tid, &blk) &&
+			    !(blk & marker)) {
+				struct stopped h = { .tid = tid };
+
+				if (!pt_interrupt_seized(&h, err, errlen) &&
+				    !pt_collect(&h, err, errlen))
+					pt_release(&h);
+				return 1;
+			}
+			/* A program that blocks the marker itself once home
+			 * (ppoll's mask, say): every 100 ms, stop the thread
+			 * and look at its stack too; inside the call it
+			 * runs below the frame. */
+			if (n % 4 == 3 && elapsed_ms(&t0) >= next_look) {
+				next_look += 100;
+				ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+			}
+			wait_a_little(n, &t0);
+			continue;
+		}
+		if (status >> 8 == (SIGTRAP | (PTRACE_EVENT_CLONE << 8))) {
+			if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg))
+				msg = 0;
+			/* The caller's thread goes on and home alone. */
+			ptrace(PTRACE_DETACH, tid, 0, 0);
+			*child = (pid_t)msg;
+			if (!msg)
+				return 1;
+			/* The new thread starts traced (the option is
+			 * inherited), with a stop before its first
+			 * instruction: held there, without options, for
+			 * the caller (pt_wait_exit_traced or pt_detach). */
+			while (waitpid(*child, &status, __WALL) < 0 &&
+			       errno == EINTR)
+				;
+			ptrace(PTRACE_SETOPTIONS, *child, 0, 0);
+			return 0;
+		}
+		if (status >> 16 == PTRACE_EVENT_STOP) {
+			/* Our interrupt, or a group stop: home? */
+			struct stopped h = { .tid = tid, .released = false };
+			uint64_t blk = 0;
+
+			if (!ptrace(PTRACE_GETREGS, tid, 0, &h.regs) &&
+			    !ptrace(PTRACE_GETSIGMASK, tid, sizeof(blk), &blk) &&
+			    (!(blk & marker) || h.regs.rsp > frame)) {
+				if ((long)h.regs.orig_rax >= 0 &&
+				    (long)h.regs.rax == -EINTR) {
+					restart_eintr(&h.regs);
+					h.dirty = true;
+				}
+				pt_release(&h);
+				return 1;
+			}
+		} else if (status >> 16 == 0) {
+			sig = WSTOPSIG(status); /* the program's own signal */
+		}
+		if (ptrace(PTRACE_CONT, tid, 0, sig)) {
+			rc = -errno;
+			snprintf(err, errlen, "thread %d: %s", tid,
+				 strerror(errno));
+			return rc;
 		}
 	}
 }

@@ -112,6 +112,29 @@ bool pt_is_newborn(pid_t pid, const struct stopped *st);
  * kept.  0: ended (or gone already); 1: the number names another thread
  * now, let go at once; or a negative errno when it cannot be traced. */
 int pt_wait_exit(pid_t pid, pid_t tid, const char *comm);
+/* The same for a thread relive traces already: running, or held by
+ * pt_call_until_clone (it is let run first). */
+int pt_wait_exit_traced(pid_t tid);
+/* Stops tracing a held thread. */
+void pt_detach(pid_t tid);
+/*
+ * Calls func(args...) on the stopped thread of pid as pt_call does, but
+ * follows it only until it makes a thread (PTRACE_O_TRACECLONE), not
+ * system call by system call: the thread that made it is then let go, to
+ * finish the call and get home alone, and the new one is held before its
+ * first instruction, its number in *child, for the caller to tell whether
+ * it is the thread it expected: then pt_wait_exit_traced, else
+ * pt_detach (a thread the program made after the call ended).  Whether the call ended
+ * without making one is seen in the thread's signal mask: blocked a
+ * signal more for the call, it is its own again once the thread is home.
+ * Returns 0 (a thread was made), 1 (the call ended without one; the
+ * thread is home and let go), -ENOSYS (the thread blocks every signal
+ * that could mark the call: nothing was done, it is still held), or a
+ * negative errno.
+ */
+int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
+			const uint64_t *args, int nargs, uint64_t restorer,
+			pid_t *child, char *err, size_t errlen);
 int pt_stop_all(pid_t pid, struct stopped **list, size_t *n, char *err,
 		size_t errlen);
 void pt_release_all(struct stopped *list, size_t n);

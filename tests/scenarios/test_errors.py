@@ -285,6 +285,28 @@ def test_agent_that_cannot_load(basic, tmp_path):
     assert basic.ask("call 5") == "105"
 
 
+def test_boot_library_that_cannot_load(basic, tmp_path):
+    """librelive-boot.so beside the agent is not an ELF object: the
+    target's dlopen of it fails, so no boot thread is made.  relive, which
+    follows that dlopen only until a thread is made, sees the borrowed
+    thread back home without one (its signal mask is its own again),
+    refuses, and the target is as it was, no thread of it traced."""
+    shutil.copy(AGENT, tmp_path / AGENT.name)
+    (tmp_path / "librelive-boot.so").write_bytes(b"not ELF\n" * 64)
+    env = {**RELIVE_ENV, "RELIVE_AGENT": str(tmp_path / AGENT.name)}
+    before = snapshot(basic, PROBES)
+    rc, out, err = relive("patch", "-v", "-p", basic.pid,
+                          patch_path("fix_main"), env=env)
+    assert rc == FAILED, (rc, out, err)
+    assert "the boot library's dlopen ended with no boot thread" in err, err
+    assert snapshot(basic, PROBES) == before
+    for tid in os.listdir(f"/proc/{basic.pid}/task"):
+        status = open(f"/proc/{basic.pid}/task/{tid}/status").read()
+        assert "TracerPid:\t0\n" in status, status
+    apply(basic.pid, "fix_main")
+    assert basic.ask("call 5") == "105"
+
+
 def broken_library_patch(basic, tmp_path, library):
     """relive patch of basic by a copy of relive whose directory holds all
     of relive's libraries but library, which is a file that is not an ELF

@@ -306,22 +306,72 @@ def test_injection_without_the_boot_library(spawn, tmp_path):
     assert t.ask("call 1") == "101"
 
 
+def test_boot_dlopen_followed_until_the_thread_it_makes(spawn):
+    """relive follows the borrowed thread's dlopen of the boot library only
+    until it makes the boot thread, and marks the call with a signal the
+    thread does not block.  Where every thread blocks every signal, it
+    follows that dlopen system call by system call instead, to its end:
+    the agent loads either way, and no thread is left traced or with a
+    mask it did not have."""
+    t = spawn("basic_pie")
+    before = thread_masks(t.pid)
+    rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("fix_main"))
+    assert rc == 0, err
+    assert "the boot library's dlopen made the boot thread" in err, err
+    assert t.ask("call 5") == "105"
+    after = thread_masks(t.pid)
+    assert {tid: after[tid] for tid in before} == before, after
+
+    b = spawn("basic_pie")
+    before = thread_masks(b.pid)
+    assert b.ask("sigblock") == f"blocked {len(before)}"
+    before = thread_masks(b.pid)
+    # every signal relive could mark the call with is blocked
+    marks = sum(1 << (n - 1) for n in (signal.SIGURG, signal.SIGWINCH, 63,
+                                       64))
+    assert all(m & marks == marks for m in before.values()), before
+    rc, _, err = relive("patch", "-v", "-p", b.pid, patch_path("fix_main"))
+    assert rc == 0, err
+    assert "the boot library's dlopen returned" in err, err
+    assert "made the boot thread" not in err, err
+    assert b.ask("call 5") == "105"
+    after = thread_masks(b.pid)
+    assert {tid: after[tid] for tid in before} == before, after
+    for pid in (t.pid, b.pid):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                assert "TracerPid:\t0\n" in f.read()
+
+
+def thread_masks(pid):
+    """{tid: blocked signals} of the process's threads (SigBlk)."""
+    masks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith("SigBlk:"):
+                    masks[int(tid)] = int(line.split()[1], 16)
+    return masks
+
+
 def test_boot_library_left_from_an_earlier_attempt(spawn, tmp_path):
-    """A boot library already mapped without an agent (as a relive killed
-    between its dlopen and the start of its thread leaves it) is used
-    again: relive starts its thread.  Loading the library starts nothing
-    by itself: no thread, no agent (a thread started inside the dlopen
-    would still run when it returns, or would have mapped the agent)."""
+    """A boot library left mapped without an agent (its thread found no
+    agent to load, and the relive that loaded it was killed before it
+    could take the library out again) is used again: relive gives it the
+    agent's path and starts its thread.  The library's own start, from its
+    constructor, ends with its thread when there is no agent: nothing of it
+    keeps running."""
     boot = tmp_path / "librelive-boot.so"
     shutil.copy(AGENT.parent / boot.name, boot)
-    agent = tmp_path / AGENT.name
-    shutil.copy(AGENT, agent)
-    shutil.copy(AGENT.parent / "librelive-agent-libs.so", tmp_path)
     t = spawn("obj_host")
     before = sorted(thread_names(t.pid))
     assert t.ask(f"open 0 {boot} 1") == "ok"
-    assert sorted(thread_names(t.pid)) == before
+    wait_until(lambda: sorted(thread_names(t.pid)) == before,
+               "the boot thread, with no agent to load, to end")
+    agent = tmp_path / AGENT.name
     assert str(agent) not in open(f"/proc/{t.pid}/maps").read()
+    shutil.copy(AGENT, agent)
+    shutil.copy(AGENT.parent / "librelive-agent-libs.so", tmp_path)
     env = {**RELIVE_ENV, "RELIVE_AGENT": str(agent)}
     rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("obj_fix"),
                         env=env)

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <ucontext.h>
 
 static pthread_mutex_t reply_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -68,6 +70,42 @@ static int count_threads(void)
 		if (e->d_name[0] != '.')
 			n++;
 	closedir(d);
+	return n;
+}
+
+/* sigblock: each thread, in a handler of SIGPWR, makes the mask its
+ * return restores the full one. */
+static volatile int blocked_threads;
+
+static void on_block(int sig, siginfo_t *si, void *ctx)
+{
+	ucontext_t *uc = ctx;
+
+	(void)sig;
+	(void)si;
+	sigfillset(&uc->uc_sigmask);
+	__atomic_add_fetch(&blocked_threads, 1, __ATOMIC_RELEASE);
+}
+
+static int block_everywhere(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_block,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+	struct dirent *d;
+	int n = 0;
+	DIR *dir;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGPWR, &sa, NULL) || !(dir = opendir("/proc/self/task")))
+		return -1;
+	blocked_threads = 0;
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.' &&
+		    !syscall(SYS_tgkill, getpid(), atoi(d->d_name), SIGPWR))
+			n++;
+	closedir(dir);
+	while (__atomic_load_n(&blocked_threads, __ATOMIC_ACQUIRE) < n)
+		usleep(1000);
 	return n;
 }
 
@@ -134,6 +172,8 @@ bool target_common(const char *line)
 		int fd = atoi(line + 8);
 
 		target_reply(close(fd) == 0 ? "closed %d" : "not closed %d", fd);
+	} else if (strcmp(line, "sigblock") == 0) {
+		target_reply("blocked %d", block_everywhere());
 	} else if (strcmp(line, "quit") == 0) {
 		target_reply("bye");
 		exit(0);

@@ -17,6 +17,9 @@
  *     fork       -> the pid of a child that only waits in pause(2) to be
  *                   killed (the test kills it)
  *     closefd FD -> "closed FD" or "not closed FD": close(2) of a descriptor
+ *     sigblock   -> "blocked N": each of the N threads blocks every signal
+ *                   from now on (a handler run on each sets the mask its
+ *                   return puts back)
  *     quit       -> "bye", then exit status 0 (EOF on stdin does the same)
  *
  * Functions that a test patches are marked PATCHABLE: noipa keeps them out
