@@ -26,6 +26,7 @@
  * layout of relive_boot is shared with relive/inject.c (ctl.h).
  */
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,23 +43,11 @@ __attribute__((visibility("default"))) struct relive_boot relive_boot = {
 static void *boot_thread(void *arg)
 {
 	struct relive_boot *b = &relive_boot;
-	Dl_info info;
 	void *h;
 
 	(void)arg;
 	prctl(PR_SET_NAME, "relive-boot");
 	b->tid = (uint32_t)gettid();
-	if (dladdr(&relive_boot, &info) && info.dli_fname) {
-		/* The handle relive closes this library with if the agent
-		 * fails to load.  Asked here, not in relive_boot_start(): the
-		 * dlopen that runs the constructor has returned once the
-		 * loader lets this one in. */
-		h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
-		if (h) {
-			b->handle = (uint64_t)(uintptr_t)h;
-			dlclose(h); /* NOLOAD counted one more reference */
-		}
-	}
 	h = dlopen(b->path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *e = dlerror();
@@ -85,18 +74,28 @@ __attribute__((visibility("default"))) int relive_boot_start(void)
 	struct relive_boot *b = &relive_boot;
 	pthread_attr_t attr;
 	sigset_t all, old;
+	struct link_map *self = NULL;
 	pthread_t t;
 	Dl_info info;
 	int rc;
 
 	b->tid = 0;
 	b->error[0] = '\0';
-	if (!b->path[0] && dladdr(&relive_boot, &info) && info.dli_fname) {
-		const char *slash = strrchr(info.dli_fname, '/');
-		int dir = slash ? (int)(slash - info.dli_fname) : 0;
+	if (dladdr1(&relive_boot, &info, (void **)&self, RTLD_DL_LINKMAP) &&
+	    info.dli_fname) {
+		/* The handle relive closes this library with if the agent
+		 * fails to load: the C library's handle of an object is its
+		 * link map.  (Not a dlopen of this library: from its
+		 * constructor, that would run inside the dlopen still
+		 * loading it.) */
+		b->handle = (uint64_t)(uintptr_t)self;
+		if (!b->path[0]) {
+			const char *slash = strrchr(info.dli_fname, '/');
+			int dir = slash ? (int)(slash - info.dli_fname) : 0;
 
-		snprintf(b->path, sizeof(b->path), "%.*s/%s", dir,
-			 info.dli_fname, RELIVE_AGENT_FILE);
+			snprintf(b->path, sizeof(b->path), "%.*s/%s", dir,
+				 info.dli_fname, RELIVE_AGENT_FILE);
+		}
 	}
 	__atomic_store_n(&b->state, RELIVE_BOOT_RUNNING, __ATOMIC_RELEASE);
 	sigfillset(&all);

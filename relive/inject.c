@@ -7,9 +7,9 @@
  * thread that loads the agent (agent/boot.c says why).  Later requests
  * wake the agent's own thread (agent/service.c) through its pipe; only
  * when it has none (a fork child, a program that closed the pipe) does a
- * borrowed thread call relive_agent_request().  While a borrowed thread works, all the others
- * run, so a lock it needs (malloc's, the dynamic loader's) is always
- * released by its holder.
+ * borrowed thread call relive_agent_request().  While a borrowed thread
+ * works, all the others run, so a lock it needs (malloc's, the dynamic
+ * loader's) is always released by its holder.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -889,9 +889,9 @@ static uint64_t boot_next(void *arg)
  * When the library was mapped already, the borrowed thread calls its
  * relive_boot_start() on its way home, chained to a dlopen that only
  * counts one more reference.  A failure takes the boot library out
- * again.  Returns 0 (the agent loaded), 1 when the boot
- * library could not start its thread and is out again (the agent is to be
- * loaded the other way), or a negative errno with err filled.
+ * again.  Returns 0 (the agent loaded), 1 when the boot library could not
+ * start its thread and is out again (the agent is to be loaded the other
+ * way), or a negative errno with err filled.
  */
 static int boot_inject(pid_t pid, const char *real, const char *boot,
 		       uint64_t dlopen_addr, uint64_t restorer, char *err,

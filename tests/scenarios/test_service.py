@@ -314,6 +314,8 @@ def test_boot_dlopen_followed_until_the_thread_it_makes(spawn):
     the agent loads either way, and no thread is left traced or with a
     mask it did not have."""
     t = spawn("basic_pie")
+    # a thread just made has every signal blocked until it starts
+    wait_until(lambda: all_asleep(t.pid), "every thread asleep")
     before = thread_masks(t.pid)
     rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("fix_main"))
     assert rc == 0, err
@@ -323,6 +325,7 @@ def test_boot_dlopen_followed_until_the_thread_it_makes(spawn):
     assert {tid: after[tid] for tid in before} == before, after
 
     b = spawn("basic_pie")
+    wait_until(lambda: all_asleep(b.pid), "every thread asleep")
     before = thread_masks(b.pid)
     assert b.ask("sigblock") == f"blocked {len(before)}"
     before = thread_masks(b.pid)
