@@ -115,30 +115,32 @@ static void find_obj(struct find_obj *fo)
 	}
 }
 
+/* find_obj() as fo says; its path and bias copied out when found. */
+static bool find_copy_out(struct find_obj *fo, char *path, size_t pathlen,
+			  uintptr_t *bias)
+{
+	find_obj(fo);
+	if (!fo->found)
+		return false;
+	text_copy(path, pathlen, fo->path);
+	*bias = fo->bias;
+	return true;
+}
+
 bool find_other_copy(const char *name, uintptr_t skip, char *path,
 		     size_t pathlen, uintptr_t *bias)
 {
 	struct find_obj fo = { .name = name, .first = true, .skip = skip };
 
-	find_obj(&fo);
-	if (!fo.found)
-		return false;
-	text_copy(path, pathlen, fo.path);
-	*bias = fo.bias;
-	return true;
+	return find_copy_out(&fo, path, pathlen, bias);
 }
 
 bool find_loaded_object(const char *name, char *path, size_t pathlen,
-			       uintptr_t *bias)
+			uintptr_t *bias)
 {
 	struct find_obj fo = { .name = name, .first = true };
 
-	find_obj(&fo);
-	if (!fo.found)
-		return false;
-	text_copy(path, pathlen, fo.path);
-	*bias = fo.bias;
-	return true;
+	return find_copy_out(&fo, path, pathlen, bias);
 }
 
 bool find_loaded_file(const char *name, char *path, size_t pathlen,
@@ -146,12 +148,7 @@ bool find_loaded_file(const char *name, char *path, size_t pathlen,
 {
 	struct find_obj fo = { .name = name, .first = true, .no_soname = true };
 
-	find_obj(&fo);
-	if (!fo.found)
-		return false;
-	text_copy(path, pathlen, fo.path);
-	*bias = fo.bias;
-	return true;
+	return find_copy_out(&fo, path, pathlen, bias);
 }
 
 /* --- loading ------------------------------------------------------------ */

@@ -741,7 +741,7 @@ static int boot_find(pid_t pid, const char *boot, uint64_t *state,
 	return rc;
 }
 
-static double mono_us(void)
+double mono_us(void)
 {
 	struct timespec ts;
 
@@ -765,7 +765,7 @@ static double mono_us(void)
  * short request (`--all`: 0.1-0.3 ms) is polled every 20 us as before
  * (relive's timer slack is 1 us, so the sleeps are short).
  */
-static void poll_pause(unsigned n, double *start)
+void poll_pause(unsigned n, double *start)
 {
 	double us;
 

@@ -4,6 +4,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -184,6 +185,22 @@ bool proc_thread_named(pid_t pid, pid_t tid, const char *comm)
 	name[len] = '\0';
 	name[strcspn(name, "\n")] = '\0';
 	return !strcmp(name, comm);
+}
+
+bool proc_thread_sigmask(pid_t pid, pid_t tid, uint64_t *mask)
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "SigBlk:", 7))
+			found = sscanf(line + 7, "%" SCNx64, mask) == 1;
+	fclose(f);
+	return found;
 }
 
 unsigned long long proc_start_time(pid_t pid)

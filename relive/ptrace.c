@@ -17,10 +17,6 @@
  * back over the 2-byte `syscall` and %rax gets the call's number again.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <sched.h>
-#include <time.h>
-#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,23 +521,6 @@ int pt_wait_exit_traced(pid_t tid)
 	}
 }
 
-/* The signal mask of thread tid of pid, from /proc (SigBlk). */
-static bool thread_sigmask(pid_t pid, pid_t tid, uint64_t *mask)
-{
-	char path[64], line[256];
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
-	if (!(f = fopen(path, "re")))
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "SigBlk:", 7))
-			found = sscanf(line + 7, "%" SCNx64, mask) == 1;
-	fclose(f);
-	return found;
-}
-
 /* A signal the thread does not block, blocked for the length of a call
  * so that /proc shows when the call has ended (rt_sigreturn puts the
  * mask back): one whose delivery can wait that long, never one the
@@ -560,35 +539,6 @@ static uint64_t call_marker(uint64_t mask)
 	return 0;
 }
 
-/* Milliseconds since *start. */
-static long elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000L +
-	       (now.tv_nsec - start->tv_nsec) / 1000000L;
-}
-
-/* Sleeps a little longer each time: two yields, then an eighth of the
- * time waited so far, 20 us to 1 ms (as inject.c polls the agent). */
-static void wait_a_little(unsigned n, struct timespec *start)
-{
-	struct timespec now;
-	long us;
-
-	if (n == 0)
-		clock_gettime(CLOCK_MONOTONIC, start);
-	if (n < 2) {
-		sched_yield();
-		return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	us = ((now.tv_sec - start->tv_sec) * 1000000L +
-	      (now.tv_nsec - start->tv_nsec) / 1000) / 8;
-	usleep(us < 20 ? 20 : us > 1000 ? 1000 : (useconds_t)us);
-}
-
 int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
 			const uint64_t *args, int nargs, uint64_t restorer,
 			pid_t *child, char *err, size_t errlen)
@@ -596,9 +546,8 @@ int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
 	struct user_regs_struct c;
 	uint64_t frame = 0, mask = 0, marker, now;
 	unsigned long msg;
-	struct timespec t0;
+	double t0 = 0, next_look = 100e3; /* us */
 	pid_t tid = st->tid;
-	long next_look = 100;
 	int status, rc;
 	unsigned n;
 
@@ -642,7 +591,7 @@ int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
 			/* Home already, with no thread made?  Only there
 			 * is the marker unblocked (dlopen and pthread_create
 			 * only ever block more). */
-			if (n % 4 == 3 && thread_sigmask(pid, tid, &blk) &&
+			if (n % 4 == 3 && proc_thread_sigmask(pid, tid, &blk) &&
 			    !(blk & marker)) {
 				struct stopped h = { .tid = tid };
 
@@ -655,11 +604,11 @@ int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
 			 * (ppoll's mask, say): every 100 ms, stop the thread
 			 * and look at its stack too; inside the call it
 			 * runs below the frame. */
-			if (n % 4 == 3 && elapsed_ms(&t0) >= next_look) {
-				next_look += 100;
+			if (n % 4 == 3 && mono_us() - t0 >= next_look) {
+				next_look += 100e3;
 				ptrace(PTRACE_INTERRUPT, tid, 0, 0);
 			}
-			wait_a_little(n, &t0);
+			poll_pause(n, &t0);
 			continue;
 		}
 		if (status >> 8 == (SIGTRAP | (PTRACE_EVENT_CLONE << 8))) {

@@ -64,6 +64,8 @@ char proc_thread_state(pid_t pid, pid_t tid);
 char proc_thread_load(pid_t pid, pid_t tid, unsigned long long *ticks);
 /* Whether thread tid of pid exists and is named comm now. */
 bool proc_thread_named(pid_t pid, pid_t tid, const char *comm);
+/* The signals thread tid of pid blocks (SigBlk); false when unreadable. */
+bool proc_thread_sigmask(pid_t pid, pid_t tid, uint64_t *mask);
 /* Field 22 of /proc/PID/stat: tells the process from a later one with the
  * same ID; 0 if it cannot be read. */
 unsigned long long proc_start_time(pid_t pid);
@@ -162,6 +164,11 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 int agent_read_ctl(struct agent *a);
 char *agent_read_snapshot(struct agent *a);
 pid_t pick_thread(pid_t pid);
+/* Microseconds of CLOCK_MONOTONIC. */
+double mono_us(void);
+/* The n-th pause of a poll of the target (*start set at n == 0): two
+ * yields, then sleeps of an eighth of the time waited, 20 us to 1 ms. */
+void poll_pause(unsigned n, double *start);
 
 /* resolution.c: what the checks found in the symbol tables, for the agent
  * (common/ctl.h, struct relive_res) */
