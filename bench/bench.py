@@ -958,6 +958,7 @@ class Bench:
         self.row("7", "preloaded --all / floor, same round", median(ratio),
                  "ratio", sp=spread(ratio))
         res["cold_wake"] = self.cold_wake()
+        res["machine_costs"] = self.machine_costs()
         self.raw["fleet"] = res
 
     def cold_wake(self):
@@ -981,6 +982,29 @@ class Bench:
                      "us")
             self.row("7", "machine, no relive: %s, just ran" % what, hot,
                      "us")
+        return out
+
+    def machine_costs(self):
+        """What the kernel charges here for its basic services, with no
+        relive (bench/machcost): a system call, a page fault (mmap, write
+        and munmap of one page, less the same untouched), the first
+        dlopen of an empty library in a process just started.  Every
+        process of figure 7 pays tens of the faults and one dlopen at
+        least (the patch's)."""
+        r = subprocess.run([self.path("bench", "machcost"),
+                            self.path("bench", "empty.so")],
+                           stdout=subprocess.PIPE, timeout=120)
+        v = r.stdout.decode().split()
+        if r.returncode != 0 or len(v) != 8:
+            raise RuntimeError("bench/machcost failed: exit %d" %
+                               r.returncode)
+        out = {v[i]: float(v[i + 1]) for i in range(0, 8, 2)}
+        self.row("7", "machine, no relive: a system call (getppid)",
+                 out["syscall_us"], "us")
+        self.row("7", "machine, no relive: a page fault (first write)",
+                 out["fault_us"], "us")
+        self.row("7", "machine, no relive: first dlopen of an empty library",
+                 out["dlopen_us"], "us")
         return out
 
     def machine(self):
@@ -1069,7 +1093,8 @@ def main():
     b = Bench(a.build, a.quick)
     for f in ("relive", "bench/calls", "bench/many", "bench/loadgen",
               "examples/server", "bench/many10000.so", "bench/fleet",
-              "bench/fleet_fix.so", "bench/stopall", "bench/coldwake"):
+              "bench/fleet_fix.so", "bench/stopall", "bench/coldwake",
+              "bench/machcost", "bench/empty.so"):
         if not os.path.exists(b.path(f)):
             sys.exit("bench: %s is missing: is subdir('bench') in meson.build "
                      "and the build up to date?" % b.path(f))

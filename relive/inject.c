@@ -376,14 +376,23 @@ static bool restorer_in_file(const struct proc_map *m, uint64_t *file_off)
 	return true;
 }
 
+/*
+ * The trampoline's address in process pid.  RELIVE_TEST_RESTORER_SCAN set
+ * (tests only) skips the two quick looks, so that the look through the
+ * whole code, taken only where they fail, is exercised as well.
+ */
 static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 {
+	static int scan_only = -1;
 	struct proc_map *maps;
 	uint64_t sigact = 0;
+	const char *how = NULL;
 	char ignored[256];
 	size_t n, i;
 	int rc = -ENOENT;
 
+	if (scan_only < 0)
+		scan_only = getenv("RELIVE_TEST_RESTORER_SCAN") != NULL;
 	if (libc_symbol(pid, "sigaction", &sigact, ignored, sizeof(ignored)))
 		sigact = 0; /* the whole code is looked through */
 	if (proc_maps(pid, &maps, &n))
@@ -396,18 +405,21 @@ static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 		if (maps[i].perms[2] != 'x' ||
 		    !strstr(base_name(maps[i].path), "libc.so.6"))
 			continue;
-		if (sigact && restorer_near(pid, &maps[i], sigact, addr)) {
+		if (!scan_only && sigact &&
+		    restorer_near(pid, &maps[i], sigact, addr)) {
+			how = "beside sigaction";
 			rc = 0;
 			break;
 		}
 		/* The file's copy tells where; the process's memory must
 		 * agree (the same file, unchanged). */
-		if (restorer_in_file(&maps[i], &file_off) &&
+		if (!scan_only && restorer_in_file(&maps[i], &file_off) &&
 		    file_off >= maps[i].off && file_off - maps[i].off < len &&
 		    !proc_read(pid, maps[i].lo + (file_off - maps[i].off), here,
 			       sizeof(here)) &&
 		    !memcmp(here, restorer_pat, sizeof(here))) {
 			*addr = maps[i].lo + (file_off - maps[i].off);
+			how = "in the file";
 			rc = 0;
 			break;
 		}
@@ -419,9 +431,15 @@ static int libc_restorer(pid_t pid, uint64_t *addr, char *err, size_t errlen)
 		free(buf);
 		if (off < len) {
 			*addr = maps[i].lo + off;
+			how = "by reading the whole code";
 			rc = 0;
+			break;
 		}
 	}
+	if (!rc)
+		vlog("libc's rt_sigreturn trampoline found %s: %s+%#llx", how,
+		     base_name(maps[i].path),
+		     (unsigned long long)(*addr - maps[i].lo + maps[i].off));
 	free(maps);
 	if (rc)
 		snprintf(err, errlen, "process %d: no rt_sigreturn trampoline "

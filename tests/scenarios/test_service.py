@@ -236,6 +236,42 @@ def test_injection_through_the_boot_library(spawn):
     assert t.ask("call 1") == "101"
 
 
+def trampoline(log):
+    """Where relive's log says it found libc's rt_sigreturn trampoline:
+    (how, FILE+OFFSET)."""
+    line = next(l for l in log.splitlines()
+                if "rt_sigreturn trampoline found" in l)
+    how, where = line.split("trampoline found ", 1)[1].rsplit(": ", 1)
+    return how, where
+
+
+def test_trampoline_found_by_reading_the_whole_code(spawn):
+    """The borrowed thread gets home through libc's rt_sigreturn
+    trampoline, which relive finds beside sigaction, or else by reading
+    all of libc's code.  With the quick looks skipped
+    (RELIVE_TEST_RESTORER_SCAN), the whole-code look finds the same
+    trampoline, and the thread it was used for comes home through it:
+    the target answers, with all its threads."""
+    a = spawn("basic_pie")
+    rc, log = verbose(["patch", "-p", str(a.pid), patch_path("fix_main")])
+    assert rc == 0, log
+    how, where = trampoline(log)
+    assert how != "by reading the whole code", log
+    b = spawn("basic_pie")
+    before = sorted(os.listdir(f"/proc/{b.pid}/task"))
+    rc, _, log = relive("patch", "-v", "-p", b.pid, patch_path("fix_main"),
+                        env={**RELIVE_ENV, "RELIVE_TEST_RESTORER_SCAN": "1"})
+    assert rc == 0, log
+    assert trampoline(log) == ("by reading the whole code", where), log
+    assert "the boot thread is done" in log
+    for _ in range(3):
+        assert b.ask("call 1") == "101"
+    after = os.listdir(f"/proc/{b.pid}/task")
+    assert set(before) <= set(after)
+    assert thread_names(b.pid).count("relive-agent") == 1
+    assert traced_threads(b.pid) == []
+
+
 def traced_threads(pid):
     """The threads of pid that some process traces."""
     traced = []
