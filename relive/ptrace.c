@@ -29,6 +29,15 @@
 
 #include "relive.h"
 
+/* A ptrace request on tid just failed: says so in err, returns -errno. */
+static int thread_failed(pid_t tid, char *err, size_t errlen)
+{
+	int rc = -errno;
+
+	snprintf(err, errlen, "thread %d: %s", tid, strerror(-rc));
+	return rc;
+}
+
 /* Waits for tid's next stop; passes on signals meant for the program. */
 static int wait_stop(pid_t tid, int *status)
 {
@@ -114,10 +123,7 @@ static int pt_collect(struct stopped *st, char *err, size_t errlen)
 		/* A signal for the program arrived first: deliver it, our
 		 * interrupt stays pending. */
 		if (ptrace(PTRACE_CONT, tid, 0, WSTOPSIG(status))) {
-			rc = -errno;
-			snprintf(err, errlen, "thread %d: %s", tid,
-				 strerror(errno));
-			return rc;
+			return thread_failed(tid, err, errlen);
 		}
 	}
 	if (ptrace(PTRACE_GETREGS, tid, 0, &st->regs)) {
@@ -396,25 +402,18 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 		 * caller learns of the end by other means. */
 		st->released = true;
 		if (ptrace(PTRACE_SETREGS, tid, 0, &c)) {
-			rc = -errno;
-			snprintf(err, errlen, "thread %d: %s", tid,
-				 strerror(errno));
+			rc = thread_failed(tid, err, errlen);
 			ptrace(PTRACE_DETACH, tid, 0, 0); /* as it was */
 			return rc;
 		}
 		if (ptrace(PTRACE_DETACH, tid, 0, 0)) {
-			rc = -errno;
-			snprintf(err, errlen, "thread %d: %s", tid,
-				 strerror(errno));
-			return rc;
+			return thread_failed(tid, err, errlen);
 		}
 		return 0;
 	}
 	if (ptrace(PTRACE_SETREGS, tid, 0, &c) ||
 	    ptrace(PTRACE_SYSCALL, tid, 0, 0)) {
-		rc = -errno;
-		snprintf(err, errlen, "thread %d: %s", tid, strerror(errno));
-		return rc;
+		return thread_failed(tid, err, errlen);
 	}
 	/* From here on the thread gets home by itself. */
 	st->released = true;
@@ -451,10 +450,7 @@ int pt_call(struct stopped *st, uint64_t func, const uint64_t *args,
 			sig = WSTOPSIG(status); /* the program's own signal */
 		}
 		if (ptrace(PTRACE_SYSCALL, tid, 0, sig)) {
-			rc = -errno;
-			snprintf(err, errlen, "thread %d: %s", tid,
-				 strerror(errno));
-			return rc;
+			return thread_failed(tid, err, errlen);
 		}
 	}
 }
@@ -565,8 +561,7 @@ int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
 	    ptrace(PTRACE_SETSIGMASK, tid, sizeof(now), &now) ||
 	    ptrace(PTRACE_SETREGS, tid, 0, &c) ||
 	    ptrace(PTRACE_CONT, tid, 0, 0)) {
-		rc = -errno;
-		snprintf(err, errlen, "thread %d: %s", tid, strerror(errno));
+		rc = thread_failed(tid, err, errlen);
 		/* as it was, unless the registers were set already: it
 		 * then makes the call and goes home alone */
 		ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask);
@@ -649,10 +644,7 @@ int pt_call_until_clone(pid_t pid, struct stopped *st, uint64_t func,
 			sig = WSTOPSIG(status); /* the program's own signal */
 		}
 		if (ptrace(PTRACE_CONT, tid, 0, sig)) {
-			rc = -errno;
-			snprintf(err, errlen, "thread %d: %s", tid,
-				 strerror(errno));
-			return rc;
+			return thread_failed(tid, err, errlen);
 		}
 	}
 }
