@@ -159,6 +159,11 @@ int elf_end(Elf *elf)
 	CALL(elf_end, 0, elf);
 }
 
+int elf_cntl(Elf *elf, Elf_Cmd cmd)
+{
+	CALL(elf_cntl, -1, elf, cmd);
+}
+
 const char *elf_errmsg(int error)
 {
 	const struct relive_libs *t = table();

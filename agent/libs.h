@@ -29,7 +29,7 @@
 	X(gelf_getverdef) X(gelf_getversym) \
 	X(ZydisCalcAbsoluteAddress) X(ZydisDecoderDecodeFull) \
 	X(ZydisDecoderDecodeInstruction) X(ZydisDecoderDecodeOperands) \
-	X(ZydisDecoderInit) X(ZydisMnemonicGetString)
+	X(ZydisDecoderInit) X(ZydisMnemonicGetString) X(elf_cntl)
 
 struct relive_libs {
 	unsigned size; /* sizeof(struct relive_libs) of the library's build */

@@ -4,11 +4,13 @@
  * Why this exists: the agent (inside the target) and the controller must
  * resolve "function foo, position N, of object libx.so.1" to the same
  * address, the way the kernel's klp_find_object_symbol() does for modules.
- * This file reads an object once with libelf, copies what lookups need (the
- * defined symbols of its best symbol table, its build-id, its soname) into
- * one private structure indexed by a hash table, and closes the file: it
- * runs inside other processes, so it keeps no file descriptor, no libelf
- * handle and no mutable global state (except the debug root, a setting).
+ * This file reads an object once with libelf and indexes the defined
+ * symbols of its best symbol table in place: a hash table over the table's
+ * own entries and string table, as libelf holds them (read into memory, or
+ * the file's pages when the controller maps it), with no copy of each
+ * symbol and name.  It keeps the libelf handle for as long as the index
+ * lives, but no file descriptor, and no mutable global state (except the
+ * debug root and the read mode, settings): it runs inside other processes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,18 +30,6 @@
 #define VERSYM_VERSION 0x7fff
 #define DEFAULT_DEBUG_ROOT "/usr/lib/debug"
 
-/* One defined symbol, copied out of the file. */
-struct esym {
-	uint64_t value;
-	uint64_t size;
-	uint32_t name;     /* offset in names: "foo", "foo@VER" or "foo@@VER" */
-	uint32_t plainlen; /* length of the name before any '@' */
-	uint32_t next;     /* next symbol of the same bucket, in table order */
-	uint8_t type;
-	uint8_t bind;
-	bool hidden;       /* a non-default version ("foo@VER") */
-};
-
 struct byaddr {
 	uint64_t value;
 	uint32_t sym;
@@ -51,11 +41,20 @@ struct elfsym_file {
 	int type;
 	uint64_t first_vaddr;
 	const char *table;
-	struct esym *syms;
+	/* The table used, in place: libelf's data of the file's handle
+	 * (elf), or of its separate debug file's (debug_elf). */
+	Elf *elf;
+	Elf *debug_elf;
+	const Elf64_Sym *syms; /* nsyms entries, the null symbol first */
 	uint32_t nsyms;
-	char *names;       /* all names, NUL-terminated, back to back */
-	size_t names_len;
-	size_t names_cap;
+	const char *strs;  /* its string table; the last byte is a NUL */
+	size_t strsz;
+	const uint16_t *versym; /* .gnu.version of a .dynsym, or NULL */
+	const char **vers; /* version names by index, owned by elf */
+	size_t nvers;
+	Elf64_Sym *own_syms; /* a native copy of a table that is not one */
+	char *own_strs;    /* a string table that did not end with a NUL */
+	uint32_t *next;    /* per symbol: the next one of its bucket */
 	uint32_t *buckets;
 	uint32_t nbuckets; /* a power of two */
 	struct byaddr *byaddr; /* functions by value, made on first use */
@@ -254,7 +253,7 @@ static uint64_t read_first_vaddr(Elf *elf)
 
 /* ---- symbol table ------------------------------------------------------ */
 
-static bool wanted(const GElf_Sym *s)
+static bool wanted(const Elf64_Sym *s)
 {
 	if (s->st_shndx == SHN_UNDEF || s->st_shndx == SHN_ABS ||
 	    s->st_shndx == SHN_COMMON || s->st_name == 0)
@@ -272,52 +271,61 @@ static bool wanted(const GElf_Sym *s)
 	}
 }
 
-/* Appends the pieces of one name (a is la bytes long); returns its
- * offset or -ENOMEM. */
-static int64_t add_name(struct elfsym_file *f, const char *a, size_t la,
-			const char *sep, const char *b)
-{
-	size_t ls = sep ? strlen(sep) : 0;
-	size_t lb = b ? strlen(b) : 0;
-	size_t need = la + ls + lb + 1;
-	size_t off = f->names_len;
-
-	if (need > UINT32_MAX - off)
-		return -ENOMEM;
-	if (off + need > f->names_cap) {
-		size_t cap = f->names_cap ? f->names_cap : 4096;
-		char *p;
-
-		while (cap < off + need)
-			cap *= 2;
-		p = realloc(f->names, cap);
-		if (!p)
-			return -ENOMEM;
-		f->names = p;
-		f->names_cap = cap;
-	}
-	memcpy(f->names + off, a, la);
-	if (ls)
-		memcpy(f->names + off + la, sep, ls);
-	if (lb)
-		memcpy(f->names + off + la + ls, b, lb);
-	f->names[off + need - 1] = '\0';
-	f->names_len = off + need;
-	return (int64_t)off;
-}
-
 static void drop_symbols(struct elfsym_file *f)
 {
-	free(f->syms);
-	free(f->names);
+	free(f->own_syms);
+	free(f->own_strs);
+	free(f->vers);
+	free(f->next);
 	free(f->buckets);
-	f->syms = NULL;
-	f->names = NULL;
-	f->buckets = NULL;
-	f->nsyms = 0;
-	f->nbuckets = 0;
-	f->names_len = 0;
-	f->names_cap = 0;
+	f->syms = f->own_syms = NULL;
+	f->strs = f->own_strs = NULL;
+	f->versym = NULL;
+	f->vers = NULL;
+	f->next = f->buckets = NULL;
+	f->nsyms = f->nbuckets = 0;
+	f->strsz = f->nvers = 0;
+}
+
+/* A symbol of the table as lookups see it. */
+struct symview {
+	const char *name;  /* as the table spells it */
+	size_t plainlen;   /* its length before any '@' */
+	const char *ver;   /* .dynsym: its version's name, or NULL */
+	bool hidden;       /* a non-default version ("foo@VER") */
+};
+
+/* The name of symbol i when the index takes it: a defined function,
+ * object or TLS symbol with a name; NULL otherwise. */
+static const char *indexed_name(const struct elfsym_file *f, uint32_t i)
+{
+	const Elf64_Sym *s = &f->syms[i];
+
+	if (!wanted(s) || s->st_name >= f->strsz || !f->strs[s->st_name])
+		return NULL;
+	return f->strs + s->st_name;
+}
+
+static void view(const struct elfsym_file *f, uint32_t i, const char *name,
+		 struct symview *v)
+{
+	const char *at = strchr(name, '@');
+
+	v->name = name;
+	v->plainlen = at ? (size_t)(at - name) : strlen(name);
+	v->ver = NULL;
+	if (f->versym) {
+		uint16_t vs = f->versym[i];
+		size_t ndx = vs & VERSYM_VERSION;
+
+		if (ndx >= 2 && ndx < f->nvers && f->vers[ndx]) {
+			v->ver = f->vers[ndx];
+			v->hidden = vs & VERSYM_HIDDEN;
+			return;
+		}
+	}
+	/* .symtab spells versions in the name */
+	v->hidden = at && at[1] != '@';
 }
 
 /*
@@ -390,6 +398,8 @@ static Elf_Data *find_versym(Elf *elf, size_t symndx)
 	return NULL;
 }
 
+/* Links every symbol the index takes into the bucket of its plain name,
+ * each bucket in table order. */
 static int build_index(struct elfsym_file *f)
 {
 	uint32_t nb = 16, i;
@@ -397,37 +407,36 @@ static int build_index(struct elfsym_file *f)
 	while (nb < f->nsyms && nb < (1u << 31))
 		nb <<= 1;
 	f->buckets = malloc(nb * sizeof(*f->buckets));
-	if (!f->buckets)
+	f->next = malloc((f->nsyms ? f->nsyms : 1) * sizeof(*f->next));
+	if (!f->buckets || !f->next)
 		return -ENOMEM;
 	f->nbuckets = nb;
 	for (i = 0; i < nb; i++)
 		f->buckets[i] = NO_SYM;
-	/* Push in reverse so each bucket lists its symbols in table order.
-	 * load_table() left each name's hash in next. */
-	for (i = f->nsyms; i-- > 0;) {
-		struct esym *s = &f->syms[i];
-		uint32_t b = s->next & (nb - 1);
+	for (i = f->nsyms; i-- > 1;) {
+		const char *name = indexed_name(f, i);
+		uint32_t b;
 
-		s->next = f->buckets[b];
+		f->next[i] = NO_SYM;
+		if (!name)
+			continue;
+		b = name_hash(name, strcspn(name, "@")) & (nb - 1);
+		f->next[i] = f->buckets[b];
 		f->buckets[b] = i;
 	}
 	return 0;
 }
 
 /*
- * Copies the wanted symbols of the table in scn and indexes them.  Returns 0,
- * -ENOMEM, or -EIO when libelf cannot read the table; on error f has no
- * symbols.
+ * Indexes the table in scn where libelf holds it.  Returns 0, -ENOMEM, or
+ * -EIO when libelf cannot read the table; on error f has no symbols.
  */
 static int load_table(struct elfsym_file *f, Elf *elf, Elf_Scn *scn)
 {
-	const char **vers = NULL;
-	Elf_Data *data, *versym = NULL, *strd;
+	Elf_Data *data, *strd, *vsd;
 	Elf_Scn *strscn;
-	const char *strs = NULL;
 	GElf_Shdr shdr;
-	size_t i, n, nvers = 0, strsz = 0;
-	bool raw;
+	size_t i, n;
 	int rc = -EIO;
 
 	if (!gelf_getshdr(scn, &shdr) || !shdr.sh_entsize)
@@ -438,110 +447,65 @@ static int load_table(struct elfsym_file *f, Elf *elf, Elf_Scn *scn)
 	n = shdr.sh_size / shdr.sh_entsize;
 	if (n >= NO_SYM)
 		return -EIO;
-	/* The symbols as libelf laid them out in memory, and their string
-	 * table, when that ends with a NUL (so every name in it is
-	 * terminated): no gelf_getsym or elf_strptr per symbol, which took
-	 * a third of the time for an executable of 10000 functions. */
-	raw = gelf_getclass(elf) == ELFCLASS64 && data->d_type == ELF_T_SYM &&
-	      data->d_size >= n * sizeof(Elf64_Sym);
-	if ((strscn = elf_getscn(elf, shdr.sh_link)) &&
-	    (strd = elf_getdata(strscn, NULL)) && strd->d_size &&
-	    ((const char *)strd->d_buf)[strd->d_size - 1] == '\0') {
-		strs = strd->d_buf;
-		strsz = strd->d_size;
-	}
-	if (shdr.sh_type == SHT_DYNSYM) {
-		versym = find_versym(elf, elf_ndxscn(scn));
-		rc = read_verdefs(elf, &vers, &nvers);
-		if (rc)
-			return rc;
-		rc = -EIO;
-	}
-	f->syms = malloc((n ? n : 1) * sizeof(*f->syms));
-	if (!f->syms) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	/* The names fit in the size of their string table, but for the
-	 * versions a dynamic table adds: one allocation instead of a
-	 * doubling series, each step of which copied the names so far into
-	 * fresh pages. */
-	if (strsz > f->names_cap - f->names_len && strsz < UINT32_MAX) {
-		char *p = realloc(f->names, f->names_len + strsz);
-
-		if (!p) {
+	if (!(strscn = elf_getscn(elf, shdr.sh_link)) ||
+	    !(strd = elf_getdata(strscn, NULL)))
+		return -EIO;
+	/* A native 64-bit table is used as it is; any other is converted
+	 * once. */
+	if (gelf_getclass(elf) == ELFCLASS64 && data->d_type == ELF_T_SYM &&
+	    data->d_size >= n * sizeof(Elf64_Sym) &&
+	    !((uintptr_t)data->d_buf % _Alignof(Elf64_Sym))) {
+		f->syms = data->d_buf;
+	} else {
+		f->own_syms = malloc((n ? n : 1) * sizeof(*f->own_syms));
+		if (!f->own_syms) {
 			rc = -ENOMEM;
 			goto fail;
 		}
-		f->names = p;
-		f->names_cap = f->names_len + strsz;
-	}
-	for (i = 1; i < n; i++) {
-		struct esym *s;
-		GElf_Sym sym;
-		GElf_Versym vs;
-		const char *name, *ver = NULL, *at;
-		bool hidden = false;
-		size_t len;
-		int64_t off;
+		for (i = 0; i < n; i++) {
+			GElf_Sym sym;
 
-		if (raw)
-			sym = ((const Elf64_Sym *)data->d_buf)[i];
-		else if (!gelf_getsym(data, (int)i, &sym))
-			goto fail;
-		if (!wanted(&sym))
-			continue;
-		if (strs)
-			name = sym.st_name < strsz ? strs + sym.st_name : NULL;
-		else
-			name = elf_strptr(elf, shdr.sh_link, sym.st_name);
-		if (!name || !*name)
-			continue;
-		len = strlen(name);
-		if (versym && gelf_getversym(versym, (int)i, &vs)) {
-			size_t ndx = vs & VERSYM_VERSION;
-
-			hidden = vs & VERSYM_HIDDEN;
-			if (ndx >= 2 && ndx < nvers && vers[ndx])
-				ver = vers[ndx];
-			else
-				hidden = false;
+			if (!gelf_getsym(data, (int)i, &sym))
+				goto fail;
+			f->own_syms[i].st_name = sym.st_name;
+			f->own_syms[i].st_info = sym.st_info;
+			f->own_syms[i].st_other = sym.st_other;
+			f->own_syms[i].st_shndx = sym.st_shndx;
+			f->own_syms[i].st_value = sym.st_value;
+			f->own_syms[i].st_size = sym.st_size;
 		}
-		if (ver)
-			off = add_name(f, name, len, hidden ? "@" : "@@", ver);
-		else
-			off = add_name(f, name, len, NULL, NULL);
-		if (off < 0) {
-			rc = (int)off;
+		f->syms = f->own_syms;
+	}
+	f->nsyms = (uint32_t)n;
+	f->strs = strd->d_buf;
+	f->strsz = strd->d_size;
+	if (f->strsz && f->strs[f->strsz - 1] != '\0') {
+		/* every name terminated, the last one too */
+		f->own_strs = malloc(f->strsz + 1);
+		if (!f->own_strs) {
+			rc = -ENOMEM;
 			goto fail;
 		}
-		at = memchr(name, '@', len);
-		s = &f->syms[f->nsyms++];
-		s->value = sym.st_value;
-		s->size = sym.st_size;
-		s->name = (uint32_t)off;
-		s->plainlen = (uint32_t)(at ? (size_t)(at - name) : len);
-		s->next = name_hash(name, s->plainlen); /* for build_index */
-		s->type = GELF_ST_TYPE(sym.st_info);
-		s->bind = GELF_ST_BIND(sym.st_info);
-		if (ver)
-			s->hidden = hidden;
-		else /* .symtab spells versions in the name */
-			s->hidden = at && at[1] != '@';
+		memcpy(f->own_strs, f->strs, f->strsz);
+		f->own_strs[f->strsz++] = '\0';
+		f->strs = f->own_strs;
 	}
-	if (f->nsyms < n && f->nsyms) {
-		struct esym *p = realloc(f->syms, f->nsyms * sizeof(*p));
-
-		if (p)
-			f->syms = p;
+	if (shdr.sh_type == SHT_DYNSYM) {
+		vsd = find_versym(elf, elf_ndxscn(scn));
+		if (vsd && vsd->d_type == ELF_T_HALF &&
+		    vsd->d_size >= n * sizeof(uint16_t) &&
+		    !((uintptr_t)vsd->d_buf % _Alignof(uint16_t)))
+			f->versym = vsd->d_buf;
+		rc = read_verdefs(elf, &f->vers, &f->nvers);
+		if (rc)
+			goto fail;
+		rc = -EIO;
 	}
 	rc = build_index(f);
 	if (rc)
 		goto fail;
-	free(vers);
 	return 0;
 fail:
-	free(vers);
 	drop_symbols(f);
 	return rc;
 }
@@ -590,10 +554,15 @@ static int load_debug_table(struct elfsym_file *f)
 	if (!scn)
 		goto out;
 	rc = load_table(f, elf, scn);
-	if (rc == 0)
+	if (rc == 0) {
+		/* Its data is the index's: kept, without the descriptor. */
+		elf_cntl(elf, ELF_C_FDDONE);
+		f->debug_elf = elf;
+		elf = NULL;
 		rc = 1;
-	else if (rc != -ENOMEM)
+	} else if (rc != -ENOMEM) {
 		rc = 0;
+	}
 out:
 	free(id);
 	elf_end(elf);
@@ -666,6 +635,8 @@ static int open_file(const char *path, enum open_mode mode,
 	if (scn) {
 		rc = load_table(f, elf, scn);
 		f->table = ".symtab";
+		if (rc == 0)
+			f->elf = elf;
 	}
 	if (rc == -EIO && mode == OPEN_FULL) {
 		rc = load_debug_table(f);
@@ -678,6 +649,8 @@ static int open_file(const char *path, enum open_mode mode,
 		scn = find_table(elf, SHT_DYNSYM);
 		rc = scn ? load_table(f, elf, scn) : 0;
 		f->table = ".dynsym";
+		if (scn && rc == 0)
+			f->elf = elf;
 	}
 	if (rc == -ENOMEM)
 		goto nomem;
@@ -691,6 +664,12 @@ static int open_file(const char *path, enum open_mode mode,
 		rc = build_index(f);
 		if (rc)
 			goto nomem;
+	}
+	if (f->elf) {
+		/* The index uses its data in place: the handle stays, the
+		 * descriptor does not (libelf reads nothing more). */
+		elf_cntl(elf, ELF_C_FDDONE);
+		elf = NULL;
 	}
 	*out = f;
 	f = NULL;
@@ -749,9 +728,10 @@ static int byaddr_build(struct elfsym_file *f)
 	if (!f->byaddr)
 		return -ENOMEM;
 	f->nbyaddr = 0;
-	for (i = 0; i < f->nsyms; i++)
-		if (f->syms[i].type == STT_FUNC && f->syms[i].size) {
-			f->byaddr[f->nbyaddr].value = f->syms[i].value;
+	for (i = 1; i < f->nsyms; i++)
+		if (GELF_ST_TYPE(f->syms[i].st_info) == STT_FUNC &&
+		    f->syms[i].st_size && indexed_name(f, i)) {
+			f->byaddr[f->nbyaddr].value = f->syms[i].st_value;
 			f->byaddr[f->nbyaddr++].sym = i;
 		}
 	qsort(f->byaddr, f->nbyaddr, sizeof(*f->byaddr), byaddr_cmp);
@@ -777,12 +757,14 @@ static uint32_t byaddr_first(const struct elfsym_file *f, uint64_t value)
 static void sym_out(const struct elfsym_file *f, uint32_t i,
 		    struct elfsym_sym *sym, const char **name)
 {
-	sym->value = f->syms[i].value;
-	sym->size = f->syms[i].size;
-	sym->type = f->syms[i].type;
-	sym->bind = f->syms[i].bind;
+	const Elf64_Sym *s = &f->syms[i];
+
+	sym->value = s->st_value;
+	sym->size = s->st_size;
+	sym->type = GELF_ST_TYPE(s->st_info);
+	sym->bind = GELF_ST_BIND(s->st_info);
 	if (name)
-		*name = f->names + f->syms[i].name;
+		*name = f->strs + s->st_name;
 }
 
 int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
@@ -814,9 +796,9 @@ int elfsym_func_containing(struct elfsym_file *f, uint64_t addr,
 	 * that starts earlier and spans a nearer one is not looked at. */
 	start = f->byaddr[j - 1].value;
 	while (j-- > 0 && f->byaddr[j].value == start) {
-		const struct esym *s = &f->syms[f->byaddr[j].sym];
+		const Elf64_Sym *s = &f->syms[f->byaddr[j].sym];
 
-		if (addr < s->value + s->size) {
+		if (addr < s->st_value + s->st_size) {
 			sym_out(f, f->byaddr[j].sym, sym, NULL);
 			return 0;
 		}
@@ -830,6 +812,8 @@ void elfsym_close(struct elfsym_file *f)
 		return;
 	free(f->byaddr);
 	drop_symbols(f);
+	elf_end(f->elf);
+	elf_end(f->debug_elf);
 	free(f->build_id);
 	free(f->soname);
 	free(f);
@@ -862,42 +846,63 @@ const char *elfsym_table(const struct elfsym_file *f)
 
 /* ---- lookup ------------------------------------------------------------ */
 
-static bool matches(const struct elfsym_file *f, const struct esym *s,
-		    const char *name, size_t plainlen, bool versioned)
-{
-	const char *sname = f->names + s->name;
-
-	if (versioned)
-		return strcmp(sname, name) == 0;
-	return s->plainlen == plainlen && memcmp(sname, name, plainlen) == 0;
-}
-
 struct query {
 	const char *name;
 	size_t plainlen;
-	bool versioned;
+	bool versioned;    /* "foo@VER" or "foo@@VER": that version only */
 	bool only_default;
 	uint32_t head;
 };
 
-/* Whether s is a definition of q that counts: it matches, and no earlier
- * counting match has the same address (an alias such as glibc's local
- * "memcpy" and "memcpy@@GLIBC_2.14" is one definition). */
+/* Whether the symbol v is named q: by its plain name, or by its whole
+ * name when q gives a version (a .dynsym's "foo" with its version "VER"
+ * is "foo@VER" or "foo@@VER", as .symtab spells it). */
+static bool matches(const struct symview *v, const struct query *q)
+{
+	const char *rest;
+	size_t len;
+
+	if (v->plainlen != q->plainlen ||
+	    memcmp(v->name, q->name, q->plainlen))
+		return false;
+	if (!q->versioned)
+		return true;
+	if (!v->ver)
+		return strcmp(v->name + q->plainlen, q->name + q->plainlen) == 0;
+	/* the rest of the name itself, then the version */
+	len = strlen(v->name + q->plainlen);
+	if (strncmp(q->name + q->plainlen, v->name + q->plainlen, len))
+		return false;
+	rest = q->name + q->plainlen + len;
+	len = v->hidden ? 1 : 2;
+	if (strncmp(rest, "@@", len) || rest[len] == '@')
+		return false;
+	return strcmp(rest + len, v->ver) == 0;
+}
+
+static void view_at(const struct elfsym_file *f, uint32_t i,
+		    struct symview *v)
+{
+	view(f, i, f->strs + f->syms[i].st_name, v);
+}
+
+/* Whether symbol i is a definition of q that counts: it matches, and no
+ * earlier counting match has the same address (an alias such as glibc's
+ * local "memcpy" and "memcpy@@GLIBC_2.14" is one definition). */
 static bool counts(const struct elfsym_file *f, const struct query *q,
 		   uint32_t i)
 {
-	const struct esym *s = &f->syms[i];
+	struct symview v, w;
 	uint32_t j;
 
-	if (!matches(f, s, q->name, q->plainlen, q->versioned) ||
-	    (q->only_default && s->hidden))
+	view_at(f, i, &v);
+	if (!matches(&v, q) || (q->only_default && v.hidden))
 		return false;
-	for (j = q->head; j != i; j = f->syms[j].next) {
-		const struct esym *t = &f->syms[j];
-
-		if (t->value == s->value &&
-		    matches(f, t, q->name, q->plainlen, q->versioned) &&
-		    !(q->only_default && t->hidden))
+	for (j = q->head; j != i; j = f->next[j]) {
+		if (f->syms[j].st_value != f->syms[i].st_value)
+			continue;
+		view_at(f, j, &w);
+		if (matches(&w, q) && !(q->only_default && w.hidden))
 			return false;
 	}
 	return true;
@@ -909,6 +914,7 @@ int elfsym_lookup(const struct elfsym_file *f, const char *name,
 {
 	struct query q = { .name = name };
 	unsigned ndefault = 0, n = 0, pos = 0;
+	struct symview v;
 	uint32_t i;
 
 	if (count)
@@ -918,13 +924,14 @@ int elfsym_lookup(const struct elfsym_file *f, const char *name,
 	q.plainlen = strcspn(name, "@");
 	q.versioned = name[q.plainlen] != '\0';
 	q.head = f->buckets[name_hash(name, q.plainlen) & (f->nbuckets - 1)];
-	for (i = q.head; i != NO_SYM; i = f->syms[i].next)
-		if (!f->syms[i].hidden &&
-		    matches(f, &f->syms[i], name, q.plainlen, q.versioned))
+	for (i = q.head; i != NO_SYM; i = f->next[i]) {
+		view_at(f, i, &v);
+		if (!v.hidden && matches(&v, &q))
 			ndefault++;
+	}
 	/* Non-default versions count only when nothing else has the name. */
 	q.only_default = !q.versioned && ndefault > 0;
-	for (i = q.head; i != NO_SYM; i = f->syms[i].next)
+	for (i = q.head; i != NO_SYM; i = f->next[i])
 		if (counts(f, &q, i))
 			n++;
 	if (count)
@@ -937,17 +944,11 @@ int elfsym_lookup(const struct elfsym_file *f, const char *name,
 		return -ERANGE;
 	if (sympos == 0)
 		sympos = 1;
-	for (i = q.head; i != NO_SYM; i = f->syms[i].next) {
-		const struct esym *s = &f->syms[i];
-
+	for (i = q.head; i != NO_SYM; i = f->next[i]) {
 		if (!counts(f, &q, i) || ++pos < sympos)
 			continue;
-		if (sym) {
-			sym->value = s->value;
-			sym->size = s->size;
-			sym->type = s->type;
-			sym->bind = s->bind;
-		}
+		if (sym)
+			sym_out(f, i, sym, NULL);
 		return 0;
 	}
 	return -ENOENT; /* not reached */

@@ -73,8 +73,9 @@ int elfsym_lookup(const struct elfsym_file *f, const char *name,
 		  unsigned *count);
 
 /* The function symbol (with a size) that starts at value, whatever its
- * name: 0, or -ENOENT.  name, when not NULL, gets the symbol's name (valid
- * until elfsym_close()). */
+ * name: 0, or -ENOENT.  name, when not NULL, gets the symbol's name as its
+ * table spells it (a .dynsym's without its version), valid until
+ * elfsym_close(). */
 int elfsym_func_at(struct elfsym_file *f, uint64_t value,
 		   struct elfsym_sym *sym);
 int elfsym_func_name_at(struct elfsym_file *f, uint64_t value,
@@ -103,20 +104,20 @@ void elfsym_strerror(int rc, const char *name, unsigned long sympos,
 void elfsym_set_debug_root(const char *dir);
 
 /*
- * Whether files are mapped (true) or read (false, the default) while
- * their symbols are copied out.  Reading copies each section into fresh
- * heap memory, inside one read(2): the kernel faults in each page of that
- * buffer without giving the CPU away (on a kernel built without
- * preemption), which for a table of 10000 symbols held a CPU for about
- * 3 ms.  Mapping lets the page cache's pages be used in place.  The
- * controller maps; the agent reads, since it changes no mapping of the
- * process it runs in, and since a file truncated while mapped would kill
- * the program with SIGBUS at the next access.  The controller takes that
- * risk for the few milliseconds a file stays mapped (the symbols are
- * copied out and the file unmapped before elfsym_open returns), as its
- * unwinder (libdw, which maps the files it reads) already does.  A file
- * that cannot be mapped is read instead (libelf falls back on its own).
- * Process-wide setting, like the debug root.
+ * Whether files are mapped (true) or read (false, the default).  The index
+ * uses the symbol and string tables where libelf holds them, until
+ * elfsym_close().  Reading copies each section into fresh heap memory,
+ * inside one read(2): the kernel faults in each page of that buffer
+ * without giving the CPU away (on a kernel built without preemption),
+ * which for a table of 10000 symbols held a CPU for about 3 ms.  Mapping
+ * uses the page cache's pages in place.  The controller maps; the agent
+ * reads, since it changes no mapping of the process it runs in, and since
+ * a file truncated while mapped would kill the program with SIGBUS at the
+ * next access.  The controller takes that risk for the files it keeps
+ * open for one command (relive/filecache.c), as its unwinder (libdw, which
+ * maps the files it reads) already does.  A file that cannot be mapped is
+ * read instead (libelf falls back on its own).  Process-wide setting,
+ * like the debug root.
  */
 void elfsym_set_mapped(bool mapped);
 
