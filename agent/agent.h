@@ -213,6 +213,13 @@ const struct relive_res_site *resolution_site(const struct relive_object *o,
 					      const struct relive_res_func *rf);
 /* Is prep a site for the size bytes of the function at func_addr as they
  * are now (then the agent need not decode them)? */
+/* The direct calls relive found to the function of rf (an entry that
+ * resolution_object() gave for o): true with calls[0..*n), link-time
+ * addresses in o's object, when relive looked for them there
+ * (relive/calls.c); false: the agent looks itself. */
+bool resolution_calls(const struct relive_object *o,
+		      const struct relive_res_func *rf,
+		      const uint64_t **calls, size_t *n);
 bool resolution_site_fits(const struct relive_res_site *prep,
 			  uintptr_t func_addr, size_t size);
 /* The build-id of the object loaded at bias, from its mapped notes, in
@@ -304,6 +311,8 @@ struct elfsym_file;
 void direct_find_calls(struct elfsym_file *f, const char *path,
 		       uintptr_t bias, struct relive_ops **ops, size_t n);
 bool direct_calls_possible(const uintptr_t *entry, size_t n);
+void direct_take_calls(struct relive_ops *o, uintptr_t bias,
+		       const uint64_t *calls, size_t n);
 size_t direct_calls_of(const struct relive_ops *o, uintptr_t target);
 size_t direct_make_all(void);
 int direct_take_back(struct relive_ops **ops, size_t n);

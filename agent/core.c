@@ -208,17 +208,26 @@ static void cold_part(struct elfsym_file *f, const char *name, uintptr_t bias,
  * the file at path is then read only if a call needs its symbols, and
  * used only if it is the object the process runs. */
 static void find_calls(struct relive_object *o, struct elfsym_file *f,
-		       const char *path)
+		       const char *path, const struct relive_res_func *rf)
 {
 	struct relive_ops **ops = calloc(o->nfuncs ? o->nfuncs : 1,
 					 sizeof(*ops));
-	size_t i;
+	size_t i, n = 0;
 
 	if (!ops)
 		return;
-	for (i = 0; i < o->nfuncs; i++)
-		ops[i] = o->funcs[i].ops;
-	direct_find_calls(f, path, o->bias, ops, o->nfuncs);
+	for (i = 0; i < o->nfuncs; i++) {
+		const uint64_t *calls;
+		size_t ncalls;
+
+		/* relive found them in the file: where to look */
+		if (rf && resolution_calls(o, &rf[i], &calls, &ncalls))
+			direct_take_calls(o->funcs[i].ops, o->bias, calls,
+					  ncalls);
+		else
+			ops[n++] = o->funcs[i].ops;
+	}
+	direct_find_calls(f, path, o->bias, ops, n);
 	free(ops);
 }
 
@@ -331,7 +340,7 @@ int resolve_object(struct relive_object *o, const char *path)
 				  &fn->ops->cold_hi);
 		}
 	}
-	find_calls(o, f, path);
+	find_calls(o, f, path, rf);
 	elfsym_close(f);
 	return 0;
 }
@@ -481,6 +490,8 @@ static bool needs_libs(struct relive_patch *p)
 		const struct relive_res_func *rf;
 		char path[4096], running[RELIVE_RES_ID];
 		uintptr_t bias, *e;
+		const uint64_t *calls;
+		size_t n;
 
 		if (!find_loaded_file(o->name, path, sizeof(path), &bias) ||
 		    (o->name && !objects_permanent(path)))
@@ -497,7 +508,11 @@ static bool needs_libs(struct relive_patch *p)
 				break;
 			entry[j] = bias + rf[j].value;
 		}
-		need = j < o->nfuncs || direct_calls_possible(entry, o->nfuncs);
+		/* relive's list of the direct calls needs no decoding */
+		if (j == o->nfuncs && !resolution_calls(o, rf, &calls, &n))
+			need = direct_calls_possible(entry, o->nfuncs);
+		else
+			need = j < o->nfuncs;
 	}
 	free(entry);
 	return need || i < p->nobjs;

@@ -53,6 +53,10 @@
  * scan for the opcode and a decode of the functions holding a match, is
  * rewritten the same way (its operand, in one aligned block) to call the
  * version, and taken back first, to the stub, before any transition.
+ * relive makes that scan and decode in the object's file when it checks
+ * the patch (relive/calls.c) and sends the calls it found: the agent then
+ * only checks each (direct_take_calls), and looks itself only without
+ * them (an object loaded later, a patch too large for the table).
  * PLT slots of other objects are direct_plt.c's.
  *
  * RELIVE_NO_DIRECT in the process's environment keeps every entry on its
@@ -588,6 +592,42 @@ void direct_find_calls(struct elfsym_file *f, const char *path,
 	elfsym_close(opened);
 	if (found)
 		agent_log("%zu direct calls found to %zu functions", found, m);
+}
+
+/*
+ * Takes the direct calls to o's function that relive found in its object's
+ * file (relive/calls.c: the same scan and decode as direct_find_calls(),
+ * from the file's bytes), instead of looking for them: each at bias +
+ * calls[i], taken when the bytes the process has there are still a call
+ * rel32 to the function's entry, in one aligned block, inside the code of
+ * the object.  The list says where to look, never what to write.
+ */
+void direct_take_calls(struct relive_ops *o, uintptr_t bias,
+		       const uint64_t *calls, size_t n)
+{
+	uintptr_t lo, hi;
+	size_t i, found = 0;
+
+	if (!direct_allowed() || !o || o->calls_found || o->pinned)
+		return;
+	o->calls_found = true;
+	if (!code_segment_of(o->func_addr, &lo, &hi))
+		return;
+	for (i = 0; i < n; i++) {
+		uintptr_t at = bias + (uintptr_t)calls[i];
+		int32_t rel;
+
+		if (at < lo || at > hi - RELIVE_ARCH_CALL_LEN ||
+		    ((at + 1) & 15) > 12 ||
+		    *(const uint8_t *)at != RELIVE_ARCH_CALL_OPCODE)
+			continue;
+		memcpy(&rel, (const void *)(at + 1), sizeof(rel));
+		if (at + RELIVE_ARCH_CALL_LEN + (intptr_t)rel == o->func_addr &&
+		    add_call(o, at))
+			found++;
+	}
+	if (found)
+		agent_log("%zu direct calls taken as relive found them", found);
 }
 
 /*

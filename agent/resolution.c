@@ -205,6 +205,27 @@ const struct relive_res_site *resolution_site(const struct relive_object *o,
 	return &t->sites[rf - t->funcs];
 }
 
+bool resolution_calls(const struct relive_object *o,
+		      const struct relive_res_func *rf,
+		      const uint64_t **calls, size_t *n)
+{
+	const struct relive_res *t;
+	size_t i;
+
+	if (!rf || !o->patch || !(t = o->patch->res.table) ||
+	    !own_object(o->patch, o) || rf < t->funcs ||
+	    rf >= t->funcs + t->nfuncs)
+		return false;
+	i = (size_t)(o - o->patch->objs);
+	if (!t->objs[i].calls_found || t->ncalls > RELIVE_RES_CALLS ||
+	    rf->first_call > t->ncalls ||
+	    rf->ncalls > t->ncalls - rf->first_call)
+		return false;
+	*calls = t->calls + rf->first_call;
+	*n = rf->ncalls;
+	return true;
+}
+
 bool resolution_site_fits(const struct relive_res_site *prep,
 			  uintptr_t func_addr, size_t size)
 {

@@ -218,6 +218,7 @@ struct relive_ctl {
  */
 #define RELIVE_RES_OBJS 8
 #define RELIVE_RES_FUNCS 256
+#define RELIVE_RES_CALLS 2048
 #define RELIVE_RES_ID 72          /* build-id in hex, with its NUL */
 
 struct relive_res_func {
@@ -230,13 +231,18 @@ struct relive_res_func {
 	 * the patch's whole code segment), and its cold part. */
 	uint64_t new_value, new_size;
 	uint64_t new_cold, new_cold_size;
+	/* Its direct calls, when its object's calls_found says so:
+	 * calls[first_call .. first_call + ncalls) of struct relive_res. */
+	uint32_t first_call, ncalls;
 };
 
 struct relive_res_obj {
 	char build_id[RELIVE_RES_ID]; /* of the file resolved; "": not resolved
 					 (not loaded, or no build-id) */
 	uint32_t nfuncs;              /* the object's functions, in order */
-	uint32_t pad;
+	uint32_t calls_found;         /* 1: its functions' ncalls list every
+					 direct call the agent would find
+					 (relive/calls.c); 0: none looked for */
 };
 
 /*
@@ -262,9 +268,15 @@ struct relive_res {
 	char patch_build_id[RELIVE_RES_ID];
 	uint32_t nobjs;               /* the patch's objects, in order */
 	uint32_t nfuncs;              /* funcs[]: each object's in turn */
+	uint32_t ncalls;              /* calls[] in use */
+	uint32_t pad;
 	struct relive_res_obj objs[RELIVE_RES_OBJS];
 	struct relive_res_func funcs[RELIVE_RES_FUNCS];
 	struct relive_res_site sites[RELIVE_RES_FUNCS]; /* as funcs[] */
+	/* The direct calls (`call rel32` in the same object) to the
+	 * functions replaced: each instruction's link-time address in its
+	 * object. */
+	uint64_t calls[RELIVE_RES_CALLS];
 };
 
 /*

@@ -350,6 +350,7 @@ static int precheck(pid_t pid, const struct patchfile *pf,
 			sites_prepare(res, pf, i, j, pid, bias + sym.value,
 				      sym.size);
 		}
+		calls_find(res, pf, i, f, path);
 		resolution_object(res, i, f);
 	}
 	return 0;

@@ -194,6 +194,17 @@ void resolution_func(struct relive_res *r, const struct patchfile *pf,
 		     const struct elfsym_sym *sym);
 void resolution_object(struct relive_res *r, size_t obj,
 		       const struct elfsym_file *f);
+/* The entries of object obj's functions, in order; NULL: no table. */
+struct relive_res_func *resolution_funcs_of(struct relive_res *r,
+					    const struct patchfile *pf,
+					    size_t obj);
+
+/* calls.c: the direct calls to object obj's functions (resolved already),
+ * found in its file at path, whose symbols are f, for the agent
+ * (common/ctl.h, struct relive_res, calls).  Nothing when they do not
+ * fit: the agent then looks itself. */
+void calls_find(struct relive_res *r, const struct patchfile *pf, size_t obj,
+		const struct elfsym_file *f, const char *path);
 
 /* sites.c: the site of function func of object obj, at addr in process
  * pid, size bytes, decoded for the agent (common/ctl.h, struct

@@ -136,10 +136,26 @@ void resolution_forget_objects(struct relive_res *r)
 {
 	size_t i;
 
-	for (i = 0; i < r->nobjs; i++)
+	for (i = 0; i < r->nobjs; i++) {
 		r->objs[i].build_id[0] = '\0';
+		r->objs[i].calls_found = 0;
+	}
+	for (i = 0; i < r->nfuncs; i++)
+		r->funcs[i].first_call = r->funcs[i].ncalls = 0;
+	r->ncalls = 0; /* relive/calls.c */
 	/* the sites are the last process's (relive/sites.c) */
 	memset(r->sites, 0, r->nfuncs * sizeof(r->sites[0]));
+}
+
+struct relive_res_func *resolution_funcs_of(struct relive_res *r,
+					    const struct patchfile *pf,
+					    size_t obj)
+{
+	size_t first[RELIVE_RES_OBJS];
+
+	if (!r->nobjs || obj >= pf->nobjs || !layout(pf, first))
+		return NULL;
+	return &r->funcs[first[obj]];
 }
 
 struct relive_res_site *resolution_site(struct relive_res *r,

@@ -1,13 +1,14 @@
 """libelf and Zydis in the target only when a request needs them
 (agent/libs.c): relive resolves and decodes a patch once per command and
-hands the results to the agent, so a patch it serves entirely leaves the
-process without either library; a patch that needs the agent to read
-symbols or decode code (direct calls to a replaced function, here) loads
-them, through librelive-agent-libs.so beside the agent.
+hands the results to the agent (the functions, their sites, the direct
+calls to them), so a patch it serves entirely leaves the process without
+either library; a patch that needs the agent to read symbols or decode
+code (a function patched already, whose entry relive cannot decode, here)
+loads them, through librelive-agent-libs.so beside the agent.
 
-basic: call N -> N+1 (fix_main: N+100; the executable calls basic_value
-directly twice); lib N -> N+2 (fix_lib: N+200; no direct call to
-calc_value in libcalc.so).
+basic: call N -> N+1 (fix_main: N+100, stack_p1: N+1000; the executable
+calls basic_value directly twice); lib N -> N+2 (fix_lib: N+200; no
+direct call to calc_value in libcalc.so).
 """
 import shutil
 
@@ -25,24 +26,30 @@ def libs_mapped(pid):
 
 def test_libraries_loaded_only_when_a_request_needs_them(spawn):
     t = spawn("basic_pie", env=LOG)
-    apply(t.pid, "fix_lib")
-    assert t.ask("lib 5") == "205"
-    assert str(AGENT) in mapped_files(t.pid)
-    assert libs_mapped(t.pid) == [], t.stderr
+    # the two direct calls to basic_value, found by relive in the file
     apply(t.pid, "fix_main")
     assert t.ask("call 5") == "105"
+    assert str(AGENT) in mapped_files(t.pid)
+    assert libs_mapped(t.pid) == [], t.stderr
+    apply(t.pid, "fix_lib")
+    assert t.ask("lib 5") == "205"
+    assert libs_mapped(t.pid) == [], t.stderr
+    # basic_value's entry is a jump already: the agent decodes the copy
+    apply(t.pid, "stack_p1")
+    assert t.ask("call 5") == "1005"
     mapped = libs_mapped(t.pid)
     assert any("librelive-agent-libs.so" in f for f in mapped), mapped
     assert any("libZydis.so" in f for f in mapped), mapped
-    disable(t.pid, "fix_main")
-    disable(t.pid, "fix_lib")
+    for name in ("stack_p1", "fix_main", "fix_lib"):
+        disable(t.pid, name)
     assert t.ask("call 5") == "6"
     assert t.ask("lib 5") == "7"
     t.close()
-    assert "'fix_main': libelf and Zydis loaded" in t.stderr, t.stderr
+    assert "'stack_p1': libelf and Zydis loaded" in t.stderr, t.stderr
+    assert "'fix_main': libelf and Zydis loaded" not in t.stderr
     assert "'fix_lib': libelf and Zydis loaded" not in t.stderr
-    # what they were loaded for: the direct calls to basic_value
-    assert "2 direct calls found to 1 functions" in t.stderr, t.stderr
+    assert "2 direct calls taken as relive found them" in t.stderr, t.stderr
+    assert "direct calls found to" not in t.stderr, t.stderr
 
 
 def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):
@@ -54,22 +61,24 @@ def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):
         shutil.copy(AGENT.parent / name, tmp_path / name)
     env = {"RELIVE_AGENT": str(tmp_path / "librelive-agent.so")}
     t = spawn("basic_pie", env=LOG)
-    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_lib"),
-                          env=env)
-    assert rc == 0, err
+    for name in ("fix_main", "fix_lib"):
+        rc, out, err = relive("patch", "-p", t.pid, patch_path(name),
+                              env=env)
+        assert rc == 0, err
     assert t.ask("lib 5") == "205"
-    rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_main"),
+    assert t.ask("call 5") == "105"
+    rc, out, err = relive("patch", "-p", t.pid, patch_path("stack_p1"),
                           env=env)
     assert rc == FAILED, (rc, out, err)
     assert "librelive-agent-libs.so" in err, err
     assert "reinstall relive" in err, err
-    assert t.ask("call 5") == "6"
+    assert t.ask("call 5") == "105"
     assert t.ask("lib 5") == "205"
     names = [p["name"] for p in listing(t.pid)["patches"]]
-    assert names == ["fix_lib"], names
+    assert names == ["fix_main", "fix_lib"], names
     shutil.copy(AGENT.parent / "librelive-agent-libs.so",
                 tmp_path / "librelive-agent-libs.so")
-    relive_ok("patch", "-p", t.pid, patch_path("fix_main"), env=env)
-    assert t.ask("call 5") == "105"
+    relive_ok("patch", "-p", t.pid, patch_path("stack_p1"), env=env)
+    assert t.ask("call 5") == "1005"
     assert t.alive()
     t.close()

@@ -21,6 +21,7 @@ from conftest import (FAILED, OK, RELIVE_ENV, TARGETS, TIMEOUT, apply,
                       relive, remove)
 
 STACK = {"stack_p1": "1005", "stack_p2": "2005"}
+LOG = dict(RELIVE_ENV, RELIVE_AGENT_LOG="1")
 
 
 def maps(pid):
@@ -276,6 +277,38 @@ def plt_slot(path, symbol):
                 parts[4] == symbol:
             return int(parts[0], 16)
     raise AssertionError(f"no PLT slot of {symbol} in {path}")
+
+
+def test_calls_relive_found_are_the_agents_own(spawn):
+    """relive finds the direct calls to cm_value in cm_park's file and
+    sends them with the resolution (relive/calls.c); the agent takes each
+    one that is still a call to the entry.  With none sent
+    (RELIVE_TEST_CALLS_UNSENT), the agent scans its code and decodes
+    itself: in both processes the same calls lead to the new version,
+    as many as the listing says."""
+    results = []
+    for env in ({}, {"RELIVE_TEST_CALLS_UNSENT": "1"}):
+        t = spawn("cm_park", env=LOG)
+        exe = TARGETS / "cm_park"
+        base = load_base(t.pid, exe)
+        sites = [base + off for off in call_sites(exe, "cm_value")]
+        rc, _, err = relive("patch", "-p", t.pid,
+                            patch_path("cm_park_fix"), env=env)
+        assert rc == OK, err
+        new = runtime_address(t.pid, patch_path("cm_park_fix"),
+                              "new_cm_value")
+        direct = [a - base for a in sites if call_target(t.pid, a) == new]
+        count = funcs_direct_calls(t.pid, "cm_park_fix")["cm_value"]
+        assert t.ask("value 5") == "105"
+        t.close()
+        results.append((direct, count, t.stderr))
+    (sent, n_sent, log_sent), (own, n_own, log_own) = results
+    assert sent, "the command loop's calls are direct"
+    assert sent == own and n_sent == n_own == len(sent), results
+    assert "direct calls taken as relive found them" in log_sent, log_sent
+    assert "direct calls found to" not in log_sent, log_sent
+    assert "direct calls found to" in log_own, log_own
+    assert "taken as relive found them" not in log_own, log_own
 
 
 def test_plt_slot_leads_straight_to_the_version(spawn):
