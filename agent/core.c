@@ -62,12 +62,67 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+/* Is [addr, addr + len) inside one of the object's loaded segments? */
+static bool in_segments(const struct dl_phdr_info *info, uintptr_t addr,
+			size_t len)
+{
+	int i;
+
+	for (i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && addr >= lo &&
+		    addr - lo <= ph->p_memsz && len <= ph->p_memsz - (addr - lo))
+			return true;
+	}
+	return false;
+}
+
+/* Is the object's DT_SONAME name?  Read from its dynamic section as the
+ * loader mapped it, not from its file: this runs in the loader's
+ * notification of every dlopen and dlclose of the program, for each loaded
+ * object, and needs no library.  The dynamic loader has made DT_STRTAB an
+ * address (on this architecture it relocates the section in place); a
+ * value below the load bias is the link-time one.  Everything read is
+ * first checked to lie in the object's loaded segments. */
+static bool soname_is(const struct dl_phdr_info *info, const char *name)
+{
+	const ElfW(Dyn) *d = NULL;
+	uintptr_t strtab = 0, soname = 0, at;
+	size_t n = strlen(name) + 1, count = 0;
+	bool has_soname = false;
+	int i;
+
+	for (i = 0; i < info->dlpi_phnum && !d; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) {
+			d = (const ElfW(Dyn) *)(info->dlpi_addr +
+						info->dlpi_phdr[i].p_vaddr);
+			count = info->dlpi_phdr[i].p_memsz / sizeof(*d);
+		}
+	if (!d || !in_segments(info, (uintptr_t)d, count * sizeof(*d)))
+		return false;
+	for (; count-- && d->d_tag != DT_NULL; d++) {
+		if (d->d_tag == DT_STRTAB)
+			strtab = d->d_un.d_ptr;
+		else if (d->d_tag == DT_SONAME) {
+			soname = d->d_un.d_val;
+			has_soname = true;
+		}
+	}
+	if (!strtab || !has_soname)
+		return false;
+	if (strtab < info->dlpi_addr)
+		strtab += info->dlpi_addr;
+	at = strtab + soname;
+	return at >= strtab && in_segments(info, at, n) &&
+	       !memcmp((const void *)at, name, n);
+}
+
 static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	struct find_obj *fo = arg;
 	bool first = fo->first;
-	struct elfsym_file *f;
-	char err[256];
 	bool match = false;
 
 	fo->first = false;
@@ -87,13 +142,8 @@ static int find_obj_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		return 0;
 	if (!fo->by_soname) {
 		match = !strcmp(base_name(info->dlpi_name), fo->name);
-	} else if (info->dlpi_name[0] == '/' &&
-		   elfsym_open_header(info->dlpi_name, &f, err,
-				      sizeof(err)) == 0) {
-		const char *so = elfsym_soname(f);
-
-		match = so && !strcmp(so, fo->name);
-		elfsym_close(f);
+	} else if (info->dlpi_name[0] == '/') {
+		match = soname_is(info, fo->name);
 	}
 	if (!match || (fo->skip && info->dlpi_addr == fo->skip))
 		return 0;
@@ -468,14 +518,14 @@ static bool all_new_resolved(const struct relive_patch *p)
  * (libs.c)?  Not when relive's resolution serves every part of it: the
  * new versions, each object's functions read from the build-id the
  * process runs, each entry decoded from the bytes it has now, no
- * KLP_SYMBOL reference to look up, no byte pattern of a direct call to a
- * replaced function to decode, each object loaded (by file name) and one
- * the program itself needs, which is never unloaded and loaded again
- * (objects that come later are read from their files, in the loader's
- * notification, where nothing can be loaded).  Anything else, and the
- * libraries are loaded before agent_lock is taken.  A function already
- * patched fails the entry's check (its first bytes are a jump), so a
- * stacked patch loads them too.
+ * KLP_SYMBOL reference to look up, the direct calls to each replaced
+ * function found by relive or no byte pattern of one to decode, each
+ * object loaded (by file name) and one the program itself needs, which is
+ * never unloaded and loaded again (objects that come later are read from
+ * their files, in the loader's notification, where nothing can be
+ * loaded).  Anything else, and the libraries are loaded before agent_lock
+ * is taken.  A function already patched passes the entry's check: relive
+ * decoded its entry jump and hashed the bytes it has now.
  */
 static bool needs_libs(struct relive_patch *p)
 {

@@ -3,12 +3,12 @@
 hands the results to the agent (the functions, their sites, the direct
 calls to them), so a patch it serves entirely leaves the process without
 either library; a patch that needs the agent to read symbols or decode
-code (a function patched already, whose entry relive cannot decode, here)
+code (a KLP_SYMBOL reference, looked up in libcalc.so's symbols, here)
 loads them, through librelive-agent-libs.so beside the agent.
 
-basic: call N -> N+1 (fix_main: N+100, stack_p1: N+1000; the executable
-calls basic_value directly twice); lib N -> N+2 (fix_lib: N+200; no
-direct call to calc_value in libcalc.so).
+basic: call N -> N+1 (fix_main: N+100, fix_main_calcref: N+2000; the
+executable calls basic_value directly twice); lib N -> N+2 (fix_lib:
+N+200; no direct call to calc_value in libcalc.so).
 """
 import shutil
 
@@ -26,26 +26,29 @@ def libs_mapped(pid):
 
 def test_libraries_loaded_only_when_a_request_needs_them(spawn):
     t = spawn("basic_pie", env=LOG)
-    # the two direct calls to basic_value, found by relive in the file
-    apply(t.pid, "fix_main")
-    assert t.ask("call 5") == "105"
-    assert str(AGENT) in mapped_files(t.pid)
-    assert libs_mapped(t.pid) == [], t.stderr
     apply(t.pid, "fix_lib")
     assert t.ask("lib 5") == "205"
+    assert str(AGENT) in mapped_files(t.pid)
     assert libs_mapped(t.pid) == [], t.stderr
-    # basic_value's entry is a jump already: the agent decodes the copy
-    apply(t.pid, "stack_p1")
-    assert t.ask("call 5") == "1005"
+    # the two direct calls to basic_value, found by relive in the file;
+    # fix_main's dlopen, with fix_lib's library patched, looks for other
+    # copies of it by DT_SONAME in memory, not in the files
+    apply(t.pid, "fix_main")
+    assert t.ask("call 5") == "105"
+    assert libs_mapped(t.pid) == [], t.stderr
+    # a KLP_SYMBOL reference: the agent reads libcalc.so's symbols
+    apply(t.pid, "fix_main_calcref")
+    assert t.ask("call 5") == "2005"
     mapped = libs_mapped(t.pid)
     assert any("librelive-agent-libs.so" in f for f in mapped), mapped
     assert any("libZydis.so" in f for f in mapped), mapped
-    for name in ("stack_p1", "fix_main", "fix_lib"):
+    for name in ("fix_main_calcref", "fix_main", "fix_lib"):
         disable(t.pid, name)
     assert t.ask("call 5") == "6"
     assert t.ask("lib 5") == "7"
     t.close()
-    assert "'stack_p1': libelf and Zydis loaded" in t.stderr, t.stderr
+    assert "'fix_main_calcref': libelf and Zydis loaded" in t.stderr, \
+        t.stderr
     assert "'fix_main': libelf and Zydis loaded" not in t.stderr
     assert "'fix_lib': libelf and Zydis loaded" not in t.stderr
     assert "2 direct calls taken as relive found them" in t.stderr, t.stderr
@@ -67,8 +70,8 @@ def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):
         assert rc == 0, err
     assert t.ask("lib 5") == "205"
     assert t.ask("call 5") == "105"
-    rc, out, err = relive("patch", "-p", t.pid, patch_path("stack_p1"),
-                          env=env)
+    rc, out, err = relive("patch", "-p", t.pid,
+                          patch_path("fix_main_calcref"), env=env)
     assert rc == FAILED, (rc, out, err)
     assert "librelive-agent-libs.so" in err, err
     assert "reinstall relive" in err, err
@@ -78,7 +81,8 @@ def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):
     assert names == ["fix_main", "fix_lib"], names
     shutil.copy(AGENT.parent / "librelive-agent-libs.so",
                 tmp_path / "librelive-agent-libs.so")
-    relive_ok("patch", "-p", t.pid, patch_path("stack_p1"), env=env)
-    assert t.ask("call 5") == "1005"
+    relive_ok("patch", "-p", t.pid, patch_path("fix_main_calcref"),
+              env=env)
+    assert t.ask("call 5") == "2005"
     assert t.alive()
     t.close()
