@@ -839,6 +839,11 @@ uint64_t elfsym_first_vaddr(const struct elfsym_file *f)
 	return f->first_vaddr;
 }
 
+Elf *elfsym_elf(const struct elfsym_file *f)
+{
+	return f->elf;
+}
+
 const char *elfsym_table(const struct elfsym_file *f)
 {
 	return f->table;

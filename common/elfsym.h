@@ -60,6 +60,12 @@ int elfsym_type(const struct elfsym_file *f);
 uint64_t elfsym_first_vaddr(const struct elfsym_file *f);
 /* Which table lookups use: ".symtab", "debug .symtab" or ".dynsym". */
 const char *elfsym_table(const struct elfsym_file *f);
+/* The file's own libelf handle, kept while its symbols are indexed (read
+ * only, no descriptor: libelf reads nothing more, so in the controller,
+ * which maps files, elf_rawfile() gives the mapping); NULL when the
+ * symbols came from a debug file or the file has none. */
+struct Elf;
+struct Elf *elfsym_elf(const struct elfsym_file *f);
 
 /*
  * Looks name up with the sympos rule above.  Returns 0 with *sym filled;

@@ -149,7 +149,9 @@ static void confirm(struct elfsym_file *f, const uint8_t *raw, size_t rawlen,
 }
 
 /* Finds the calls to funcs[0..n) in the file at path, whose symbols are
- * f, into *last.  Returns 0, or a negative errno (nothing found then). */
+ * f, into *last: in the mapping the symbols' libelf handle has when it is
+ * the file's, else in one of its own.  Returns 0, or a negative errno
+ * (nothing found then). */
 static int find(struct answer *last, const char *path, struct elfsym_file *f,
 		const struct relive_res_func *funcs, size_t n)
 {
@@ -158,8 +160,8 @@ static int find(struct answer *last, const char *path, struct elfsym_file *f,
 	uint64_t min = UINT64_MAX, max = 0;
 	const uint8_t *raw;
 	bool *keep = NULL;
-	Elf *elf = NULL;
-	int fd, rc = -EIO;
+	Elf *elf = elfsym_elf(f), *own = NULL;
+	int fd = -1, rc = -EIO;
 
 	for (i = 0; i < n; i++) {
 		if (funcs[i].value < min)
@@ -167,12 +169,15 @@ static int find(struct answer *last, const char *path, struct elfsym_file *f,
 		if (funcs[i].value > max)
 			max = funcs[i].value;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (elf_version(EV_CURRENT) == EV_NONE ||
-	    !(elf = elf_begin(fd, ELF_C_READ_MMAP, NULL)) ||
-	    elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &nph) ||
+	if (!elf) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (elf_version(EV_CURRENT) == EV_NONE ||
+		    !(elf = own = elf_begin(fd, ELF_C_READ_MMAP, NULL)))
+			goto out;
+	}
+	if (elf_kind(elf) != ELF_K_ELF || elf_getphdrnum(elf, &nph) ||
 	    !(raw = (const uint8_t *)elf_rawfile(elf, &rawlen)))
 		goto out;
 	for (i = 0; i < nph; i++) {
@@ -225,8 +230,9 @@ static int find(struct answer *last, const char *path, struct elfsym_file *f,
 out:
 	free(c);
 	free(keep);
-	elf_end(elf);
-	close(fd);
+	elf_end(own);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
