@@ -100,6 +100,9 @@ class Proc:
 # so the median of three runs still landed on either side of 95% by that
 # noise alone; five narrow it.
 LOAD_RUNS = 5
+# More runs, at most, when the machine held relive's start until the load
+# had ended (load_series).
+LOAD_RETRIES = 5
 
 
 class Bench:
@@ -720,14 +723,15 @@ class Bench:
         for a in (old, new):
             m = re.search(re.escape(a) + r"=(\d+)", vals["answers"])
             answers[a] = int(m.group(1)) if m else 0
-        if answers[new] == 0:
-            self.problems.append("%s never gave the patched answer" % lbl)
         per_sec = [sum(buckets[i:i + 10]) for i in range(0, len(buckets) - 9, 10)]
         k0, k1 = int((p0 - start) // 1), int((p1 - start) // 1)
         before = per_sec[1:k0]            # second 0 is warm-up
         b0, b1 = int((p0 - start) // 0.1), int((p1 - start) // 0.1)
         return {"per_second": per_sec, "buckets": buckets,
                 "patch_at_s": [p0 - start, p1 - start],
+                # relive done only once the load had ended: nothing of it
+                # ran under the load (load_series)
+                "after_load": p1 - start >= secs,
                 "failures": int(vals["failures"]), "answers": answers,
                 "patch_wall_s": wall, "cpu_s": cpu,
                 "true_wall_s": true_wall,
@@ -739,8 +743,41 @@ class Bench:
                 "worst_bucket_pct": 100.0 * min(buckets[b0:b1 + 1]) /
                 median(buckets[10:b0])}
 
-    def load_rows(self, key, lbl, runs):
+    def load_series(self, lbl, start, patch, request, old, new):
+        """LOAD_RUNS runs of load_run on servers that start() starts.  A
+        run whose `relive patch` ended only after the load had, with no
+        patched answer in it, measured nothing of relive: the machine held
+        relive's start (fork and exec) until the load ended.  That happens
+        to any program started under this load, /bin/true as well
+        (docs/performance.md, round 27), so such a run is set aside,
+        counted and kept in the JSON, and another is made, up to
+        LOAD_RETRIES more.  A run with no patched answer where relive was
+        done during the load is a problem."""
+        runs, held = [], []
+        want = 1 if self.quick else LOAD_RUNS
+        while len(runs) < want and len(held) <= LOAD_RETRIES:
+            pid, port, close = start()
+            r = self.load_run(lbl, pid, port, patch, request, old, new,
+                              close)
+            if r["answers"][new]:
+                runs.append(r)
+            elif r["after_load"]:
+                held.append(r)
+            else:
+                self.problems.append("%s never gave the patched answer" %
+                                     lbl)
+                runs.append(r)
+        if len(runs) < want:
+            self.problems.append(
+                "%s: %d of %d runs held relive's start until the load "
+                "had ended" % (lbl, len(held), len(held) + len(runs)))
+        return runs, held
+
+    def load_rows(self, key, lbl, runs, held):
         self.raw[key] = runs
+        self.raw[key + "_held"] = held
+        if not runs:
+            return
         pct = [r["pct"] for r in runs]
         self.row("6", "%s: throughput in patch second / median before" % lbl,
                  median(pct), "%", (">=", 95), sp=spread(pct))
@@ -761,18 +798,19 @@ class Bench:
         tw = [1e3 * r["true_wall_s"] for r in runs]
         self.row("6", "  control: /bin/true started 1 s before, wall",
                  median(tw), "ms", sp=spread(tw))
+        self.row("6", "  runs set aside: relive started after the load "
+                 "ended", len(held), "runs")
 
     def fig_load(self):
-        runs = []
-        for _ in range(1 if self.quick else LOAD_RUNS):
+        def start():
             srv = Proc([self.path("examples", "server"), "0"],
                        first="listening")
-            port = srv.first.rsplit(":", 1)[1]
-            runs.append(self.load_run("server", srv.pid, port,
+            return srv.pid, srv.first.rsplit(":", 1)[1], srv.close
+        runs, held = self.load_series("server", start,
                                       self.path("examples", "fix.so"),
                                       "price 250 10", "total 25.00",
-                                      "total 22.50", srv.close))
-        self.load_rows("load", "server", runs)
+                                      "total 22.50")
+        self.load_rows("load", "server", runs, held)
 
     def redis_start(self, rdir):
         s = socket.socket()
@@ -807,13 +845,14 @@ class Bench:
                             rdir])
         if r.returncode != 0:
             raise RuntimeError("building Redis from Debian's source failed")
-        runs = []
-        for _ in range(1 if self.quick else LOAD_RUNS):
+
+        def start():
             srv, port, close = self.redis_start(rdir)
-            runs.append(self.load_run("redis", srv.pid, port,
+            return srv.pid, port, close
+        runs, held = self.load_series("redis", start,
                                       self.path("bench", "redis_fix.so"),
-                                      "PING", "+PONG", "+PATCHED", close))
-        self.load_rows("redis", "redis", runs)
+                                      "PING", "+PONG", "+PATCHED")
+        self.load_rows("redis", "redis", runs, held)
 
     # ------------------------------------------------------------------
     # 7: `relive patch --all` over many processes.
