@@ -23,7 +23,7 @@
 #include "arch.h"
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 8u
+#define RELIVE_CTL_ABI 9u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
