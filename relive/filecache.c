@@ -135,6 +135,18 @@ get(struct cached **list, const char *path, size_t max,
 	return (*list)->f;
 }
 
+bool filecache_identity(const struct elfsym_file *f, struct stat *st)
+{
+	const struct cached *c;
+
+	for (c = symbols; c; c = c->next)
+		if (c->f == f) {
+			*st = c->st;
+			return true;
+		}
+	return false;
+}
+
 const struct elfsym_file *filecache_header(const char *path, char *err,
 					   size_t errlen)
 {

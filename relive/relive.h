@@ -79,6 +79,9 @@ const struct elfsym_file *filecache_symbols(const char *path, char *err,
 /* Do two stats name the same, unchanged file (device, inode, size, mtime)? */
 struct stat;
 bool filecache_same_file(const struct stat *a, const struct stat *b);
+/* The identity (device, inode, size, mtime) of the file whose symbols f
+ * are, as the cache last checked it; false when f is not the cache's. */
+bool filecache_identity(const struct elfsym_file *f, struct stat *st);
 /* Starts a new target process: files are checked against the disk again. */
 void filecache_epoch(void);
 
