@@ -88,6 +88,15 @@ int relive_arch_rebase_site(struct relive_site *site, uint64_t func_addr,
  * first byte, then a 32-bit operand relative to its end. */
 #define RELIVE_ARCH_CALL_LEN 5
 #define RELIVE_ARCH_CALL_OPCODE 0xe8
+
+/* Can the direct call at `at` be retargeted in one store: does its 4-byte
+ * operand lie in one aligned 16-byte block (relive_arch_store16)?  The
+ * same at a link-time address as in the process, the load bias being a
+ * multiple of the page size. */
+static inline bool relive_arch_call_in_block(uint64_t at)
+{
+	return ((at + 1) & 15) <= 12;
+}
 /* No instruction that starts this many bytes or more into a function is
  * ever among the bytes its redirection displaces (the site is the entry or
  * entry+4, and a displaced instruction starts before the site's jump ends),

@@ -433,7 +433,7 @@ static struct candidate *scan(uintptr_t lo, uintptr_t hi,
 		p = (uintptr_t)b;
 		memcpy(&rel, b + 1, sizeof(rel));
 		to = p + RELIVE_ARCH_CALL_LEN + (intptr_t)rel;
-		if (to < min || to > max || ((p + 1) & 15) > 12 ||
+		if (to < min || to > max || !relive_arch_call_in_block(p) ||
 		    !(o = wanted_at(w, n, to)))
 			continue;
 		if (nc == cap) {
@@ -618,7 +618,7 @@ void direct_take_calls(struct relive_ops *o, uintptr_t bias,
 		int32_t rel;
 
 		if (at < lo || at > hi - RELIVE_ARCH_CALL_LEN ||
-		    ((at + 1) & 15) > 12 ||
+		    !relive_arch_call_in_block(at) ||
 		    *(const uint8_t *)at != RELIVE_ARCH_CALL_OPCODE)
 			continue;
 		memcpy(&rel, (const void *)(at + 1), sizeof(rel));

@@ -80,7 +80,7 @@ static int scan(const uint8_t *code, uint64_t vaddr, size_t size,
 {
 	const uint8_t *p = code, *end = code + size, *b;
 
-	while (size >= RELIVE_ARCH_CALL_LEN && p + RELIVE_ARCH_CALL_LEN <= end &&
+	while (size >= RELIVE_ARCH_CALL_LEN && p <= end - RELIVE_ARCH_CALL_LEN &&
 	       (b = memchr(p, RELIVE_ARCH_CALL_OPCODE,
 			   (size_t)(end - RELIVE_ARCH_CALL_LEN + 1 - p)))) {
 		uint64_t at = vaddr + (uint64_t)(b - code), to;
@@ -90,9 +90,7 @@ static int scan(const uint8_t *code, uint64_t vaddr, size_t size,
 		p = b + 1;
 		memcpy(&rel, b + 1, sizeof(rel));
 		to = at + RELIVE_ARCH_CALL_LEN + (int64_t)rel;
-		/* the load bias is a multiple of the page size: the block
-		 * is the same in the process */
-		if (to < min || to > max || ((at + 1) & 15) > 12 ||
+		if (to < min || to > max || !relive_arch_call_in_block(at) ||
 		    (f = func_at(funcs, n, to)) == n)
 			continue;
 		if (*nc == *cap) {
@@ -110,17 +108,18 @@ static int scan(const uint8_t *code, uint64_t vaddr, size_t size,
 }
 
 /* Keeps c[i] (ascending) where decoding its function, from the file's
- * bytes, shows a call instruction that the agent may rewrite. */
-static void confirm(struct elfsym_file *f, const uint8_t *raw, size_t rawlen,
-		    const GElf_Phdr *ph, struct cand *c, size_t n,
-		    bool *keep)
+ * bytes, shows a call instruction that the agent may rewrite.  Returns 0
+ * or -ENOMEM (a list that misses calls is never sent as complete). */
+static int confirm(struct elfsym_file *f, const uint8_t *raw, size_t rawlen,
+		   const GElf_Phdr *ph, struct cand *c, size_t n, bool *keep)
 {
 	uint64_t *at = malloc((n ? n : 1) * sizeof(*at));
 	bool *is_call = malloc((n ? n : 1) * sizeof(*is_call));
 	size_t i = 0, j, k;
+	int rc = at && is_call ? 0 : -ENOMEM;
 
 	memset(keep, 0, n * sizeof(*keep));
-	while (at && is_call && i < n) {
+	while (!rc && i < n) {
 		struct elfsym_sym sym;
 		uint64_t start, end;
 
@@ -146,6 +145,7 @@ static void confirm(struct elfsym_file *f, const uint8_t *raw, size_t rawlen,
 	}
 	free(at);
 	free(is_call);
+	return rc;
 }
 
 /* Finds the calls to funcs[0..n) in the file at path, whose symbols are
@@ -200,8 +200,9 @@ static int find(struct answer *last, const char *path, struct elfsym_file *f,
 			if (!m)
 				goto out;
 			keep = m;
-			confirm(f, raw, rawlen, &ph, c + first, nc - first,
-				keep + first);
+			if (confirm(f, raw, rawlen, &ph, c + first, nc - first,
+				    keep + first))
+				goto out;
 		}
 	}
 	/* by function, each in address order */
