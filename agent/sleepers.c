@@ -480,18 +480,28 @@ out:
 
 /* --- the threads of the process --------------------------------------------- */
 
-static pid_t *list_tasks(size_t *n)
+/*
+ * The threads of the process now.  *fd is /proc/self/task, opened at the
+ * first look and rewound for the next ones (a /proc directory is listed
+ * afresh from its start), so that each round after the first costs its
+ * listing only; the caller closes it.
+ */
+static pid_t *list_tasks(int *fd, size_t *n)
 {
 	char buf[4096];
-	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	pid_t *t = NULL, *nt;
 	size_t cap = 0;
 	long got;
 
 	*n = 0;
-	if (fd < 0)
+	if (*fd < 0)
+		*fd = open("/proc/self/task",
+			   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	else if (lseek(*fd, 0, SEEK_SET) != 0)
 		return NULL;
-	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+	if (*fd < 0)
+		return NULL;
+	while ((got = syscall(SYS_getdents64, *fd, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < got;) {
 			struct dirent64 *e = (struct dirent64 *)(buf + off);
 			uint64_t id;
@@ -505,7 +515,6 @@ static pid_t *list_tasks(size_t *n)
 				nt = realloc(t, cap * sizeof(*t));
 				if (!nt) {
 					free(t);
-					close(fd);
 					return NULL;
 				}
 				t = nt;
@@ -513,7 +522,6 @@ static pid_t *list_tasks(size_t *n)
 			t[(*n)++] = (pid_t)id;
 		}
 	}
-	close(fd);
 	if (got < 0) {
 		free(t);
 		return NULL;
@@ -554,6 +562,7 @@ bool sleepers_switch(void)
 	struct stackscan sc = { 0 };
 	pid_t me = gettid(), *tids = NULL, *done = NULL, *nd;
 	size_t ndone = 0, capdone = 0, n, i, nr;
+	int taskfd = -1;
 	unsigned round, switched = 0, idle = 0;
 	bool all = false;
 
@@ -602,7 +611,7 @@ bool sleepers_switch(void)
 		pid_t last_awake = 0;
 		const char *last_why = "";
 
-		tids = list_tasks(&n);
+		tids = list_tasks(&taskfd, &n);
 		if (!tids)
 			break;
 		for (i = 0; i < n; i++) {
@@ -663,6 +672,8 @@ bool sleepers_switch(void)
 		pause_awake(round);
 	}
 out:
+	if (taskfd >= 0)
+		close(taskfd);
 	free(tids);
 	free(done);
 	if (all)
