@@ -181,6 +181,9 @@ struct relive_patch *core_find(const char *name);
 bool code_segment_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
 int klp_relocs_read(struct relive_patch *p);
 int klp_relocs_apply_all(struct relive_patch *p);
+/* Can every reference of p be written from relive's resolution, with no
+ * symbol table read in the process (objects.c)? */
+bool klp_relocs_served(struct relive_patch *p);
 void klp_relocs_free(struct relive_patch *p);
 int objects_plan_hook(void);
 void objects_init(void);
@@ -220,6 +223,13 @@ const struct relive_res_site *resolution_site(const struct relive_object *o,
 bool resolution_calls(const struct relive_object *o,
 		      const struct relive_res_func *rf,
 		      const uint64_t **calls, size_t *n);
+/* relive's resolution of the KLP_SYMBOL reference to sym (at sympos) in
+ * o, when o's entries can be taken (resolution_object() with the build-id
+ * mapped, running); NULL: the agent looks it up itself. */
+const struct relive_res_ref *resolution_ref(const struct relive_object *o,
+					    const char *running,
+					    const char *sym,
+					    unsigned long sympos);
 bool resolution_site_fits(const struct relive_res_site *prep,
 			  uintptr_t func_addr, size_t size);
 /* The build-id of the object loaded at bias, from its mapped notes, in

@@ -517,8 +517,10 @@ static bool all_new_resolved(const struct relive_patch *p)
  * Could loading p, or patching its objects later, need libelf or Zydis
  * (libs.c)?  Not when relive's resolution serves every part of it: the
  * new versions, each object's functions read from the build-id the
- * process runs, each entry decoded from the bytes it has now, no
- * KLP_SYMBOL reference to look up, the direct calls to each replaced
+ * process runs, each entry decoded from the bytes it has now, each
+ * KLP_SYMBOL reference resolved by relive (klp_relocs_served, objects.c:
+ * into one of the patch's objects; no KLP_ORIGINAL, no thread-local
+ * one), the direct calls to each replaced
  * function found by relive or no byte pattern of one to decode, each
  * object loaded (by file name) and one the program itself needs, which is
  * never unloaded and loaded again (objects that come later are read from
@@ -533,7 +535,8 @@ static bool needs_libs(struct relive_patch *p)
 	bool need = false;
 	size_t i, j;
 
-	if (libs_wanted() || !p->res.table || !p->res.new_ok || p->nrelocs)
+	if (libs_wanted() || !p->res.table || !p->res.new_ok ||
+	    !klp_relocs_served(p))
 		return true;
 	for (i = 0; i < p->nobjs && !need; i++) {
 		struct relive_object *o = &p->objs[i];

@@ -44,9 +44,10 @@
 
 #include "agent.h"
 #include "elfsym.h"
+#include "klpref.h"
 
-#define SYM_PREFIX "relive.klp.sym."
-#define ORIG_PREFIX "relive.klp.orig."
+#define SYM_PREFIX RELIVE_KLP_SYM_PREFIX
+#define ORIG_PREFIX RELIVE_KLP_ORIG_PREFIX
 
 struct klp_reloc {
 	uintptr_t where;       /* the slot in the patch */
@@ -148,32 +149,16 @@ bool code_segment_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
 
 /* --- reading the references of a patch ------------------------------------ */
 
-/* "OBJ.SYM.POS" after the prefix: SYM is a C identifier, POS digits, OBJ
- * the rest (it may contain dots: "libplug.so"). */
+/* The parts of a reference's name after its prefix (common/klpref.c). */
 static int parse_ref(const char *s, struct klp_reloc *r)
 {
-	const char *lastdot = strrchr(s, '.'), *symdot, *colon;
-	char *end;
+	struct relive_klp_ref ref;
 
-	if (!lastdot || lastdot == s)
+	if (relive_klp_ref_parse(s, &ref))
 		return -1;
-	r->sympos = strtoul(lastdot + 1, &end, 10);
-	if (*end || end == lastdot + 1)
-		return -1;
-	/* "OBJ:SYM.POS": the form relive-build writes, for names with dots
-	 * of their own ("count.0", "foo.isra.0"). */
-	colon = strchr(s, ':');
-	if (colon && colon > s && colon < lastdot - 1) {
-		r->obj = strndup(s, colon - s);
-		r->sym = strndup(colon + 1, lastdot - colon - 1);
-		return r->obj && r->sym ? 0 : -1;
-	}
-	for (symdot = lastdot - 1; symdot > s && *symdot != '.'; symdot--)
-		;
-	if (symdot <= s)
-		return -1;
-	r->obj = strndup(s, symdot - s);
-	r->sym = strndup(symdot + 1, lastdot - symdot - 1);
+	r->sympos = ref.sympos;
+	r->obj = strndup(ref.obj, ref.objlen);
+	r->sym = strndup(ref.sym, ref.symlen);
 	return r->obj && r->sym ? 0 : -1;
 }
 
@@ -428,24 +413,75 @@ static bool same_object(const char *ref, const char *name)
 	       (!name && !strcmp(ref, "main"));
 }
 
+/* relive's answer for r, a reference into the object loaded at bias
+ * whose mapped build-id is running (agent/resolution.c): only an address
+ * (KLP_ORIGINAL needs the function's code decoded, a thread-local variable
+ * its module), only into one of p's own objects; NULL otherwise. */
+static const struct relive_res_ref *served(struct relive_patch *p,
+					   const struct klp_reloc *r,
+					   const char *running)
+{
+	size_t i;
+
+	if (r->original || r->type == R_X86_64_DTPMOD64 ||
+	    r->type == R_X86_64_DTPOFF64)
+		return NULL;
+	for (i = 0; i < p->nobjs; i++)
+		if (same_object(r->obj, p->objs[i].name))
+			return resolution_ref(&p->objs[i], running, r->sym,
+					      r->sympos);
+	return NULL;
+}
+
+bool klp_relocs_served(struct relive_patch *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nrelocs; i++) {
+		const struct klp_reloc *r = &p->relocs[i];
+		char path[4096], running[RELIVE_RES_ID];
+		uintptr_t bias;
+
+		if (!find_loaded_file(strcmp(r->obj, "main") ? r->obj : NULL,
+				      path, sizeof(path), &bias))
+			return false;
+		resolution_running_build_id(bias, running, sizeof(running));
+		if (!served(p, r, running))
+			return false;
+	}
+	return true;
+}
+
 /* Resolves and writes the references of p into the object named objname,
- * loaded from path at bias.  Returns 0 or an error with the message set. */
+ * loaded from path at bias: from relive's resolution where it serves
+ * them, else from the object's symbol table.  Returns 0 or an error with
+ * the message set. */
 static int apply_object(struct relive_patch *p, const char *objname,
 			const char *path, uintptr_t bias)
 {
 	struct elfsym_file *f = NULL;
-	char err[512];
-	size_t i;
+	char err[512], running[RELIVE_RES_ID];
+	size_t i, nserved = 0;
 	int rc = 0;
 
+	resolution_running_build_id(bias, running, sizeof(running));
 	for (i = 0; i < p->nrelocs && !rc; i++) {
 		struct klp_reloc *r = &p->relocs[i];
+		const struct relive_res_ref *rr;
 		struct elfsym_sym sym;
 		unsigned count = 0;
 		uint64_t v;
 
 		if (!same_object(r->obj, objname))
 			continue;
+		if ((rr = served(p, r, running))) {
+			memset(&sym, 0, sizeof(sym));
+			sym.value = rr->value;
+			sym.size = rr->size;
+			sym.type = (int)rr->type;
+			nserved++;
+			goto resolved;
+		}
 		if (!f) {
 			rc = elfsym_open(path, &f, err, sizeof(err));
 			if (rc) {
@@ -467,6 +503,7 @@ static int apply_object(struct relive_patch *p, const char *objname,
 			agent_msg("patch '%s': %s", p->name, err);
 			break;
 		}
+resolved:
 		if (r->original) {
 			char what[300];
 			struct relive_ops *o;
@@ -514,6 +551,10 @@ static int apply_object(struct relive_patch *p, const char *objname,
 	}
 	if (f)
 		elfsym_close(f);
+	if (!rc && nserved)
+		agent_log("'%s': %zu reference%s into %s as resolved by relive",
+			  p->name, nserved, nserved == 1 ? "" : "s",
+			  objname ? objname : "main");
 	return rc;
 }
 

@@ -255,3 +255,32 @@ const struct relive_res_func *resolution_object(const struct relive_object *o,
 		return NULL;
 	return &pr->table->funcs[pr->first[i]];
 }
+
+const struct relive_res_ref *resolution_ref(const struct relive_object *o,
+					    const char *running,
+					    const char *sym,
+					    unsigned long sympos)
+{
+	const struct relive_res *t;
+	size_t i, k;
+
+	if (!resolution_object(o, running))
+		return NULL;
+	t = o->patch->res.table;
+	i = (size_t)(o - o->patch->objs);
+	if (t->nrefs > RELIVE_RES_REFS ||
+	    t->ref_names_len > RELIVE_RES_REF_NAMES)
+		return NULL;
+	for (k = 0; k < t->nrefs; k++) {
+		const struct relive_res_ref *rr = &t->refs[k];
+		const char *name = t->ref_names + rr->name;
+
+		if (rr->obj != i || rr->sympos != sympos ||
+		    rr->name >= t->ref_names_len ||
+		    !memchr(name, '\0', t->ref_names_len - rr->name))
+			continue;
+		if (!strcmp(name, sym))
+			return rr;
+	}
+	return NULL;
+}

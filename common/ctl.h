@@ -23,7 +23,7 @@
 #include "arch.h"
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 9u
+#define RELIVE_CTL_ABI 10u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -219,6 +219,8 @@ struct relive_ctl {
 #define RELIVE_RES_OBJS 8
 #define RELIVE_RES_FUNCS 256
 #define RELIVE_RES_CALLS 2048
+#define RELIVE_RES_REFS 256
+#define RELIVE_RES_REF_NAMES 8192
 #define RELIVE_RES_ID 72          /* build-id in hex, with its NUL */
 
 struct relive_res_func {
@@ -263,12 +265,31 @@ struct relive_res_site {
 	struct relive_site site;
 };
 
+/*
+ * A KLP_SYMBOL reference of the patch into one of its own objects
+ * (common/klpref.h), looked up by the controller in the same file and
+ * with the same rule as the object's functions: the symbol's st_value,
+ * st_size and type.  A reference relive could not resolve (no such symbol,
+ * an ambiguous one, an object not loaded) is not listed: the agent then
+ * looks it up itself, and says what is wrong.
+ */
+struct relive_res_ref {
+	uint32_t obj;                 /* the patch's object: objs[] index */
+	uint32_t name;                /* its symbol: ref_names + name */
+	uint64_t sympos;
+	uint64_t value, size;
+	uint32_t type;                /* STT_* */
+	uint32_t pad;
+};
+
 struct relive_res {
 	uint64_t seq;                 /* the request it belongs to (req_seq) */
 	char patch_build_id[RELIVE_RES_ID];
 	uint32_t nobjs;               /* the patch's objects, in order */
 	uint32_t nfuncs;              /* funcs[]: each object's in turn */
 	uint32_t ncalls;              /* calls[] in use */
+	uint32_t nrefs;               /* refs[] in use */
+	uint32_t ref_names_len;       /* ref_names[] in use */
 	uint32_t pad;
 	struct relive_res_obj objs[RELIVE_RES_OBJS];
 	struct relive_res_func funcs[RELIVE_RES_FUNCS];
@@ -277,6 +298,8 @@ struct relive_res {
 	 * functions replaced: each instruction's link-time address in its
 	 * object. */
 	uint64_t calls[RELIVE_RES_CALLS];
+	struct relive_res_ref refs[RELIVE_RES_REFS];
+	char ref_names[RELIVE_RES_REF_NAMES]; /* NUL-terminated names */
 };
 
 /*

@@ -1239,12 +1239,12 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		 * (ctl.h, struct relive_res): one system call. */
 		struct relive_res head;
 		uint32_t flags[2] = { a->load_near_main, a->threads };
-		struct iovec l[8] = {
+		struct iovec l[10] = {
 			{ argbuf, strlen(argbuf) + 1 },
 			{ &op, sizeof(op) },
 			{ flags, sizeof(flags) },
 			{ &seq, sizeof(seq) },
-		}, r[8];
+		}, r[10];
 		static const size_t at[4] = {
 			offsetof(struct relive_ctl, arg),
 			offsetof(struct relive_ctl, op),
@@ -1279,6 +1279,15 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 			l[n].iov_len = head.ncalls * sizeof(head.calls[0]);
 			r[n++].iov_base = (void *)(uintptr_t)(
 				a->c.res + offsetof(struct relive_res, calls));
+			l[n].iov_base = (void *)a->res->refs;
+			l[n].iov_len = head.nrefs * sizeof(head.refs[0]);
+			r[n++].iov_base = (void *)(uintptr_t)(
+				a->c.res + offsetof(struct relive_res, refs));
+			l[n].iov_base = (void *)a->res->ref_names;
+			l[n].iov_len = head.ref_names_len;
+			r[n++].iov_base = (void *)(uintptr_t)(
+				a->c.res + offsetof(struct relive_res,
+						    ref_names));
 		}
 		for (i = 0; i < n; i++) {
 			r[i].iov_len = l[i].iov_len;

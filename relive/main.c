@@ -350,6 +350,9 @@ static int precheck(pid_t pid, const struct patchfile *pf,
 			sites_prepare(res, pf, i, j, pid, bias + sym.value,
 				      sym.size);
 		}
+		rc = resolution_refs(res, pf, i, f, err, errlen);
+		if (rc)
+			return rc;
 		calls_find(res, pf, i, f, path);
 		resolution_object(res, i, f);
 	}

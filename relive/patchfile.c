@@ -28,6 +28,7 @@
 
 #include <relive/livepatch.h>
 
+#include "klpref.h"
 #include "patchfile.h"
 
 _Static_assert(sizeof(void *) == 8 && sizeof(long) == 8,
@@ -630,6 +631,49 @@ static int set_name(struct reader *r, struct patchfile *pf, const char *path)
 	return 0;
 }
 
+/* The KLP_SYMBOL references among the relocations that make an address
+ * (read_relocs), each once; a name of neither form is left to the agent,
+ * which refuses the patch with its message. */
+static int read_refs(struct reader *r, struct patchfile *pf)
+{
+	size_t plen = strlen(RELIVE_KLP_SYM_PREFIX), i, k;
+
+	for (i = 0; i < r->nrelocs; i++) {
+		const char *name = r->relocs[i].sym;
+		struct relive_klp_ref ref;
+		struct pf_ref *n;
+
+		if (r->relocs[i].kind != PTR_EXTERNAL || !name ||
+		    strncmp(name, RELIVE_KLP_SYM_PREFIX, plen) ||
+		    relive_klp_ref_parse(name + plen, &ref))
+			continue;
+		for (k = 0; k < pf->nrefs; k++)
+			if (pf->refs[k].sympos == ref.sympos &&
+			    strlen(pf->refs[k].obj) == ref.objlen &&
+			    !strncmp(pf->refs[k].obj, ref.obj, ref.objlen) &&
+			    strlen(pf->refs[k].sym) == ref.symlen &&
+			    !strncmp(pf->refs[k].sym, ref.sym, ref.symlen))
+				break;
+		if (k < pf->nrefs)
+			continue;
+		n = realloc(pf->refs, (pf->nrefs + 1) * sizeof(*n));
+		if (!n)
+			return nomem(r);
+		pf->refs = n;
+		n = &pf->refs[pf->nrefs];
+		n->obj = strndup(ref.obj, ref.objlen);
+		n->sym = strndup(ref.sym, ref.symlen);
+		n->sympos = ref.sympos;
+		if (!n->obj || !n->sym) {
+			free(n->obj);
+			free(n->sym);
+			return nomem(r);
+		}
+		pf->nrefs++;
+	}
+	return 0;
+}
+
 static int read_patch(struct reader *r, struct patchfile *pf)
 {
 	struct relive_patch_info info;
@@ -674,7 +718,7 @@ static int read_patch(struct reader *r, struct patchfile *pf)
 		return fail(r, "the patch has no objects (objs is NULL)");
 	if (objs.kind != PTR_INTERNAL)
 		return fail(r, "objs of the patch is not defined in the patch file");
-	if (read_objects(r, pf, objs.target))
+	if (read_objects(r, pf, objs.target) || read_refs(r, pf))
 		return -1;
 	if (states.kind == PTR_NULL)
 		return 0;
@@ -733,6 +777,11 @@ void patchfile_free(struct patchfile *pf)
 	}
 	free(pf->objs);
 	free(pf->states);
+	for (i = 0; i < pf->nrefs; i++) {
+		free(pf->refs[i].obj);
+		free(pf->refs[i].sym);
+	}
+	free(pf->refs);
 	free(pf->path);
 	free(pf->name);
 	memset(pf, 0, sizeof(*pf));

@@ -34,6 +34,15 @@ struct pf_state {
 	unsigned int version;
 };
 
+/* A KLP_SYMBOL reference of the patch (common/klpref.h), as its dynamic
+ * relocations name it (GLOB_DAT, JUMP_SLOT, 64: an address); each
+ * (object, symbol, position) once. */
+struct pf_ref {
+	char *obj;             /* "main" for the executable */
+	char *sym;
+	unsigned long sympos;
+};
+
 struct patchfile {
 	char *path;
 	char *name;            /* file name without directory and ".so" */
@@ -42,6 +51,8 @@ struct patchfile {
 	size_t nobjs;
 	struct pf_state *states;
 	size_t nstates;
+	struct pf_ref *refs;
+	size_t nrefs;
 };
 
 /*

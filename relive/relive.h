@@ -197,6 +197,14 @@ void resolution_func(struct relive_res *r, const struct patchfile *pf,
 		     const struct elfsym_sym *sym);
 void resolution_object(struct relive_res *r, size_t obj,
 		       const struct elfsym_file *f);
+/* The patch's KLP_SYMBOL references into object obj, looked up in f (the
+ * file whose build-id resolution_object() records) and listed for the
+ * agent.  Returns 0, or a negative errno with err set when one names no
+ * symbol, or no single one, of f: the patch is refused before the target
+ * is touched. */
+int resolution_refs(struct relive_res *r, const struct patchfile *pf,
+		    size_t obj, const struct elfsym_file *f, char *err,
+		    size_t errlen);
 /* The entries of object obj's functions, in order; NULL: no table. */
 struct relive_res_func *resolution_funcs_of(struct relive_res *r,
 					    const struct patchfile *pf,

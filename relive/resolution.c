@@ -6,7 +6,11 @@
  * object the patch names (precheck, with relive/filecache.c: once per
  * command, whatever the number of processes) and of the patch itself.  The
  * agent needs the same answers: where each replaced function starts and
- * ends, its "NAME.cold" part, where each new version ends.  Reading them
+ * ends, its "NAME.cold" part, where each new version ends, what each
+ * KLP_SYMBOL reference into an object the patch changes points at (the
+ * references relive-build writes for every static of the program a fix
+ * uses; before, each one made the agent load libelf and read the
+ * object's whole symbol table inside the process).  Reading them
  * again inside every target was about a quarter of the agent's request
  * that loads a small patch; this file writes them into a struct relive_res (common/ctl.h)
  * that agent_request() sends with LOAD and LOAD_ENABLE.  Each object's
@@ -132,6 +136,56 @@ void resolution_object(struct relive_res *r, size_t obj,
 		 id);
 }
 
+/* The name of object obj of the patch as its references write it. */
+static const char *ref_objname(const struct patchfile *pf, size_t obj)
+{
+	return pf->objs[obj].name ? pf->objs[obj].name : "main";
+}
+
+int resolution_refs(struct relive_res *r, const struct patchfile *pf,
+		    size_t obj, const struct elfsym_file *f, char *err,
+		    size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < pf->nrefs; i++) {
+		const struct pf_ref *ref = &pf->refs[i];
+		size_t len = strlen(ref->sym) + 1;
+		struct relive_res_ref *rr;
+		struct elfsym_sym sym;
+		unsigned count = 0;
+		char msg[512];
+		int rc;
+
+		if (strcmp(ref->obj, ref_objname(pf, obj)))
+			continue;
+		rc = elfsym_lookup(f, ref->sym, ref->sympos, &sym, &count);
+		if (rc) {
+			elfsym_strerror(rc, ref->sym, ref->sympos, count,
+					ref->obj, msg, sizeof(msg));
+			snprintf(err, errlen, "%s: KLP_SYMBOL reference: %s",
+				 pf->name, msg);
+			return rc;
+		}
+		/* Left to the agent: a patch too large for the table. */
+		if (!r->nobjs || obj >= r->nobjs ||
+		    r->nrefs == RELIVE_RES_REFS ||
+		    len > sizeof(r->ref_names) - r->ref_names_len)
+			continue;
+		rr = &r->refs[r->nrefs++];
+		memset(rr, 0, sizeof(*rr));
+		rr->obj = (uint32_t)obj;
+		rr->name = r->ref_names_len;
+		rr->sympos = ref->sympos;
+		rr->value = sym.value;
+		rr->size = sym.size;
+		rr->type = (uint32_t)sym.type;
+		memcpy(r->ref_names + r->ref_names_len, ref->sym, len);
+		r->ref_names_len += (uint32_t)len;
+	}
+	return 0;
+}
+
 void resolution_forget_objects(struct relive_res *r)
 {
 	size_t i;
@@ -143,6 +197,7 @@ void resolution_forget_objects(struct relive_res *r)
 	for (i = 0; i < r->nfuncs; i++)
 		r->funcs[i].first_call = r->funcs[i].ncalls = 0;
 	r->ncalls = 0; /* relive/calls.c */
+	r->nrefs = r->ref_names_len = 0; /* resolution_refs() */
 	/* the sites are the last process's (relive/sites.c) */
 	memset(r->sites, 0, r->nfuncs * sizeof(r->sites[0]));
 }

@@ -7,7 +7,8 @@ runs is the build-id in the object's mapping: a file replaced on disk
 since the process loaded it is never used to patch that process (relive
 reads the replaced one as mapped, through /proc/PID/map_files).
 
-basic: call N -> N+1 (fix_main: N+100); lib N -> N+2 (fix_lib: N+200).
+basic: call N -> N+1 (fix_main: N+100); lib N -> N+2 (fix_lib: N+200,
+fix_lib_ref: N+600).
 """
 import os
 import pathlib
@@ -111,11 +112,18 @@ def test_library_replaced_on_disk_patched_as_loaded(spawn, tmp_path):
     assert t.ask("lib 5") == "205"
     apply(t.pid, "fix_main")
     assert t.ask("call 5") == "105"
+    # a reference into the library it patches: resolved by relive in the
+    # same mapped file, so written as the running build has it
+    apply(t.pid, "fix_lib_ref")
+    assert t.ask("lib 5") == "605"
+    disable(t.pid, "fix_lib_ref")
     disable(t.pid, "fix_lib")
     assert t.ask("lib 5") == "7"
     t.close()
     assert "object 'libcalc.so': 1 function as resolved by relive" in \
         t.stderr
+    assert ("'fix_lib_ref': 1 reference into libcalc.so as resolved by "
+            "relive") in t.stderr, t.stderr
 
 
 def test_library_replaced_on_disk_without_resolution_is_refused(

@@ -156,6 +156,7 @@ static int setup(void **state)
 	build("dupobj.so", "-DDUP_OBJ");
 	build("badid.so", "-DBAD_BUILD_ID");
 	build("externcb.so", "-DEXTERN_CALLBACK");
+	build("refs.so", "-DREFS");
 	sh("cc -c -fPIC -I%s/include -o %s %s/patch.c", RELIVE_SRCDIR,
 	   tpath("fix.o"), FIXTURES);
 	sh("cc -no-pie -o %s %s/exe.c", tpath("fix-exec"), FIXTURES);
@@ -254,6 +255,44 @@ static void test_optimised_and_relr(void **state)
 	/* Packed relative relocations: addresses are in the file itself. */
 	if (have_relr)
 		check_fix("fix-relr.so", "fix-relr");
+}
+
+/* The KLP_SYMBOL references relive resolves for the agent
+ * (relive/resolution.c): each (object, symbol, position) once, both name
+ * forms, no KLP_ORIGINAL; a patch without any has none. */
+static void test_references(void **state)
+{
+	struct patchfile pf;
+	bool count = false, helper = false, dotted = false;
+	size_t i;
+
+	(void)state;
+	read_ok("fix.so", &pf);
+	assert_int_equal(pf.nrefs, 0);
+	patchfile_free(&pf);
+	read_ok("refs.so", &pf);
+	assert_int_equal(pf.nrefs, 3);
+	for (i = 0; i < pf.nrefs; i++) {
+		const struct pf_ref *r = &pf.refs[i];
+
+		if (!strcmp(r->sym, "ref_count")) {
+			assert_string_equal(r->obj, "main");
+			assert_int_equal(r->sympos, 0);
+			count = true;
+		} else if (!strcmp(r->sym, "ref_helper")) {
+			assert_string_equal(r->obj, "libplug.so.1");
+			assert_int_equal(r->sympos, 2);
+			helper = true;
+		} else {
+			assert_string_equal(r->sym, "count.0");
+			assert_string_equal(r->obj, "main");
+			assert_int_equal(r->sympos, 3);
+			dotted = true;
+		}
+	}
+	assert_true(count && helper && dotted);
+	patchfile_free(&pf);
+	assert_null(pf.refs);
 }
 
 static void test_replace(void **state)
@@ -380,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_valid_patch),
 		cmocka_unit_test(test_same_name_other_positions),
 		cmocka_unit_test(test_optimised_and_relr),
+		cmocka_unit_test(test_references),
 		cmocka_unit_test(test_replace),
 		cmocka_unit_test(test_not_a_patch),
 		cmocka_unit_test(test_new_func_not_defined),
