@@ -21,6 +21,7 @@
  * files itself.
  */
 #include <elf.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -160,6 +161,15 @@ int resolution_refs(struct relive_res *r, const struct patchfile *pf,
 		if (strcmp(ref->obj, ref_objname(pf, obj)))
 			continue;
 		rc = elfsym_lookup(f, ref->sym, ref->sympos, &sym, &count);
+		if (rc == -EEXIST) {
+			snprintf(err, errlen,
+				 "%s: KLP_SYMBOL reference: symbol '%s' is "
+				 "ambiguous in %s (%u definitions); give its "
+				 "position (sympos, 1..%u) as KLP_SYMBOL's third "
+				 "argument", pf->name, ref->sym, ref->obj, count,
+				 count);
+			return rc;
+		}
 		if (rc) {
 			elfsym_strerror(rc, ref->sym, ref->sympos, count,
 					ref->obj, msg, sizeof(msg));
