@@ -223,13 +223,14 @@ const struct relive_res_site *resolution_site(const struct relive_object *o,
 bool resolution_calls(const struct relive_object *o,
 		      const struct relive_res_func *rf,
 		      const uint64_t **calls, size_t *n);
-/* relive's resolution of the KLP_SYMBOL reference to sym (at sympos) in
- * o, when o's entries can be taken (resolution_object() with the build-id
- * mapped, running); NULL: the agent looks it up itself. */
+/* relive's resolution of the KLP_SYMBOL (or, original, KLP_ORIGINAL)
+ * reference to sym (at sympos) in o, when o's entries can be taken
+ * (resolution_object() with the build-id mapped, running); NULL: the
+ * agent looks it up itself. */
 const struct relive_res_ref *resolution_ref(const struct relive_object *o,
 					    const char *running,
 					    const char *sym,
-					    unsigned long sympos);
+					    unsigned long sympos, bool original);
 bool resolution_site_fits(const struct relive_res_site *prep,
 			  uintptr_t func_addr, size_t size);
 /* The build-id of the object loaded at bias, from its mapped notes, in

@@ -518,9 +518,9 @@ static bool all_new_resolved(const struct relive_patch *p)
  * (libs.c)?  Not when relive's resolution serves every part of it: the
  * new versions, each object's functions read from the build-id the
  * process runs, each entry decoded from the bytes it has now, each
- * KLP_SYMBOL reference resolved by relive (klp_relocs_served, objects.c:
- * into one of the patch's objects; no KLP_ORIGINAL, no thread-local
- * one), the direct calls to each replaced
+ * reference resolved by relive (klp_relocs_served, objects.c: into one
+ * of the patch's objects, not thread-local, a KLP_ORIGINAL only of a
+ * function the patch replaces), the direct calls to each replaced
  * function found by relive or no byte pattern of one to decode, each
  * object loaded (by file name) and one the program itself needs, which is
  * never unloaded and loaded again (objects that come later are read from

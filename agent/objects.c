@@ -413,23 +413,36 @@ static bool same_object(const char *ref, const char *name)
 	       (!name && !strcmp(ref, "main"));
 }
 
-/* relive's answer for r, a reference into the object loaded at bias
- * whose mapped build-id is running (agent/resolution.c): only an address
- * (KLP_ORIGINAL needs the function's code decoded, a thread-local variable
- * its module), only into one of p's own objects; NULL otherwise. */
+/* relive's answer for r, a reference into one of p's own objects, whose
+ * mapped build-id is running (agent/resolution.c); NULL: the agent looks
+ * it up itself.  Not a thread-local variable's (its module is the
+ * agent's to find), nor a KLP_ORIGINAL of a function the patch does not
+ * replace in that object (its code would be decoded here): the original
+ * of one it replaces is the copy its ops made already. */
 static const struct relive_res_ref *served(struct relive_patch *p,
 					   const struct klp_reloc *r,
 					   const char *running)
 {
+	const struct relive_res_func *rf;
+	const struct relive_res_ref *rr;
+	struct relive_object *o = NULL;
 	size_t i;
 
-	if (r->original || r->type == R_X86_64_DTPMOD64 ||
-	    r->type == R_X86_64_DTPOFF64)
+	if (r->type == R_X86_64_DTPMOD64 || r->type == R_X86_64_DTPOFF64)
 		return NULL;
-	for (i = 0; i < p->nobjs; i++)
+	for (i = 0; i < p->nobjs && !o; i++)
 		if (same_object(r->obj, p->objs[i].name))
-			return resolution_ref(&p->objs[i], running, r->sym,
-					      r->sympos);
+			o = &p->objs[i];
+	if (!o || !(rr = resolution_ref(o, running, r->sym, r->sympos,
+					r->original)))
+		return NULL;
+	if (!r->original)
+		return rr;
+	if (rr->type != STT_FUNC || !(rf = resolution_object(o, running)))
+		return NULL;
+	for (i = 0; i < o->nfuncs; i++)
+		if (rf[i].value == rr->value && rf[i].size == rr->size)
+			return rr;
 	return NULL;
 }
 

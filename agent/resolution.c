@@ -259,7 +259,7 @@ const struct relive_res_func *resolution_object(const struct relive_object *o,
 const struct relive_res_ref *resolution_ref(const struct relive_object *o,
 					    const char *running,
 					    const char *sym,
-					    unsigned long sympos)
+					    unsigned long sympos, bool original)
 {
 	const struct relive_res *t;
 	size_t i, k;
@@ -276,6 +276,7 @@ const struct relive_res_ref *resolution_ref(const struct relive_object *o,
 		const char *name = t->ref_names + rr->name;
 
 		if (rr->obj != i || rr->sympos != sympos ||
+		    rr->original != (uint32_t)original ||
 		    rr->name >= t->ref_names_len ||
 		    !memchr(name, '\0', t->ref_names_len - rr->name))
 			continue;

@@ -266,10 +266,10 @@ struct relive_res_site {
 };
 
 /*
- * A KLP_SYMBOL reference of the patch into one of its own objects
- * (common/klpref.h), looked up by the controller in the same file and
- * with the same rule as the object's functions: the symbol's st_value,
- * st_size and type.  A reference relive could not resolve (no such symbol,
+ * A KLP_SYMBOL or KLP_ORIGINAL reference of the patch into one of its own
+ * objects (common/klpref.h), looked up by the controller in the same file
+ * and with the same rule as the object's functions: the symbol's
+ * st_value, st_size and type.  A reference relive could not resolve (no such symbol,
  * an ambiguous one, an object not loaded) is not listed: the agent then
  * looks it up itself, and says what is wrong.
  */
@@ -279,7 +279,7 @@ struct relive_res_ref {
 	uint64_t sympos;
 	uint64_t value, size;
 	uint32_t type;                /* STT_* */
-	uint32_t pad;
+	uint32_t original;            /* 1: a KLP_ORIGINAL reference */
 };
 
 struct relive_res {

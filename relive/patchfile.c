@@ -631,24 +631,33 @@ static int set_name(struct reader *r, struct patchfile *pf, const char *path)
 	return 0;
 }
 
-/* The KLP_SYMBOL references among the relocations that make an address
- * (read_relocs), each once; a name of neither form is left to the agent,
- * which refuses the patch with its message. */
+/* The KLP_SYMBOL and KLP_ORIGINAL references among the relocations that
+ * make an address (read_relocs), each once; a name of neither form is
+ * left to the agent, which refuses the patch with its message. */
 static int read_refs(struct reader *r, struct patchfile *pf)
 {
-	size_t plen = strlen(RELIVE_KLP_SYM_PREFIX), i, k;
+	size_t slen = strlen(RELIVE_KLP_SYM_PREFIX);
+	size_t olen = strlen(RELIVE_KLP_ORIG_PREFIX), i, k;
 
 	for (i = 0; i < r->nrelocs; i++) {
 		const char *name = r->relocs[i].sym;
 		struct relive_klp_ref ref;
+		bool original;
 		struct pf_ref *n;
 
-		if (r->relocs[i].kind != PTR_EXTERNAL || !name ||
-		    strncmp(name, RELIVE_KLP_SYM_PREFIX, plen) ||
-		    relive_klp_ref_parse(name + plen, &ref))
+		if (r->relocs[i].kind != PTR_EXTERNAL || !name)
+			continue;
+		if (!strncmp(name, RELIVE_KLP_SYM_PREFIX, slen))
+			original = false, name += slen;
+		else if (!strncmp(name, RELIVE_KLP_ORIG_PREFIX, olen))
+			original = true, name += olen;
+		else
+			continue;
+		if (relive_klp_ref_parse(name, &ref))
 			continue;
 		for (k = 0; k < pf->nrefs; k++)
-			if (pf->refs[k].sympos == ref.sympos &&
+			if (pf->refs[k].original == original &&
+			    pf->refs[k].sympos == ref.sympos &&
 			    strlen(pf->refs[k].obj) == ref.objlen &&
 			    !strncmp(pf->refs[k].obj, ref.obj, ref.objlen) &&
 			    strlen(pf->refs[k].sym) == ref.symlen &&
@@ -664,6 +673,7 @@ static int read_refs(struct reader *r, struct patchfile *pf)
 		n->obj = strndup(ref.obj, ref.objlen);
 		n->sym = strndup(ref.sym, ref.symlen);
 		n->sympos = ref.sympos;
+		n->original = original;
 		if (!n->obj || !n->sym) {
 			free(n->obj);
 			free(n->sym);

@@ -34,13 +34,14 @@ struct pf_state {
 	unsigned int version;
 };
 
-/* A KLP_SYMBOL reference of the patch (common/klpref.h), as its dynamic
- * relocations name it (GLOB_DAT, JUMP_SLOT, 64: an address); each
- * (object, symbol, position) once. */
+/* A KLP_SYMBOL or KLP_ORIGINAL reference of the patch (common/klpref.h),
+ * as its dynamic relocations name it (GLOB_DAT, JUMP_SLOT, 64: an
+ * address); each (kind, object, symbol, position) once. */
 struct pf_ref {
 	char *obj;             /* "main" for the executable */
 	char *sym;
 	unsigned long sympos;
+	bool original;         /* KLP_ORIGINAL: the function's original code */
 };
 
 struct patchfile {

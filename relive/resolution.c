@@ -7,13 +7,14 @@
  * command, whatever the number of processes) and of the patch itself.  The
  * agent needs the same answers: where each replaced function starts and
  * ends, its "NAME.cold" part, where each new version ends, what each
- * KLP_SYMBOL reference into an object the patch changes points at (the
- * references relive-build writes for every static of the program a fix
- * uses; before, each one made the agent load libelf and read the
- * object's whole symbol table inside the process).  Reading them
- * again inside every target was about a quarter of the agent's request
- * that loads a small patch; this file writes them into a struct relive_res (common/ctl.h)
- * that agent_request() sends with LOAD and LOAD_ENABLE.  Each object's
+ * KLP_SYMBOL or KLP_ORIGINAL reference into an object the patch changes
+ * points at (relive-build writes such a reference for every static of
+ * the program a fix uses; before, each one made the agent load libelf
+ * and read the object's whole symbol table inside the process).  Reading
+ * them again inside every target was about a quarter of the agent's
+ * request that loads a small patch; this file writes them into a struct
+ * relive_res (common/ctl.h) that agent_request() sends with LOAD and
+ * LOAD_ENABLE.  Each object's
  * entries carry the build-id of the file they were read from, and the
  * agent uses them only when that is the build-id of the object it has
  * mapped (agent/resolution.c), so an answer about another file is never
@@ -155,6 +156,8 @@ int resolution_refs(struct relive_res *r, const struct patchfile *pf,
 		struct relive_res_ref *rr;
 		struct elfsym_sym sym;
 		unsigned count = 0;
+		const char *kind = ref->original ? "KLP_ORIGINAL" :
+						   "KLP_SYMBOL";
 		char msg[512];
 		int rc;
 
@@ -163,18 +166,18 @@ int resolution_refs(struct relive_res *r, const struct patchfile *pf,
 		rc = elfsym_lookup(f, ref->sym, ref->sympos, &sym, &count);
 		if (rc == -EEXIST) {
 			snprintf(err, errlen,
-				 "%s: KLP_SYMBOL reference: symbol '%s' is "
-				 "ambiguous in %s (%u definitions); give its "
-				 "position (sympos, 1..%u) as KLP_SYMBOL's third "
-				 "argument", pf->name, ref->sym, ref->obj, count,
+				 "%s: %s reference: symbol '%s' is ambiguous in "
+				 "%s (%u definitions); give its position "
+				 "(sympos, 1..%u) as its third argument",
+				 pf->name, kind, ref->sym, ref->obj, count,
 				 count);
 			return rc;
 		}
 		if (rc) {
 			elfsym_strerror(rc, ref->sym, ref->sympos, count,
 					ref->obj, msg, sizeof(msg));
-			snprintf(err, errlen, "%s: KLP_SYMBOL reference: %s",
-				 pf->name, msg);
+			snprintf(err, errlen, "%s: %s reference: %s", pf->name,
+				 kind, msg);
 			return rc;
 		}
 		/* Left to the agent: a patch too large for the table. */
@@ -190,6 +193,7 @@ int resolution_refs(struct relive_res *r, const struct patchfile *pf,
 		rr->value = sym.value;
 		rr->size = sym.size;
 		rr->type = (uint32_t)sym.type;
+		rr->original = ref->original;
 		memcpy(r->ref_names + r->ref_names_len, ref->sym, len);
 		r->ref_names_len += (uint32_t)len;
 	}

@@ -1,7 +1,8 @@
 """libelf and Zydis in the target only when a request needs them
 (agent/libs.c): relive resolves and decodes a patch once per command and
 hands the results to the agent (the functions, their sites, the direct
-calls to them, the KLP_SYMBOL references into the objects it patches),
+calls to them, the KLP_SYMBOL references into the objects it patches and
+the KLP_ORIGINAL references to the functions it replaces),
 so a patch it serves entirely leaves the process without either library;
 a patch that needs the agent to read symbols or decode code (a KLP_SYMBOL
 reference into an object it does not patch, looked up in libcalc.so's
@@ -9,7 +10,8 @@ symbols, here) loads them, through librelive-agent-libs.so beside the
 agent.
 
 basic: call N -> N+1 (fix_main: N+100, fix_main_selfref: N+4010 through
-two references into the executable, fix_main_calcref: N+2000; the
+two references into the executable, fix_main_orig: N+5001 through
+KLP_ORIGINAL, fix_main_calcref: N+2000; the
 executable calls basic_value directly twice); lib N -> N+2 (fix_lib:
 N+200; no direct call to calc_value in libcalc.so).
 """
@@ -45,14 +47,19 @@ def test_libraries_loaded_only_when_a_request_needs_them(spawn):
     apply(t.pid, "fix_main_selfref")
     assert t.ask("call 5") == "4015"
     assert libs_mapped(t.pid) == [], t.stderr
+    # the original of the function it replaces (KLP_ORIGINAL): the copy
+    # of its first instructions the agent makes anyway
+    apply(t.pid, "fix_main_orig")
+    assert t.ask("call 5") == "5006"
+    assert libs_mapped(t.pid) == [], t.stderr
     # a KLP_SYMBOL reference: the agent reads libcalc.so's symbols
     apply(t.pid, "fix_main_calcref")
     assert t.ask("call 5") == "2005"
     mapped = libs_mapped(t.pid)
     assert any("librelive-agent-libs.so" in f for f in mapped), mapped
     assert any("libZydis.so" in f for f in mapped), mapped
-    for name in ("fix_main_calcref", "fix_main_selfref", "fix_main",
-                 "fix_lib"):
+    for name in ("fix_main_calcref", "fix_main_orig", "fix_main_selfref",
+                 "fix_main", "fix_lib"):
         disable(t.pid, name)
     assert t.ask("call 5") == "6"
     assert t.ask("lib 5") == "7"
@@ -62,6 +69,9 @@ def test_libraries_loaded_only_when_a_request_needs_them(spawn):
     assert "'fix_main': libelf and Zydis loaded" not in t.stderr
     assert "'fix_main_selfref': libelf and Zydis loaded" not in t.stderr
     assert ("'fix_main_selfref': 2 references into main as resolved by "
+            "relive") in t.stderr, t.stderr
+    assert "'fix_main_orig': libelf and Zydis loaded" not in t.stderr
+    assert ("'fix_main_orig': 1 reference into main as resolved by "
             "relive") in t.stderr, t.stderr
     assert "'fix_lib': libelf and Zydis loaded" not in t.stderr
     assert "2 direct calls taken as relive found them" in t.stderr, t.stderr

@@ -257,13 +257,13 @@ static void test_optimised_and_relr(void **state)
 		check_fix("fix-relr.so", "fix-relr");
 }
 
-/* The KLP_SYMBOL references relive resolves for the agent
- * (relive/resolution.c): each (object, symbol, position) once, both name
- * forms, no KLP_ORIGINAL; a patch without any has none. */
+/* The references relive resolves for the agent (relive/resolution.c):
+ * each (kind, object, symbol, position) once, both name forms of
+ * KLP_SYMBOL and KLP_ORIGINAL's; a patch without any has none. */
 static void test_references(void **state)
 {
 	struct patchfile pf;
-	bool count = false, helper = false, dotted = false;
+	bool count = false, helper = false, dotted = false, orig = false;
 	size_t i;
 
 	(void)state;
@@ -271,11 +271,16 @@ static void test_references(void **state)
 	assert_int_equal(pf.nrefs, 0);
 	patchfile_free(&pf);
 	read_ok("refs.so", &pf);
-	assert_int_equal(pf.nrefs, 3);
+	assert_int_equal(pf.nrefs, 4);
 	for (i = 0; i < pf.nrefs; i++) {
 		const struct pf_ref *r = &pf.refs[i];
 
-		if (!strcmp(r->sym, "ref_count")) {
+		if (r->original) {
+			assert_string_equal(r->obj, "main");
+			assert_string_equal(r->sym, "bar");
+			assert_int_equal(r->sympos, 2);
+			orig = true;
+		} else if (!strcmp(r->sym, "ref_count")) {
 			assert_string_equal(r->obj, "main");
 			assert_int_equal(r->sympos, 0);
 			count = true;
@@ -290,7 +295,7 @@ static void test_references(void **state)
 			dotted = true;
 		}
 	}
-	assert_true(count && helper && dotted);
+	assert_true(count && helper && dotted && orig);
 	patchfile_free(&pf);
 	assert_null(pf.refs);
 }
