@@ -519,8 +519,8 @@ static bool all_new_resolved(const struct relive_patch *p)
  * new versions, each object's functions read from the build-id the
  * process runs, each entry decoded from the bytes it has now, each
  * reference resolved by relive (klp_relocs_served, objects.c: into one
- * of the patch's objects, not thread-local, a KLP_ORIGINAL only of a
- * function the patch replaces), the direct calls to each replaced
+ * of the patch's objects, a KLP_ORIGINAL only of a function the patch
+ * replaces), the direct calls to each replaced
  * function found by relive or no byte pattern of one to decode, each
  * object loaded (by file name) and one the program itself needs, which is
  * never unloaded and loaded again (objects that come later are read from

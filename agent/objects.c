@@ -415,10 +415,11 @@ static bool same_object(const char *ref, const char *name)
 
 /* relive's answer for r, a reference into one of p's own objects, whose
  * mapped build-id is running (agent/resolution.c); NULL: the agent looks
- * it up itself.  Not a thread-local variable's (its module is the
- * agent's to find), nor a KLP_ORIGINAL of a function the patch does not
+ * it up itself.  Not a KLP_ORIGINAL of a function the patch does not
  * replace in that object (its code would be decoded here): the original
- * of one it replaces is the copy its ops made already. */
+ * of one it replaces is the copy its ops made already.  (A thread-local
+ * variable's module is found from the loaded object, its offset is the
+ * symbol's value.) */
 static const struct relive_res_ref *served(struct relive_patch *p,
 					   const struct klp_reloc *r,
 					   const char *running)
@@ -428,8 +429,6 @@ static const struct relive_res_ref *served(struct relive_patch *p,
 	struct relive_object *o = NULL;
 	size_t i;
 
-	if (r->type == R_X86_64_DTPMOD64 || r->type == R_X86_64_DTPOFF64)
-		return NULL;
 	for (i = 0; i < p->nobjs && !o; i++)
 		if (same_object(r->obj, p->objs[i].name))
 			o = &p->objs[i];

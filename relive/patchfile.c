@@ -48,7 +48,9 @@ struct reloc {
 	uint64_t offset;
 	enum ptr_kind kind;
 	uint64_t target;    /* PTR_INTERNAL */
-	const char *sym;    /* PTR_EXTERNAL: the symbol (owned by elf) */
+	const char *sym;    /* PTR_EXTERNAL, tls: the symbol (owned by elf) */
+	bool tls;           /* DTPMOD64 or DTPOFF64 against an undefined
+			       symbol (PTR_OTHER: no address) */
 };
 
 struct ptr {
@@ -210,6 +212,7 @@ static int add_relocs(struct reader *r, Elf_Scn *scn, const GElf_Shdr *shdr)
 		rel->kind = PTR_OTHER;
 		rel->target = 0;
 		rel->sym = NULL;
+		rel->tls = false;
 		switch (GELF_R_TYPE(rela.r_info)) {
 		case R_X86_64_RELATIVE:
 		case R_X86_64_IRELATIVE:
@@ -232,6 +235,19 @@ static int add_relocs(struct reader *r, Elf_Scn *scn, const GElf_Shdr *shdr)
 				rel->target = sym.st_value;
 				if (GELF_R_TYPE(rela.r_info) == R_X86_64_64)
 					rel->target += rela.r_addend;
+			}
+			break;
+		case R_X86_64_DTPMOD64:
+		case R_X86_64_DTPOFF64:
+			/* a thread-local variable's module and offset:
+			 * kept by name for the references (read_refs) */
+			if (symdata &&
+			    gelf_getsym(symdata, (int)GELF_R_SYM(rela.r_info),
+					&sym) &&
+			    sym.st_shndx == SHN_UNDEF) {
+				rel->tls = true;
+				rel->sym = elf_strptr(r->elf, symshdr.sh_link,
+						      sym.st_name);
 			}
 			break;
 		default:
@@ -631,9 +647,10 @@ static int set_name(struct reader *r, struct patchfile *pf, const char *path)
 	return 0;
 }
 
-/* The KLP_SYMBOL and KLP_ORIGINAL references among the relocations that
- * make an address (read_relocs), each once; a name of neither form is
- * left to the agent, which refuses the patch with its message. */
+/* The KLP_SYMBOL and KLP_ORIGINAL references among the relocations
+ * (read_relocs: those that make an address, and a thread-local
+ * variable's), each once; a name of neither form is left to the agent,
+ * which refuses the patch with its message. */
 static int read_refs(struct reader *r, struct patchfile *pf)
 {
 	size_t slen = strlen(RELIVE_KLP_SYM_PREFIX);
@@ -645,7 +662,8 @@ static int read_refs(struct reader *r, struct patchfile *pf)
 		bool original;
 		struct pf_ref *n;
 
-		if (r->relocs[i].kind != PTR_EXTERNAL || !name)
+		if ((r->relocs[i].kind != PTR_EXTERNAL && !r->relocs[i].tls) ||
+		    !name)
 			continue;
 		if (!strncmp(name, RELIVE_KLP_SYM_PREFIX, slen))
 			original = false, name += slen;

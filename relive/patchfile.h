@@ -36,7 +36,8 @@ struct pf_state {
 
 /* A KLP_SYMBOL or KLP_ORIGINAL reference of the patch (common/klpref.h),
  * as its dynamic relocations name it (GLOB_DAT, JUMP_SLOT, 64: an
- * address); each (kind, object, symbol, position) once. */
+ * address; DTPMOD64, DTPOFF64: a thread-local variable); each (kind,
+ * object, symbol, position) once. */
 struct pf_ref {
 	char *obj;             /* "main" for the executable */
 	char *sym;

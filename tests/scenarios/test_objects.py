@@ -267,7 +267,7 @@ def test_static_variables_and_functions_of_main_and_library(spawn, tmp_path):
 
 
 def test_thread_local_variable_of_main(spawn, tmp_path):
-    t, _ = spawn_host(spawn, tmp_path)
+    t, _ = spawn_host(spawn, tmp_path, RELIVE_AGENT_LOG="1")
     assert t.ask("tvset 5") == "ok"
     assert t.ask("t tvset 9") == "ok"          # the worker thread's own tv
     assert (t.ask("tvrep 1"), t.ask("t tvrep 2")) == ("1", "2")
@@ -278,9 +278,16 @@ def test_thread_local_variable_of_main(spawn, tmp_path):
     assert (t.ask("tvget"), t.ask("t tvget")) == ("6", "10")
     assert t.ask("t tvrep 3") == "10003"
     assert t.ask("tvrep 4") == "6004"
+    # its module and offset as relive resolved them: nothing read or
+    # loaded in the process for it
+    assert not any("libelf" in f or "libZydis" in f
+                   for f in mapped_files(t.pid)), mapped_files(t.pid)
     disable(t.pid, "obj_tls")
     assert t.ask("tvrep 1") == "1"
     remove(t.pid, "obj_tls")
+    t.close()
+    assert "'obj_tls': 2 references into main as resolved by relive" in \
+        t.stderr, t.stderr
 
 
 def test_duplicate_static_name_by_sympos(spawn, tmp_path):

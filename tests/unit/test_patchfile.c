@@ -259,11 +259,13 @@ static void test_optimised_and_relr(void **state)
 
 /* The references relive resolves for the agent (relive/resolution.c):
  * each (kind, object, symbol, position) once, both name forms of
- * KLP_SYMBOL and KLP_ORIGINAL's; a patch without any has none. */
+ * KLP_SYMBOL, a thread-local variable's, KLP_ORIGINAL's; a patch without
+ * any has none. */
 static void test_references(void **state)
 {
 	struct patchfile pf;
 	bool count = false, helper = false, dotted = false, orig = false;
+	bool tls = false;
 	size_t i;
 
 	(void)state;
@@ -271,7 +273,7 @@ static void test_references(void **state)
 	assert_int_equal(pf.nrefs, 0);
 	patchfile_free(&pf);
 	read_ok("refs.so", &pf);
-	assert_int_equal(pf.nrefs, 4);
+	assert_int_equal(pf.nrefs, 5);
 	for (i = 0; i < pf.nrefs; i++) {
 		const struct pf_ref *r = &pf.refs[i];
 
@@ -284,6 +286,10 @@ static void test_references(void **state)
 			assert_string_equal(r->obj, "main");
 			assert_int_equal(r->sympos, 0);
 			count = true;
+		} else if (!strcmp(r->sym, "ref_tls")) {
+			assert_string_equal(r->obj, "main");
+			assert_int_equal(r->sympos, 0);
+			tls = true;
 		} else if (!strcmp(r->sym, "ref_helper")) {
 			assert_string_equal(r->obj, "libplug.so.1");
 			assert_int_equal(r->sympos, 2);
@@ -295,7 +301,7 @@ static void test_references(void **state)
 			dotted = true;
 		}
 	}
-	assert_true(count && helper && dotted && orig);
+	assert_true(count && helper && dotted && orig && tls);
 	patchfile_free(&pf);
 	assert_null(pf.refs);
 }
