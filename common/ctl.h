@@ -269,9 +269,10 @@ struct relive_res_site {
  * A KLP_SYMBOL or KLP_ORIGINAL reference of the patch into one of its own
  * objects (common/klpref.h), looked up by the controller in the same file
  * and with the same rule as the object's functions: the symbol's
- * st_value, st_size and type.  A reference relive could not resolve (no such symbol,
- * an ambiguous one, an object not loaded) is not listed: the agent then
- * looks it up itself, and says what is wrong.
+ * st_value, st_size and type.  One that names no symbol of a loaded
+ * object, or no single one, is refused by the controller before any
+ * request; one into an object not loaded, or past the table's room, is
+ * not listed, and the agent looks it up itself.
  */
 struct relive_res_ref {
 	uint32_t obj;                 /* the patch's object: objs[] index */

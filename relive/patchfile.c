@@ -665,12 +665,15 @@ static int read_refs(struct reader *r, struct patchfile *pf)
 		if ((r->relocs[i].kind != PTR_EXTERNAL && !r->relocs[i].tls) ||
 		    !name)
 			continue;
-		if (!strncmp(name, RELIVE_KLP_SYM_PREFIX, slen))
-			original = false, name += slen;
-		else if (!strncmp(name, RELIVE_KLP_ORIG_PREFIX, olen))
-			original = true, name += olen;
-		else
+		if (!strncmp(name, RELIVE_KLP_SYM_PREFIX, slen)) {
+			original = false;
+			name += slen;
+		} else if (!strncmp(name, RELIVE_KLP_ORIG_PREFIX, olen)) {
+			original = true;
+			name += olen;
+		} else {
 			continue;
+		}
 		if (relive_klp_ref_parse(name, &ref))
 			continue;
 		for (k = 0; k < pf->nrefs; k++)
