@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import (AGENT, RELIVE, apply, disable, open_fds, patch_path,
-                      relive_ok, remove)
+from conftest import (AGENT, RELIVE, apply, disable, mapped_files, open_fds,
+                      patch_path, relive_ok, remove)
 
 
 def patch_cycle(pid):
@@ -143,12 +143,15 @@ def test_agent_does_not_interpose(spawn, how):
 def test_agent_dependencies_stay_private(spawn, how):
     """The libraries the agent needs (libelf, Zydis) do not join the
     target's global scope: a plugin of the target defining elf_begin must
-    still get its own."""
+    still get its own.  A preloaded agent loads them when it starts; an
+    injected one for a request that needs them (fix_main_calcref's
+    reference into libcalc.so, which relive does not resolve)."""
     plain = spawn("basic_pie")
     expected = lookups(plain, DEPENDENCY_NAMES)
     if how == "run":
         t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"])
     else:
         t = plain
-        apply(t.pid, "fix_main")
+    apply(t.pid, "fix_main_calcref")
+    assert any("libZydis" in f for f in mapped_files(t.pid))
     assert lookups(t, DEPENDENCY_NAMES) == expected
