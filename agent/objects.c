@@ -447,17 +447,25 @@ static const struct relive_res_ref *served(struct relive_patch *p,
 
 bool klp_relocs_served(struct relive_patch *p)
 {
+	char path[4096], running[RELIVE_RES_ID];
+	const char *obj = NULL; /* the object running is of */
 	size_t i;
 
 	for (i = 0; i < p->nrelocs; i++) {
 		const struct klp_reloc *r = &p->relocs[i];
-		char path[4096], running[RELIVE_RES_ID];
 		uintptr_t bias;
 
-		if (!find_loaded_file(strcmp(r->obj, "main") ? r->obj : NULL,
-				      path, sizeof(path), &bias))
-			return false;
-		resolution_running_build_id(bias, running, sizeof(running));
+		/* a patch's references are mostly into one object: the
+		 * loader's list is walked again only when it changes */
+		if (!obj || strcmp(obj, r->obj)) {
+			if (!find_loaded_file(strcmp(r->obj, "main") ? r->obj :
+								      NULL,
+					      path, sizeof(path), &bias))
+				return false;
+			resolution_running_build_id(bias, running,
+						    sizeof(running));
+			obj = r->obj;
+		}
 		if (!served(p, r, running))
 			return false;
 	}
