@@ -79,6 +79,7 @@ struct relive_patch {
 	bool forced;
 	bool replace;
 	bool replaced;              /* disabled by a replacing patch */
+	bool holds_libs;            /* holds libelf and Zydis (libs.c) */
 	struct relive_patch_res res;
 	struct relive_patch *next;  /* load order */
 };

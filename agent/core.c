@@ -580,6 +580,7 @@ static bool needs_libs(struct relive_patch *p)
 struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 {
 	struct relive_patch *p;
+	bool loaded = false;
 	char name[256];
 	size_t i, j;
 
@@ -638,7 +639,9 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 		if (resolved)
 			agent_log("'%s': new versions as resolved by relive",
 				  p->name);
-		if (!resolved && !libs_load())
+		/* held until needs_libs() below says whether the patch
+		 * keeps them */
+		if (!resolved && !(p->holds_libs = libs_get(&loaded)))
 			agent_log("'%s': %s", p->name, libs_error());
 		if (!resolved && dladdr(p->info, &info) &&
 		    info.dli_fname &&
@@ -654,16 +657,21 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 	*rc = klp_relocs_read(p);
 	if (*rc)
 		goto fail;
-	if (!libs_ready() && needs_libs(p)) {
-		if (!libs_load()) {
-			agent_msg("patch '%s' needs symbol tables read or code "
-				  "decoded in the process, but %s", p->name,
-				  libs_error());
-			*rc = -ENOENT;
-			goto fail;
-		}
-		agent_log("'%s': libelf and Zydis loaded", p->name);
+	/* The patch holds the libraries for as long as it is listed if it
+	 * could need them: for its transitions, and for objects loaded later
+	 * (a patch that did not may find them loaded, held by another). */
+	if (!needs_libs(p)) {
+		if (p->holds_libs)
+			libs_put();
+		p->holds_libs = false;
+	} else if (!p->holds_libs && !(p->holds_libs = libs_get(&loaded))) {
+		agent_msg("patch '%s' needs symbol tables read or code decoded "
+			  "in the process, but %s", p->name, libs_error());
+		*rc = -ENOENT;
+		goto fail;
 	}
+	if (loaded)
+		agent_log("'%s': libelf and Zydis loaded", p->name);
 	return p;
 fail:
 	core_discard(p);
@@ -677,6 +685,8 @@ void core_discard(struct relive_patch *p)
 		return;
 	if (p->handle)
 		dlclose(p->handle);
+	if (p->holds_libs)
+		libs_put();
 	patch_free(p);
 }
 

@@ -18,12 +18,20 @@
  * agent_lock and outside the loader's notification (agent/objects.c, lock
  * order).  A request that loads a patch decides first, from what relive
  * resolved and what the process has mapped, whether it could need the
- * libraries, before it takes agent_lock (core.c, core_needs_libs); a
- * process where the agent was preloaded loads them when the agent starts
- * (warm.c).  Once loaded they stay.  Should a call arrive while they are
- * not loaded (a decision proved wrong), it fails as a missing file would,
+ * libraries, before it takes agent_lock (core.c, core_needs_libs), and if
+ * so the patch holds them (libs_get) for as long as it is listed.  When
+ * the last holder goes (a request refused after loading them, a patch
+ * aborted or removed), they are unloaded again (libs_put): a process
+ * left without patches maps what it mapped before, and a refused request
+ * leaves no library behind.  Should a call arrive while they are not
+ * loaded (a decision proved wrong), it fails as a missing file would,
  * with a message naming this library, and the next request loads it
  * (libs_want): nothing in the process is changed by the failure.
+ *
+ * Unloading is safe against the one caller outside a request, the
+ * loader's notification (objects.c, reading an object loaded later): it
+ * runs with the loader's lock held, and dlclose() takes that lock, after
+ * the table is cleared.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -33,6 +41,8 @@
 #include "libs.h"
 
 static const struct relive_libs *libs_table;
+static void *libs_handle;
+static unsigned libs_holds;	/* under libs_lock */
 static pthread_mutex_t libs_lock = PTHREAD_MUTEX_INITIALIZER;
 static char libs_msg[512] = "relive's ELF reader and instruction decoder ("
 			    RELIVE_LIBS_FILE ") are not loaded in this "
@@ -79,7 +89,8 @@ static bool libs_path(char *path, size_t len)
 	return n > 0 && (size_t)n < len;
 }
 
-bool libs_load(void)
+/* Loads the library if it is not.  Under libs_lock. */
+static bool load_locked(void)
 {
 	const struct relive_libs *t;
 	char path[4096];
@@ -87,39 +98,65 @@ bool libs_load(void)
 
 	if (libs_ready())
 		return true;
-	pthread_mutex_lock(&libs_lock);
-	if (libs_ready()) {
-		pthread_mutex_unlock(&libs_lock);
-		return true;
-	}
 	if (!libs_path(path, sizeof(path))) {
 		snprintf(libs_msg, sizeof(libs_msg), "cannot tell where the "
 			 "agent's file is, to load %s beside it",
 			 RELIVE_LIBS_FILE);
-		goto out;
+		return false;
 	}
-	h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *e = dlerror();
 
 		snprintf(libs_msg, sizeof(libs_msg), "cannot load %s (it "
 			 "belongs beside librelive-agent.so; reinstall "
 			 "relive): %s", path, e ? e : "dlopen failed");
-		goto out;
+		return false;
 	}
 	t = dlsym(h, RELIVE_LIBS_SYMBOL);
 	if (!t || t->size != sizeof(*t)) {
 		snprintf(libs_msg, sizeof(libs_msg), "%s is not the one built "
 			 "with this agent; reinstall relive", path);
 		dlclose(h);
-		goto out;
+		return false;
 	}
 	t->elf_version(EV_CURRENT);
+	libs_handle = h;
 	__atomic_store_n(&libs_table, t, __ATOMIC_RELEASE);
 	__atomic_store_n(&libs_asked, false, __ATOMIC_RELAXED);
-out:
+	return true;
+}
+
+bool libs_get(bool *loaded)
+{
+	bool ok;
+
+	pthread_mutex_lock(&libs_lock);
+	*loaded = !libs_ready();
+	ok = load_locked();
+	if (ok)
+		libs_holds++;
+	else
+		*loaded = false;
 	pthread_mutex_unlock(&libs_lock);
-	return libs_ready();
+	return ok;
+}
+
+void libs_put(void)
+{
+	pthread_mutex_lock(&libs_lock);
+	if (libs_holds && !--libs_holds && libs_handle) {
+		/* Callers see "not loaded" from here on; one in the loader's
+		 * notification holds the loader's lock, which dlclose()
+		 * waits for. */
+		__atomic_store_n(&libs_table, NULL, __ATOMIC_RELEASE);
+		dlclose(libs_handle);
+		libs_handle = NULL;
+		snprintf(libs_msg, sizeof(libs_msg), "relive's ELF reader and "
+			 "instruction decoder (%s) are not loaded in this "
+			 "process", RELIVE_LIBS_FILE);
+	}
+	pthread_mutex_unlock(&libs_lock);
 }
 
 /*
@@ -140,7 +177,7 @@ unsigned int elf_version(unsigned int v)
 {
 	const struct relive_libs *t = table();
 
-	/* Until loaded: nothing to set (libs_load() sets EV_CURRENT), and
+	/* Until loaded: nothing to set (libs_get() sets EV_CURRENT), and
 	 * a reader asking now is told the library is missing. */
 	if (!t) {
 		libs_want();

@@ -39,17 +39,23 @@ struct relive_libs {
 };
 
 /*
- * Loads librelive-agent-libs.so (and with it libelf and Zydis) from the
- * agent's own folder, once.  Calls the dynamic loader: never with
+ * Takes a hold on librelive-agent-libs.so (and with it libelf and Zydis),
+ * loading it from the agent's own folder if no one holds it; *loaded says
+ * whether this call loaded it.  Calls the dynamic loader: never with
  * agent_lock held, never from the loader's notification.  Returns true
- * when the libraries are there; false with a message in libs_error().
+ * when the libraries are there; false, with no hold taken and a message
+ * in libs_error(), when they cannot be loaded.
  */
-bool libs_load(void);
+bool libs_get(bool *loaded);
 
-/* Whether libs_load() succeeded (any thread, any context). */
+/* Drops a hold of libs_get(); the last one unloads the libraries.  The
+ * same rules as libs_get(). */
+void libs_put(void);
+
+/* Whether the libraries are loaded (any thread, any context). */
 bool libs_ready(void);
 
-/* Why the last libs_load() failed, or why the libraries are missing. */
+/* Why the last libs_get() failed, or why the libraries are missing. */
 const char *libs_error(void);
 
 /*

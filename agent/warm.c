@@ -17,21 +17,21 @@
  * docs/performance.md ("Many processes") has the measurements.
  *
  * A present page-table entry is not all: on the machines measured, the
- * first instruction decode of a request still took about 95 us against 2
- * for the second one, with no page fault counted, after its pages had been
- * populated (MADV_POPULATE_READ).  The first access to a page by the
- * process is what costs (on a virtual machine, the hypervisor's side of
- * the mapping is made then).  So the agent's own pages and its libraries'
- * are read, one byte per page, and the decoder decodes a prologue once:
- * the request's decode then takes about 13 us.  (relive decodes the
- * functions it resolved, relive/sites.c, so a loading request decodes a
- * site itself only when relive's is missing or stale; but it still reads
- * the object's symbols with libelf and decodes the functions where it
- * finds direct calls to a patched function, agent/direct.c, which most
- * patched programs have.  Round 19 tried without warming either:
- * docs/performance.md.)  The C library is only
- * populated: reading all of it cost more at start (0.55 ms) than it saved
- * a request.
+ * first access to a page by the process is what costs (on a virtual
+ * machine, the hypervisor's side of the mapping is made then), even after
+ * its pages had been populated (MADV_POPULATE_READ).  So the agent's own
+ * pages are read, one byte per page.  The C library is only populated:
+ * reading all of it cost more at start (0.55 ms) than it saved a request.
+ *
+ * libelf and Zydis are not loaded here: relive reads the symbol tables,
+ * decodes the entries, finds the direct calls and resolves the references
+ * a request needs (relive/resolution.c, relive/sites.c), so most patches
+ * never need them, and a patch that does loads them and holds them while
+ * it is listed (agent/libs.c).  Until round 28 they were loaded and their
+ * decoder run once here, which cost every preloaded process about 2.3 ms
+ * of CPU at start and 0.8 MB of memory (PSS), patched or not; a patch that
+ * needs them now pays about 2 ms more once (docs/performance.md, round
+ * 29).
  *
  * Only where the agent was preloaded (`relive run`): an injected agent
  * starts its thread when the first request is about to be served, so
@@ -59,7 +59,6 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "libs.h"
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
@@ -112,19 +111,12 @@ static bool is_libc(const char *path)
 }
 
 /* The objects whose code and read-only data a request runs through: the
- * agent itself (found by its own address), the libraries it links, and the
- * C library, parts of which only a request runs in most programs. */
+ * agent itself (found by its own address) and the C library, parts of
+ * which only a request runs in most programs. */
 static bool is_agent_library(const char *path, uintptr_t base,
 			     uintptr_t self_base)
 {
-	const char *bn = strrchr(path, '/');
-
-	if (base == self_base)
-		return true;
-	bn = bn ? bn + 1 : path;
-	return !strncmp(bn, "libZydis.so", 11) ||
-	       !strncmp(bn, "libelf.so", 9) || !strncmp(bn, "libelf-", 7) ||
-	       is_libc(path);
+	return base == self_base || is_libc(path);
 }
 
 static int warm_object(struct dl_phdr_info *info, size_t size, void *arg)
@@ -157,25 +149,6 @@ static int warm_object(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
-/* A prologue as compilers emit it (endbr64; push %rbp; mov %rsp,%rbp;
- * push %r12; sub $0x10,%rsp; lea 0x0(%rip),%rax; ...; ret): decoded and
- * relocated once, so that the decoder's code and tables a request uses
- * have been run through.  Nothing is written anywhere but the local. */
-static void warm_decoder(void)
-{
-	static const uint8_t code[] = {
-		0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x41, 0x54,
-		0x48, 0x83, 0xec, 0x10, 0x48, 0x8d, 0x05, 0x00, 0x00, 0x00,
-		0x00, 0x48, 0x83, 0xc4, 0x10, 0x41, 0x5c, 0x5d, 0xc3,
-	};
-	struct relive_site site;
-	char err[128];
-
-	(void)relive_arch_prepare_site(code, sizeof(code), (uintptr_t)code,
-				       (uintptr_t)code + 4096, &site, err,
-				       sizeof(err));
-}
-
 /* Set by agent/preload.c's shim for the time of its dlopen of the
  * agent, so seen by the agent's constructor only when preloaded. */
 #define PRELOAD_ENV "RELIVE_PRELOAD_AGENT"
@@ -195,9 +168,6 @@ void warm_thread(void)
 
 	if (!warm_wanted)
 		return;
-	/* libelf and Zydis too (libs.c): a preloaded process has them
-	 * ready, as when the agent was linked with them. */
-	(void)libs_load();
 	warm_heap();
 	warm_stack();
 	/* The clock's data page (the vDSO's), read at every paced step. */
@@ -205,7 +175,6 @@ void warm_thread(void)
 	if (dladdr((void *)warm_thread, &di))
 		self_base = (uintptr_t)di.dli_fbase;
 	dl_iterate_phdr(warm_object, &self_base);
-	warm_decoder();
 	/* The first stub's and its data's pages (codemem.c), and the page of
 	 * the control block that a request writes and relive does not (its
 	 * status and message): the block is initialised data, the agent

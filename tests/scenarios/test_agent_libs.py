@@ -17,8 +17,11 @@ N+200; no direct call to calc_value in libcalc.so).
 """
 import shutil
 
-from conftest import (AGENT, FAILED, RELIVE_ENV, apply, disable, listing,
-                      mapped_files, patch_path, relive, relive_ok)
+import pytest
+
+from conftest import (AGENT, FAILED, RELIVE, RELIVE_ENV, apply, disable,
+                      listing, mapped_files, patch_path, relive, relive_ok,
+                      remove)
 
 LOG = dict(RELIVE_ENV, RELIVE_AGENT_LOG="1")
 LIBS = ("libelf.so", "libelf-", "libZydis.so", "librelive-agent-libs.so")
@@ -76,6 +79,47 @@ def test_libraries_loaded_only_when_a_request_needs_them(spawn):
     assert "'fix_lib': libelf and Zydis loaded" not in t.stderr
     assert "2 direct calls taken as relive found them" in t.stderr, t.stderr
     assert "direct calls found to" not in t.stderr, t.stderr
+
+
+@pytest.mark.parametrize("mode", ["preloaded", "injected"])
+def test_libraries_go_with_the_last_patch_that_holds_them(spawn, mode):
+    """A patch that needs the libraries holds them while it is listed: a
+    preloaded agent starts without them, and removing the last holder
+    unloads them, so the process maps again what it mapped before.  A
+    patch loaded while they were there, which does not need them, does
+    not keep them."""
+    if mode == "preloaded":
+        t = spawn("basic_pie", env=LOG, wrapper=[RELIVE, "run", "--"],
+                  ask_pid=True)
+        assert str(AGENT) in mapped_files(t.pid)
+    else:
+        t = spawn("basic_pie", env=LOG)
+        apply(t.pid, "fix_lib")     # puts the agent in, needs neither
+    assert libs_mapped(t.pid) == []
+    before = mapped_files(t.pid)
+    apply(t.pid, "fix_main_calcref")
+    assert t.ask("call 5") == "2005"
+    assert any("librelive-agent-libs.so" in f
+               for f in libs_mapped(t.pid)), mapped_files(t.pid)
+    apply(t.pid, "fix_main")        # served by relive: holds nothing
+    assert t.ask("call 5") == "105"
+    disable(t.pid, "fix_main_calcref")
+    remove(t.pid, "fix_main_calcref")
+    assert libs_mapped(t.pid) == [], t.stderr
+    assert t.ask("call 5") == "105"
+    disable(t.pid, "fix_main")
+    remove(t.pid, "fix_main")
+    assert t.ask("call 5") == "6"
+    assert mapped_files(t.pid) == before
+    # loaded again by the next patch that needs them
+    apply(t.pid, "fix_main_calcref")
+    assert t.ask("call 5") == "2005"
+    assert any("librelive-agent-libs.so" in f
+               for f in libs_mapped(t.pid)), mapped_files(t.pid)
+    assert t.alive()
+    t.close()
+    assert t.stderr.count("'fix_main_calcref': libelf and Zydis loaded") \
+        == 2, t.stderr
 
 
 def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):

@@ -126,15 +126,23 @@ def test_library_replaced_on_disk_patched_as_loaded(spawn, tmp_path):
             "relive") in t.stderr, t.stderr
 
 
+@pytest.mark.parametrize("mode", ["preloaded", "injected"])
 def test_library_replaced_on_disk_without_resolution_is_refused(
-        spawn, tmp_path):
+        spawn, tmp_path, mode):
     """The same replaced libcalc.so, patched by fix_lib_objs9 (9 objects:
-    no resolution table), so the agent reads the library's symbols itself,
-    from the file its name leads to, which is not what the process runs:
-    refused, with both build-ids and what to do, and nothing changes."""
+    no resolution table), so the agent loads libelf and Zydis and reads
+    the library's symbols itself, from the file its name leads to, which
+    is not what the process runs: refused, with both build-ids and what to
+    do, and nothing changes, the libraries included (agent/libs.c: the
+    refused patch was their only holder).  An injected agent is put in
+    first by a patch that needs neither library."""
     exe = private_copy(tmp_path)
     lib = tmp_path / "libcalc.so"
-    t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True)
+    if mode == "preloaded":
+        t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True)
+    else:
+        t = spawn(exe, ask_pid=True)
+        apply(t.pid, "fix_main")
     old = replace_with_other_build(lib)
     before = snapshot(t, PROBES)
     rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_lib_objs9"))
