@@ -998,7 +998,85 @@ class Bench:
                  "ratio", sp=spread(ratio))
         res["cold_wake"] = self.cold_wake()
         res["machine_costs"] = self.machine_costs()
+        res["preload_cost"] = self.preload_cost(100)
         self.raw["fleet"] = res
+
+    @staticmethod
+    def agent_thread(pid):
+        """(state, CPU ns) of the agent's thread of pid, or None."""
+        for tid in os.listdir("/proc/%d/task" % pid):
+            d = "/proc/%d/task/%s/" % (pid, tid)
+            try:
+                with open(d + "comm") as f:
+                    if f.read().strip() != "relive-agent":
+                        continue
+                with open(d + "stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                with open(d + "schedstat") as f:
+                    return state, int(f.read().split()[0])
+            except OSError:
+                return None
+        return None
+
+    @staticmethod
+    def memory(pid):
+        """(PSS, private) kB of pid (smaps_rollup)."""
+        v = {}
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                k, _, rest = line.partition(":")
+                if k in ("Pss", "Private_Clean", "Private_Dirty"):
+                    v[k] = int(rest.split()[0])
+        return v["Pss"], v["Private_Clean"] + v["Private_Dirty"]
+
+    def preload_cost(self, n):
+        """What `relive run` costs a process that is never patched: n
+        bench/fleet processes started under it, once every agent thread
+        has finished starting (asleep, its CPU time unchanged between two
+        looks), against n started plainly: the agent thread's CPU time,
+        and each process's proportional and private memory (medians)."""
+        out = {}
+        for preload in (True, False):
+            procs, f, pids = self.fleet_start(n, preload)
+            try:
+                cpu = {}
+                if preload:
+                    deadline = time.monotonic() + 120
+                    prev = None
+                    while True:
+                        cur = {p: self.agent_thread(p) for p in pids}
+                        if any(v is None for v in cur.values()):
+                            raise RuntimeError("a preloaded fleet process "
+                                               "has no agent thread")
+                        if cur == prev and all(v[0] == "S"
+                                               for v in cur.values()):
+                            break
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("the agent threads did not "
+                                               "settle in 120 s")
+                        prev = cur
+                        time.sleep(0.2)
+                    cpu = {p: v[1] for p, v in cur.items()}
+                mem = [self.memory(p) for p in pids]
+            finally:
+                self.fleet_stop(procs)
+                f.close()
+            key = "preloaded" if preload else "plain"
+            out[key] = {"pss_kb": [m[0] for m in mem],
+                        "private_kb": [m[1] for m in mem]}
+            if preload:
+                out[key]["agent_cpu_ms"] = [c / 1e6 for c in cpu.values()]
+        a = out["preloaded"]["agent_cpu_ms"]
+        self.row("7", "relive run, never patched: agent thread's CPU at start",
+                 median(a), "ms", sp=spread(a))
+        for k, what in (("pss_kb", "proportional (PSS)"),
+                        ("private_kb", "private")):
+            pre, plain = out["preloaded"][k], out["plain"][k]
+            self.row("7", "relive run, never patched: %s memory" % what,
+                     median(pre), "kB", sp=spread(pre))
+            self.row("7", "  same process started plainly", median(plain),
+                     "kB", sp=spread(plain))
+        return out
 
     def cold_wake(self):
         """What the machine charges, with no relive, for waking a process
