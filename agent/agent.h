@@ -232,6 +232,14 @@ const struct relive_res_ref *resolution_ref(const struct relive_object *o,
 					    const char *running,
 					    const char *sym,
 					    unsigned long sympos, bool original);
+/* The same for a KLP_SYMBOL reference into obj (as the reference names
+ * it), an object the patch replaces no function of, whose mapped build-id
+ * is running. */
+const struct relive_res_ref *resolution_xref(const struct relive_patch *p,
+					     const char *obj,
+					     const char *running,
+					     const char *sym,
+					     unsigned long sympos);
 bool resolution_site_fits(const struct relive_res_site *prep,
 			  uintptr_t func_addr, size_t size);
 /* The build-id of the object loaded at bias, from its mapped notes, in

@@ -18,7 +18,7 @@
  * agent_lock and outside the loader's notification (agent/objects.c, lock
  * order).  A request that loads a patch decides first, from what relive
  * resolved and what the process has mapped, whether it could need the
- * libraries, before it takes agent_lock (core.c, core_needs_libs), and if
+ * libraries, before it takes agent_lock (core.c, needs_libs), and if
  * so the patch holds them (libs_get) for as long as it is listed.  When
  * the last holder goes (a request refused after loading them, a patch
  * aborted or removed), they are unloaded again (libs_put): a process

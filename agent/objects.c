@@ -413,10 +413,11 @@ static bool same_object(const char *ref, const char *name)
 	       (!name && !strcmp(ref, "main"));
 }
 
-/* relive's answer for r, a reference into one of p's own objects, whose
- * mapped build-id is running (agent/resolution.c); NULL: the agent looks
- * it up itself.  Not a KLP_ORIGINAL of a function the patch does not
- * replace in that object (its code would be decoded here): the original
+/* relive's answer for r, a reference into an object whose mapped
+ * build-id is running, one of p's own or (a KLP_SYMBOL) another one
+ * relive read (agent/resolution.c); NULL: the agent looks it up itself.
+ * Not a KLP_ORIGINAL of a function the patch does not replace in that
+ * object (its code would be decoded here): the original
  * of one it replaces is the copy its ops made already.  (A thread-local
  * variable's module is found from the loaded object, its offset is the
  * symbol's value.) */
@@ -432,8 +433,12 @@ static const struct relive_res_ref *served(struct relive_patch *p,
 	for (i = 0; i < p->nobjs && !o; i++)
 		if (same_object(r->obj, p->objs[i].name))
 			o = &p->objs[i];
-	if (!o || !(rr = resolution_ref(o, running, r->sym, r->sympos,
-					r->original)))
+	if (!o)
+		return r->original ? NULL :
+				     resolution_xref(p, r->obj, running, r->sym,
+						     r->sympos);
+	if (!(rr = resolution_ref(o, running, r->sym, r->sympos,
+				  r->original)))
 		return NULL;
 	if (!r->original)
 		return rr;

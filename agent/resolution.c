@@ -256,18 +256,15 @@ const struct relive_res_func *resolution_object(const struct relive_object *o,
 	return &pr->table->funcs[pr->first[i]];
 }
 
-const struct relive_res_ref *resolution_ref(const struct relive_object *o,
-					    const char *running,
-					    const char *sym,
-					    unsigned long sympos, bool original)
+/* The entry of table t for the reference to sym (sympos, original) into
+ * the object at index obj (objs[], or nobjs + xobjs[]). */
+static const struct relive_res_ref *find_ref(const struct relive_res *t,
+					     size_t obj, const char *sym,
+					     unsigned long sympos,
+					     bool original)
 {
-	const struct relive_res *t;
-	size_t i, k;
+	size_t k;
 
-	if (!resolution_object(o, running))
-		return NULL;
-	t = o->patch->res.table;
-	i = (size_t)(o - o->patch->objs);
 	if (t->nrefs > RELIVE_RES_REFS ||
 	    t->ref_names_len > RELIVE_RES_REF_NAMES)
 		return NULL;
@@ -275,13 +272,52 @@ const struct relive_res_ref *resolution_ref(const struct relive_object *o,
 		const struct relive_res_ref *rr = &t->refs[k];
 		const char *name = t->ref_names + rr->name;
 
-		if (rr->obj != i || rr->sympos != sympos ||
+		if (rr->obj != obj || rr->sympos != sympos ||
 		    rr->original != (uint32_t)original ||
 		    rr->name >= t->ref_names_len ||
 		    !memchr(name, '\0', t->ref_names_len - rr->name))
 			continue;
 		if (!strcmp(name, sym))
 			return rr;
+	}
+	return NULL;
+}
+
+const struct relive_res_ref *resolution_ref(const struct relive_object *o,
+					    const char *running,
+					    const char *sym,
+					    unsigned long sympos, bool original)
+{
+	if (!resolution_object(o, running))
+		return NULL;
+	return find_ref(o->patch->res.table, (size_t)(o - o->patch->objs),
+			sym, sympos, original);
+}
+
+const struct relive_res_ref *resolution_xref(const struct relive_patch *p,
+					     const char *obj,
+					     const char *running,
+					     const char *sym,
+					     unsigned long sympos)
+{
+	const struct relive_res *t = p->res.table;
+	size_t k;
+
+	if (!t || !running[0] || t->nxobjs > RELIVE_RES_XOBJS ||
+	    t->ref_names_len > RELIVE_RES_REF_NAMES)
+		return NULL;
+	for (k = 0; k < t->nxobjs; k++) {
+		const struct relive_res_xobj *x = &t->xobjs[k];
+		const char *name = t->ref_names + x->name;
+
+		if (x->name >= t->ref_names_len ||
+		    !memchr(name, '\0', t->ref_names_len - x->name) ||
+		    strcmp(name, obj))
+			continue;
+		if (!memchr(x->build_id, '\0', sizeof(x->build_id)) ||
+		    strcasecmp(x->build_id, running))
+			return NULL;
+		return find_ref(t, p->nobjs + k, sym, sympos, false);
 	}
 	return NULL;
 }

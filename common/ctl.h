@@ -23,7 +23,7 @@
 #include "arch.h"
 
 #define RELIVE_CTL_MAGIC 0x4c5443564c45524cull /* "RELVCTL" */
-#define RELIVE_CTL_ABI 10u
+#define RELIVE_CTL_ABI 11u
 
 enum relive_op {
 	RELIVE_OP_NONE = 0,
@@ -221,6 +221,7 @@ struct relive_ctl {
 #define RELIVE_RES_CALLS 2048
 #define RELIVE_RES_REFS 256
 #define RELIVE_RES_REF_NAMES 8192
+#define RELIVE_RES_XOBJS 8
 #define RELIVE_RES_ID 72          /* build-id in hex, with its NUL */
 
 struct relive_res_func {
@@ -266,21 +267,32 @@ struct relive_res_site {
 };
 
 /*
- * A KLP_SYMBOL or KLP_ORIGINAL reference of the patch into one of its own
- * objects (common/klpref.h), looked up by the controller in the same file
- * and with the same rule as the object's functions: the symbol's
- * st_value, st_size and type.  One that names no symbol of a loaded
- * object, or no single one, is refused by the controller before any
- * request; one into an object not loaded, or past the table's room, is
- * not listed, and the agent looks it up itself.
+ * A KLP_SYMBOL or KLP_ORIGINAL reference of the patch, looked up by the
+ * controller in the same file and with the same rule as the functions of
+ * the object it points into: the symbol's st_value, st_size and type.
+ * Into one of the patch's own objects, or (KLP_SYMBOL only) into another
+ * object the process has loaded, listed in xobjs[] with the build-id of
+ * the file read.  One that names no symbol of a loaded object, or no
+ * single one, is refused by the controller before any request; one into
+ * an object not loaded, or past the table's room, is not listed, and the
+ * agent looks it up itself.
  */
 struct relive_res_ref {
-	uint32_t obj;                 /* the patch's object: objs[] index */
+	uint32_t obj;                 /* objs[] index; nobjs + k: xobjs[k] */
 	uint32_t name;                /* its symbol: ref_names + name */
 	uint64_t sympos;
 	uint64_t value, size;
 	uint32_t type;                /* STT_* */
 	uint32_t original;            /* 1: a KLP_ORIGINAL reference */
+};
+
+/* An object the patch's references point into but whose functions it
+ * does not replace. */
+struct relive_res_xobj {
+	uint32_t name;                /* as the references name it:
+					 ref_names + name */
+	uint32_t pad;
+	char build_id[RELIVE_RES_ID]; /* of the file read */
 };
 
 struct relive_res {
@@ -291,7 +303,7 @@ struct relive_res {
 	uint32_t ncalls;              /* calls[] in use */
 	uint32_t nrefs;               /* refs[] in use */
 	uint32_t ref_names_len;       /* ref_names[] in use */
-	uint32_t pad;
+	uint32_t nxobjs;              /* xobjs[] in use */
 	struct relive_res_obj objs[RELIVE_RES_OBJS];
 	struct relive_res_func funcs[RELIVE_RES_FUNCS];
 	struct relive_res_site sites[RELIVE_RES_FUNCS]; /* as funcs[] */
@@ -301,6 +313,7 @@ struct relive_res {
 	uint64_t calls[RELIVE_RES_CALLS];
 	struct relive_res_ref refs[RELIVE_RES_REFS];
 	char ref_names[RELIVE_RES_REF_NAMES]; /* NUL-terminated names */
+	struct relive_res_xobj xobjs[RELIVE_RES_XOBJS];
 };
 
 /*

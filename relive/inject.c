@@ -1239,12 +1239,12 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		 * (ctl.h, struct relive_res): one system call. */
 		struct relive_res head;
 		uint32_t flags[2] = { a->load_near_main, a->threads };
-		struct iovec l[10] = {
+		struct iovec l[11] = {
 			{ argbuf, strlen(argbuf) + 1 },
 			{ &op, sizeof(op) },
 			{ flags, sizeof(flags) },
 			{ &seq, sizeof(seq) },
-		}, r[10];
+		}, r[11];
 		static const size_t at[4] = {
 			offsetof(struct relive_ctl, arg),
 			offsetof(struct relive_ctl, op),
@@ -1288,6 +1288,10 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 			r[n++].iov_base = (void *)(uintptr_t)(
 				a->c.res + offsetof(struct relive_res,
 						    ref_names));
+			l[n].iov_base = (void *)a->res->xobjs;
+			l[n].iov_len = head.nxobjs * sizeof(head.xobjs[0]);
+			r[n++].iov_base = (void *)(uintptr_t)(
+				a->c.res + offsetof(struct relive_res, xobjs));
 		}
 		for (i = 0; i < n; i++) {
 			r[i].iov_len = l[i].iov_len;

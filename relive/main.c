@@ -356,7 +356,7 @@ static int precheck(pid_t pid, const struct patchfile *pf,
 		calls_find(res, pf, i, f, path);
 		resolution_object(res, i, f);
 	}
-	return 0;
+	return resolution_other_refs(res, pf, pid, err, errlen);
 }
 
 /* Takes away what a failed `relive patch` left: the patch and any entry

@@ -205,6 +205,11 @@ void resolution_object(struct relive_res *r, size_t obj,
 int resolution_refs(struct relive_res *r, const struct patchfile *pf,
 		    size_t obj, const struct elfsym_file *f, char *err,
 		    size_t errlen);
+/* The same for the references into objects the patch does not replace
+ * functions of, each found loaded in process pid and read from the file
+ * it runs (listed in r->xobjs); one not loaded is left to the agent. */
+int resolution_other_refs(struct relive_res *r, const struct patchfile *pf,
+			  pid_t pid, char *err, size_t errlen);
 /* The entries of object obj's functions, in order; NULL: no table. */
 struct relive_res_func *resolution_funcs_of(struct relive_res *r,
 					    const struct patchfile *pf,

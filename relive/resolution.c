@@ -144,58 +144,147 @@ static const char *ref_objname(const struct patchfile *pf, size_t obj)
 	return pf->objs[obj].name ? pf->objs[obj].name : "main";
 }
 
+/* Looks ref up in f (the file of the object it points into) and, when
+ * listable (the table has an entry for that object: objidx), lists it for
+ * the agent.  Returns 0, or a negative errno with err set when it names no
+ * symbol, or no single one, of f. */
+static int add_ref(struct relive_res *r, const struct patchfile *pf,
+		   const struct pf_ref *ref, const struct elfsym_file *f,
+		   bool listable, uint32_t objidx, char *err, size_t errlen)
+{
+	size_t len = strlen(ref->sym) + 1;
+	struct relive_res_ref *rr;
+	struct elfsym_sym sym;
+	unsigned count = 0;
+	const char *kind = ref->original ? "KLP_ORIGINAL" : "KLP_SYMBOL";
+	char msg[512];
+	int rc;
+
+	rc = elfsym_lookup(f, ref->sym, ref->sympos, &sym, &count);
+	if (rc == -EEXIST) {
+		snprintf(err, errlen,
+			 "%s: %s reference: symbol '%s' is ambiguous in %s (%u "
+			 "definitions); give its position (sympos, 1..%u) as "
+			 "its third argument", pf->name, kind, ref->sym,
+			 ref->obj, count, count);
+		return rc;
+	}
+	if (rc) {
+		elfsym_strerror(rc, ref->sym, ref->sympos, count, ref->obj,
+				msg, sizeof(msg));
+		snprintf(err, errlen, "%s: %s reference: %s", pf->name, kind,
+			 msg);
+		return rc;
+	}
+	/* Left to the agent: a patch too large for the table. */
+	if (!listable || r->nrefs == RELIVE_RES_REFS ||
+	    len > sizeof(r->ref_names) - r->ref_names_len)
+		return 0;
+	rr = &r->refs[r->nrefs++];
+	memset(rr, 0, sizeof(*rr));
+	rr->obj = objidx;
+	rr->name = r->ref_names_len;
+	rr->sympos = ref->sympos;
+	rr->value = sym.value;
+	rr->size = sym.size;
+	rr->type = (uint32_t)sym.type;
+	rr->original = ref->original;
+	memcpy(r->ref_names + r->ref_names_len, ref->sym, len);
+	r->ref_names_len += (uint32_t)len;
+	return 0;
+}
+
 int resolution_refs(struct relive_res *r, const struct patchfile *pf,
 		    size_t obj, const struct elfsym_file *f, char *err,
 		    size_t errlen)
 {
 	size_t i;
+	int rc;
 
 	for (i = 0; i < pf->nrefs; i++) {
-		const struct pf_ref *ref = &pf->refs[i];
-		size_t len = strlen(ref->sym) + 1;
-		struct relive_res_ref *rr;
-		struct elfsym_sym sym;
-		unsigned count = 0;
-		const char *kind = ref->original ? "KLP_ORIGINAL" :
-						   "KLP_SYMBOL";
-		char msg[512];
-		int rc;
+		if (strcmp(pf->refs[i].obj, ref_objname(pf, obj)))
+			continue;
+		rc = add_ref(r, pf, &pf->refs[i], f,
+			     r->nobjs && obj < r->nobjs, (uint32_t)obj, err,
+			     errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
 
-		if (strcmp(ref->obj, ref_objname(pf, obj)))
+/* Does a reference name one of the patch's own objects? */
+static bool own_object(const struct patchfile *pf, const char *name)
+{
+	size_t k;
+
+	for (k = 0; k < pf->nobjs; k++)
+		if (!strcmp(name, ref_objname(pf, k)))
+			return true;
+	return false;
+}
+
+/* Lists object name (as the references write it) in r->xobjs with the
+ * build-id of f; returns its index, or -1 when the table has no room. */
+static int add_xobj(struct relive_res *r, const char *name,
+		    const struct elfsym_file *f)
+{
+	const char *id = elfsym_build_id(f);
+	size_t len = strlen(name) + 1;
+	struct relive_res_xobj *x;
+
+	if (!r->nobjs || r->nxobjs == RELIVE_RES_XOBJS || !id[0] ||
+	    strlen(id) >= sizeof(x->build_id) ||
+	    len > sizeof(r->ref_names) - r->ref_names_len)
+		return -1;
+	x = &r->xobjs[r->nxobjs];
+	memset(x, 0, sizeof(*x));
+	x->name = r->ref_names_len;
+	snprintf(x->build_id, sizeof(x->build_id), "%s", id);
+	memcpy(r->ref_names + r->ref_names_len, name, len);
+	r->ref_names_len += (uint32_t)len;
+	return (int)r->nxobjs++;
+}
+
+int resolution_other_refs(struct relive_res *r, const struct patchfile *pf,
+			  pid_t pid, char *err, size_t errlen)
+{
+	size_t i, k;
+	int rc;
+
+	for (i = 0; i < pf->nrefs; i++) {
+		const char *name = pf->refs[i].obj;
+		const struct elfsym_file *f;
+		char path[4096];
+		uint64_t bias;
+		int x;
+
+		if (own_object(pf, name))
 			continue;
-		rc = elfsym_lookup(f, ref->sym, ref->sympos, &sym, &count);
-		if (rc == -EEXIST) {
-			snprintf(err, errlen,
-				 "%s: %s reference: symbol '%s' is ambiguous in "
-				 "%s (%u definitions); give its position "
-				 "(sympos, 1..%u) as its third argument",
-				 pf->name, kind, ref->sym, ref->obj, count,
-				 count);
-			return rc;
-		}
-		if (rc) {
-			elfsym_strerror(rc, ref->sym, ref->sympos, count,
-					ref->obj, msg, sizeof(msg));
-			snprintf(err, errlen, "%s: %s reference: %s", pf->name,
-				 kind, msg);
-			return rc;
-		}
-		/* Left to the agent: a patch too large for the table. */
-		if (!r->nobjs || obj >= r->nobjs ||
-		    r->nrefs == RELIVE_RES_REFS ||
-		    len > sizeof(r->ref_names) - r->ref_names_len)
+		for (k = 0; k < i && strcmp(pf->refs[k].obj, name); k++)
+			;
+		if (k < i)
+			continue;      /* that object's references are done */
+		/* Not loaded, or replaced on disk and not readable as
+		 * loaded: the agent looks its references up when it can. */
+		if (proc_find_object(pid, strcmp(name, "main") ? name : NULL,
+				     path, sizeof(path), &bias))
 			continue;
-		rr = &r->refs[r->nrefs++];
-		memset(rr, 0, sizeof(*rr));
-		rr->obj = (uint32_t)obj;
-		rr->name = r->ref_names_len;
-		rr->sympos = ref->sympos;
-		rr->value = sym.value;
-		rr->size = sym.size;
-		rr->type = (uint32_t)sym.type;
-		rr->original = ref->original;
-		memcpy(r->ref_names + r->ref_names_len, ref->sym, len);
-		r->ref_names_len += (uint32_t)len;
+		f = filecache_symbols(path, err, errlen);
+		if (!f)
+			return -ENOEXEC;
+		x = add_xobj(r, name, f);
+		for (k = i; k < pf->nrefs; k++) {
+			if (strcmp(pf->refs[k].obj, name))
+				continue;
+			/* A KLP_ORIGINAL here names a function the patch does
+			 * not replace: its code is decoded by the agent. */
+			rc = add_ref(r, pf, &pf->refs[k], f,
+				     x >= 0 && !pf->refs[k].original,
+				     r->nobjs + (uint32_t)x, err, errlen);
+			if (rc)
+				return rc;
+		}
 	}
 	return 0;
 }
@@ -211,7 +300,8 @@ void resolution_forget_objects(struct relive_res *r)
 	for (i = 0; i < r->nfuncs; i++)
 		r->funcs[i].first_call = r->funcs[i].ncalls = 0;
 	r->ncalls = 0; /* relive/calls.c */
-	r->nrefs = r->ref_names_len = 0; /* resolution_refs() */
+	/* resolution_refs(), resolution_other_refs() */
+	r->nrefs = r->ref_names_len = r->nxobjs = 0;
 	/* the sites are the last process's (relive/sites.c) */
 	memset(r->sites, 0, r->nfuncs * sizeof(r->sites[0]));
 }

@@ -2,9 +2,9 @@
  * fix_main_calcref: basic_value() of the executable returns
  * x + 1000 * calc_two, reading libcalc.so's calc_two through a KLP_SYMBOL
  * reference: a patch of one object that refers into another, which it
- * does not patch.  The reference goes into the code that runs: when
- * libcalc.so's file has been replaced since it was loaded, the patch is
- * refused (tests/scenarios/test_resolution.py).
+ * does not patch.  relive resolves it in the library the process runs,
+ * even when its file has been replaced since it was loaded
+ * (tests/scenarios/test_resolution.py).
  */
 #include <relive/livepatch.h>
 

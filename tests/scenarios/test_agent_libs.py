@@ -1,19 +1,19 @@
 """libelf and Zydis in the target only when a request needs them
 (agent/libs.c): relive resolves and decodes a patch once per command and
 hands the results to the agent (the functions, their sites, the direct
-calls to them, the KLP_SYMBOL references into the objects it patches and
-the KLP_ORIGINAL references to the functions it replaces),
-so a patch it serves entirely leaves the process without either library;
-a patch that needs the agent to read symbols or decode code (a KLP_SYMBOL
-reference into an object it does not patch, looked up in libcalc.so's
-symbols, here) loads them, through librelive-agent-libs.so beside the
-agent.
+calls to them, the KLP_SYMBOL references into any loaded object and the
+KLP_ORIGINAL references to the functions it replaces), so a patch it
+serves entirely leaves the process without either library; a patch that
+needs the agent to read symbols or decode code (fix_main_objs8, whose
+other objects no target has loaded: their symbols are read from their
+files when they load) loads them, through librelive-agent-libs.so beside
+the agent, and holds them while it is listed.
 
-basic: call N -> N+1 (fix_main: N+100, fix_main_selfref: N+4010 through
-two references into the executable, fix_main_orig: N+5001 through
-KLP_ORIGINAL, fix_main_calcref: N+2000; the
-executable calls basic_value directly twice); lib N -> N+2 (fix_lib:
-N+200; no direct call to calc_value in libcalc.so).
+basic: call N -> N+1 (fix_main, fix_main_objs8: N+100, fix_main_selfref:
+N+4010 through two references into the executable, fix_main_orig: N+5001
+through KLP_ORIGINAL, fix_main_calcref: N+2000 through a reference into
+libcalc.so; the executable calls basic_value directly twice); lib N ->
+N+2 (fix_lib: N+200; no direct call to calc_value in libcalc.so).
 """
 import shutil
 
@@ -55,20 +55,28 @@ def test_libraries_loaded_only_when_a_request_needs_them(spawn):
     apply(t.pid, "fix_main_orig")
     assert t.ask("call 5") == "5006"
     assert libs_mapped(t.pid) == [], t.stderr
-    # a KLP_SYMBOL reference: the agent reads libcalc.so's symbols
+    # a KLP_SYMBOL reference into libcalc.so, which the patch does not
+    # change: relive read it in the library the process runs
     apply(t.pid, "fix_main_calcref")
     assert t.ask("call 5") == "2005"
+    assert libs_mapped(t.pid) == [], t.stderr
+    # objects not loaded yet: their symbols are read when they load
+    apply(t.pid, "fix_main_objs8")
+    assert t.ask("call 5") == "105"
     mapped = libs_mapped(t.pid)
     assert any("librelive-agent-libs.so" in f for f in mapped), mapped
     assert any("libZydis.so" in f for f in mapped), mapped
-    for name in ("fix_main_calcref", "fix_main_orig", "fix_main_selfref",
-                 "fix_main", "fix_lib"):
+    for name in ("fix_main_objs8", "fix_main_calcref", "fix_main_orig",
+                 "fix_main_selfref", "fix_main", "fix_lib"):
         disable(t.pid, name)
     assert t.ask("call 5") == "6"
     assert t.ask("lib 5") == "7"
     t.close()
-    assert "'fix_main_calcref': libelf and Zydis loaded" in t.stderr, \
+    assert "'fix_main_objs8': libelf and Zydis loaded" in t.stderr, \
         t.stderr
+    assert "'fix_main_calcref': libelf and Zydis loaded" not in t.stderr
+    assert ("'fix_main_calcref': 1 reference into libcalc.so as resolved "
+            "by relive") in t.stderr, t.stderr
     assert "'fix_main': libelf and Zydis loaded" not in t.stderr
     assert "'fix_main_selfref': libelf and Zydis loaded" not in t.stderr
     assert ("'fix_main_selfref': 2 references into main as resolved by "
@@ -97,28 +105,28 @@ def test_libraries_go_with_the_last_patch_that_holds_them(spawn, mode):
         apply(t.pid, "fix_lib")     # puts the agent in, needs neither
     assert libs_mapped(t.pid) == []
     before = mapped_files(t.pid)
-    apply(t.pid, "fix_main_calcref")
-    assert t.ask("call 5") == "2005"
+    apply(t.pid, "fix_main_objs8")
+    assert t.ask("call 5") == "105"
     assert any("librelive-agent-libs.so" in f
                for f in libs_mapped(t.pid)), mapped_files(t.pid)
-    apply(t.pid, "fix_main")        # served by relive: holds nothing
-    assert t.ask("call 5") == "105"
-    disable(t.pid, "fix_main_calcref")
-    remove(t.pid, "fix_main_calcref")
+    apply(t.pid, "fix_main_selfref")    # served by relive: holds nothing
+    assert t.ask("call 5") == "4015"
+    disable(t.pid, "fix_main_objs8")
+    remove(t.pid, "fix_main_objs8")
     assert libs_mapped(t.pid) == [], t.stderr
-    assert t.ask("call 5") == "105"
-    disable(t.pid, "fix_main")
-    remove(t.pid, "fix_main")
+    assert t.ask("call 5") == "4015"
+    disable(t.pid, "fix_main_selfref")
+    remove(t.pid, "fix_main_selfref")
     assert t.ask("call 5") == "6"
     assert mapped_files(t.pid) == before
     # loaded again by the next patch that needs them
-    apply(t.pid, "fix_main_calcref")
-    assert t.ask("call 5") == "2005"
+    apply(t.pid, "fix_main_objs8")
+    assert t.ask("call 5") == "105"
     assert any("librelive-agent-libs.so" in f
                for f in libs_mapped(t.pid)), mapped_files(t.pid)
     assert t.alive()
     t.close()
-    assert t.stderr.count("'fix_main_calcref': libelf and Zydis loaded") \
+    assert t.stderr.count("'fix_main_objs8': libelf and Zydis loaded") \
         == 2, t.stderr
 
 
@@ -138,7 +146,7 @@ def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):
     assert t.ask("lib 5") == "205"
     assert t.ask("call 5") == "105"
     rc, out, err = relive("patch", "-p", t.pid,
-                          patch_path("fix_main_calcref"), env=env)
+                          patch_path("fix_main_objs8"), env=env)
     assert rc == FAILED, (rc, out, err)
     assert "librelive-agent-libs.so" in err, err
     assert "reinstall relive" in err, err
@@ -148,8 +156,10 @@ def test_missing_libraries_refuse_only_what_needs_them(spawn, tmp_path):
     assert names == ["fix_main", "fix_lib"], names
     shutil.copy(AGENT.parent / "librelive-agent-libs.so",
                 tmp_path / "librelive-agent-libs.so")
-    relive_ok("patch", "-p", t.pid, patch_path("fix_main_calcref"),
+    relive_ok("patch", "-p", t.pid, patch_path("fix_main_objs8"),
               env=env)
-    assert t.ask("call 5") == "2005"
+    assert t.ask("call 5") == "105"
+    names = [p["name"] for p in listing(t.pid)["patches"]]
+    assert names == ["fix_main", "fix_lib", "fix_main_objs8"], names
     assert t.alive()
     t.close()

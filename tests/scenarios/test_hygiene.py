@@ -143,15 +143,16 @@ def test_agent_does_not_interpose(spawn, how):
 def test_agent_dependencies_stay_private(spawn, how):
     """The libraries the agent needs (libelf, Zydis) do not join the
     target's global scope: a plugin of the target defining elf_begin must
-    still get its own.  A preloaded agent loads them when it starts; an
-    injected one for a request that needs them (fix_main_calcref's
-    reference into libcalc.so, which relive does not resolve)."""
+    still get its own.  An agent, preloaded or injected, loads them for a
+    request that needs them (fix_main_objs8, whose libraries no target
+    has loaded: they are read from their files when they load)."""
     plain = spawn("basic_pie")
     expected = lookups(plain, DEPENDENCY_NAMES)
     if how == "run":
         t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"])
     else:
         t = plain
-    apply(t.pid, "fix_main_calcref")
+    apply(t.pid, "fix_main_objs8")
+    assert t.ask("call 5") == "105"
     assert any("libZydis" in f for f in mapped_files(t.pid))
     assert lookups(t, DEPENDENCY_NAMES) == expected

@@ -18,8 +18,8 @@ import tempfile
 import pytest
 
 from conftest import (FAILED, RELIVE, RELIVE_ENV, apply, build_id, disable,
-                      patch_path, relive, replace_with_other_build, snapshot,
-                      target_path)
+                      mapped_files, patch_path, relive,
+                      replace_with_other_build, snapshot, target_path)
 
 PROBES = ["call 5", "lib 5", "scale1 3", "scale2 3"]
 # The C library this test runs with: the system's.
@@ -202,32 +202,41 @@ def test_library_replaced_on_disk_needs_root(spawn):
         shutil.rmtree(top)
 
 
-def test_reference_into_replaced_library_is_refused(spawn, tmp_path):
+def test_reference_into_replaced_library_resolved_as_loaded(spawn,
+                                                            tmp_path):
     """fix_main_calcref patches the executable only, and reads
-    libcalc.so's calc_two through a KLP_SYMBOL reference.  With libcalc.so
-    replaced on disk by another build, the reference would be resolved in
-    the new file's symbols: refused, nothing changes; with the file as
-    loaded, it works."""
+    libcalc.so's calc_two through a KLP_SYMBOL reference, an object it
+    replaces no function of.  With libcalc.so replaced on disk by another
+    build, relive reads the library the process runs (as root, through
+    /proc/PID/map_files), resolves the reference there and hands it to
+    the agent with the object's build-id: the patch goes in, and the agent
+    loads neither libelf nor Zydis."""
     exe = private_copy(tmp_path)
     lib = tmp_path / "libcalc.so"
-    t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True)
-    saved = tmp_path / "libcalc.so.loaded"
-    shutil.copy(lib, saved)
+    t = spawn(exe, wrapper=[RELIVE, "run", "--"], ask_pid=True, env=LOG)
     replace_with_other_build(lib)
-    before = snapshot(t, PROBES)
-    rc, out, err = relive("patch", "-p", t.pid,
-                          patch_path("fix_main_calcref"))
-    assert rc == FAILED, (rc, out, err)
-    assert "object 'libcalc.so'" in err, err
-    assert "the file was replaced after the process loaded it" in err, err
-    assert snapshot(t, PROBES) == before
-    # The file the process loaded, back in place (a new inode, the same
-    # build): the reference resolves.
-    os.replace(saved, lib)
     apply(t.pid, "fix_main_calcref")
     assert t.ask("call 5") == "2005"
+    assert not [f for f in mapped_files(t.pid) if "libZydis" in f]
     disable(t.pid, "fix_main_calcref")
     assert t.ask("call 5") == "6"
+    t.close()
+    assert ("'fix_main_calcref': 1 reference into libcalc.so as resolved "
+            "by relive") in t.stderr, t.stderr
+
+
+def test_reference_into_other_object_missing_is_refused(spawn):
+    """A KLP_SYMBOL reference into a loaded object the patch replaces no
+    function of, naming no symbol there (err_missing_ref_other): relive
+    refuses it before it touches the process, and says which."""
+    t = spawn("basic_pie", ask_pid=True)
+    before = snapshot(t, PROBES)
+    rc, out, err = relive("patch", "-p", t.pid,
+                          patch_path("err_missing_ref_other"))
+    assert rc == FAILED, (rc, out, err)
+    assert "KLP_SYMBOL reference" in err and "libcalc.so" in err, err
+    assert "calc_nowhere" in err, err
+    assert snapshot(t, PROBES) == before
 
 
 def test_library_replaced_by_same_build(spawn, tmp_path):
