@@ -670,7 +670,7 @@ struct relive_patch *core_open(const char *path, uint64_t seq, int *rc)
 		*rc = -ENOENT;
 		goto fail;
 	}
-	if (loaded)
+	if (loaded && p->holds_libs)
 		agent_log("'%s': libelf and Zydis loaded", p->name);
 	return p;
 fail:

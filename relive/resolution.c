@@ -10,7 +10,9 @@
  * KLP_SYMBOL or KLP_ORIGINAL reference into an object the patch changes
  * points at (relive-build writes such a reference for every static of
  * the program a fix uses; before, each one made the agent load libelf
- * and read the object's whole symbol table inside the process).  Reading
+ * and read the object's whole symbol table inside the process), and each
+ * KLP_SYMBOL reference into another loaded object, found in the process
+ * and read from the file it runs (resolution_other_refs).  Reading
  * them again inside every target was about a quarter of the agent's
  * request that loads a small patch; this file writes them into a struct
  * relive_res (common/ctl.h) that agent_request() sends with LOAD and
