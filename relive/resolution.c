@@ -267,10 +267,21 @@ int resolution_other_refs(struct relive_res *r, const struct patchfile *pf,
 			;
 		if (k < i)
 			continue;      /* that object's references are done */
-		/* Not loaded, or replaced on disk and not readable as
-		 * loaded: the agent looks its references up when it can. */
-		if (proc_find_object(pid, strcmp(name, "main") ? name : NULL,
-				     path, sizeof(path), &bias))
+		rc = proc_find_object(pid, strcmp(name, "main") ? name : NULL,
+				      path, sizeof(path), &bias);
+		if (rc == -EACCES) {
+			snprintf(err, errlen,
+				 "%s: object '%s', which the patch's references "
+				 "point into: its file was replaced on disk after "
+				 "process %d loaded it, and reading the loaded "
+				 "one (%s) takes CAP_SYS_ADMIN; run relive as "
+				 "root, or restart the process", pf->name, name,
+				 pid, path);
+			return -EPERM;
+		}
+		/* Not loaded: the agent looks its references up when it
+		 * loads. */
+		if (rc)
 			continue;
 		f = filecache_symbols(path, err, errlen);
 		if (!f)

@@ -176,10 +176,13 @@ NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 @pytest.mark.skipif(os.geteuid() != 0,
                     reason="needs root to run the target and relive as nobody")
-def test_library_replaced_on_disk_needs_root(spawn):
+@pytest.mark.parametrize("patch", ["fix_lib", "fix_main_calcref"])
+def test_library_replaced_on_disk_needs_root(spawn, patch):
     """Reading the library a process runs after its file was replaced
     takes CAP_SYS_ADMIN (/proc/PID/map_files): relive run by the owner of
-    the process, not root, refuses and says so, and nothing changes."""
+    the process, not root, refuses and says so, and nothing changes;
+    whether the patch replaces a function of the library (fix_lib) or only
+    refers into it (fix_main_calcref)."""
     top = tempfile.mkdtemp(prefix="relive-replaced-")
     try:
         os.chmod(top, 0o755)
@@ -191,7 +194,7 @@ def test_library_replaced_on_disk_needs_root(spawn):
                   ask_pid=True)
         replace_with_other_build(lib)
         before = snapshot(t, PROBES)
-        rc, out, err = relive("patch", "-p", t.pid, patch_path("fix_lib"),
+        rc, out, err = relive("patch", "-p", t.pid, patch_path(patch),
                               user="nobody")
         assert rc == FAILED, (rc, out, err)
         assert "its file was replaced on disk" in err, err
