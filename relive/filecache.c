@@ -70,6 +70,34 @@ static bool map_file(const char *path)
 	return !strncmp(path, "/proc/", 6) && strstr(path, "/map_files/");
 }
 
+/* stat(2) of path, once per epoch: the two lists ask about the same files
+ * (an object's headers, then its symbols), each for every process. */
+static int epoch_stat(const char *path, struct stat *st)
+{
+	static struct {
+		unsigned epoch;
+		char *path;
+		struct stat st;
+	} seen[4];
+	static unsigned next;
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		if (seen[i].epoch == epoch && seen[i].path &&
+		    !strcmp(seen[i].path, path)) {
+			*st = seen[i].st;
+			return 0;
+		}
+	if (stat(path, st))
+		return -1;
+	i = next++ % 4;
+	free(seen[i].path);
+	seen[i].path = strdup(path);
+	seen[i].epoch = seen[i].path ? epoch : 0;
+	seen[i].st = *st;
+	return 0;
+}
+
 /* Looks path up in *list; on a miss reads it with reader() and keeps it at
  * the head, dropping the entries past max (0: no limit). */
 static const struct elfsym_file *
@@ -90,7 +118,7 @@ get(struct cached **list, const char *path, size_t max,
 			*list = c;
 			return c->f;
 		}
-	if (stat(path, &st)) {
+	if (epoch_stat(path, &st)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}

@@ -97,6 +97,12 @@ pid_t pick_thread(pid_t pid)
 	return alive;
 }
 
+/* From done_seq to the end of done_ino: what a request reads before it
+ * rings the agent. */
+#define CTL_TAIL_LEN                                                      \
+	(offsetof(struct relive_ctl, done_ino) + sizeof(uint64_t) -        \
+	 offsetof(struct relive_ctl, done_seq))
+
 /* Copies the control block, but for its two big buffers that the agent
  * never writes: the request's argument and the pending threads (written by
  * the controller; list.c reads them itself).  One system call. */
@@ -1109,20 +1115,22 @@ static pid_t service_ring(struct agent *a)
 		uint32_t tid;
 		int32_t fd;
 		uint64_t ino;
-	} svc;
+	} svc = { a->c.svc_tid, a->c.svc_fd, a->c.svc_ino };
 	char path[64];
 	struct stat st;
 
-	/* A thread just started (the agent's constructor, a moment ago at
-	 * injection) says it is there once it has warmed up; on a busy
-	 * machine that can be after our first request.  Wait for it rather
-	 * than borrow a thread of the program: only the agent's own thread
-	 * can switch the sleeping threads in the request
-	 * (agent/sleepers.c). */
+	/* What agent_request() read just before is used first.  A thread
+	 * just started (the agent's constructor, a moment ago at injection)
+	 * says it is there once it has warmed up; on a busy machine that can
+	 * be after our first request.  Wait for it rather than borrow a
+	 * thread of the program: only the agent's own thread can switch the
+	 * sleeping threads in the request (agent/sleepers.c). */
 	for (unsigned n = 0;; n++) {
-		if (proc_read(a->pid,
-			      a->ctl + offsetof(struct relive_ctl, svc_tid),
-			      &svc, sizeof(svc)) || svc.fd < 0)
+		if (n && proc_read(a->pid,
+				   a->ctl + offsetof(struct relive_ctl, svc_tid),
+				   &svc, sizeof(svc)))
+			return 0;
+		if (svc.fd < 0)
 			return 0;
 		if (svc.tid)
 			break;
@@ -1175,9 +1183,15 @@ static uint32_t *done_map(struct agent *a)
 	void *p;
 	int fd;
 
-	if (proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, done_page),
-		      &d, sizeof(d)) ||
-	    !d.page)
+	/* As agent_request() read it just before; an agent that had none
+	 * then may have made it since (its thread started meanwhile). */
+	d.page = a->c.done_page;
+	d.ino = a->c.done_ino;
+	if (!d.page &&
+	    proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, done_page),
+		      &d, sizeof(d)))
+		return NULL;
+	if (!d.page)
 		return NULL;
 	if (m.pid == a->pid && m.page == d.page && m.ino == d.ino)
 		return m.w; /* mapped, or refused already */
@@ -1198,7 +1212,7 @@ static uint32_t *done_map(struct agent *a)
 		close(fd);
 		return NULL;
 	}
-	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
 		return NULL;
@@ -1226,12 +1240,15 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	int rc;
 
 	msg[0] = '\0';
+	a->ctl_fresh = false;
 	proc_maps_forget(); /* the request may map or unmap objects */
 	if (arg)
 		snprintf(argbuf, sizeof(argbuf), "%s", arg);
+	/* done_seq, the agent's thread and pipe and its done page (ctl.h):
+	 * adjacent, read in one system call for the ring and the wait. */
 	rc = proc_read(a->pid, a->ctl + offsetof(struct relive_ctl, done_seq),
-		       &seq, sizeof(seq));
-	seq++;
+		       &a->c.done_seq, CTL_TAIL_LEN);
+	seq = a->c.done_seq + 1;
 	if (!rc) {
 		/* The argument (as long as the string), the operation, its
 		 * flag and thread count, the sequence number, and with a LOAD
@@ -1327,6 +1344,16 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	 * else polling. */
 	w = done_map(a);
 	for (unsigned n = 0;; n++) {
+		/* The page's word is the hint: done_seq is read only when it
+		 * says the request may be done (or after a wait timed out). */
+		if (w && !n &&
+		    __atomic_load_n(w, __ATOMIC_ACQUIRE) != (uint32_t)seq) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+			(void)syscall(SYS_futex, w, FUTEX_WAIT,
+				      (uint32_t)(seq - 1), &ts, NULL, 0);
+			continue;
+		}
 		if (proc_read(a->pid,
 			      a->ctl + offsetof(struct relive_ctl, done_seq),
 			      &done, sizeof(done))) {
@@ -1359,6 +1386,7 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 			 a->pid);
 		return -EIO;
 	}
+	a->ctl_fresh = true;
 	if (a->c.written_alone)
 		vlog("%u one-byte code write%s made by the agent, no thread "
 		     "held", a->c.written_alone,

@@ -157,6 +157,8 @@ struct agent {
 	uint32_t load_near_main; /* sent with each request (ctl.h) */
 	const struct relive_res *res; /* sent with LOAD requests (ctl.h) */
 	uint32_t threads;    /* sent with each request (ctl.h); 0: unknown */
+	bool ctl_fresh;      /* c was read at the end of the last request,
+				nothing asked of the agent since */
 };
 const char *agent_default_path(void);
 void agent_warm(pid_t pid);

@@ -443,8 +443,11 @@ static int pass(struct drive *d, char *err, size_t errlen)
 	unsigned round;
 	int rc;
 
-	if (agent_read_ctl(d->a))
+	/* The copy the request that started the transition read as it
+	 * ended serves the first pass. */
+	if (!d->a->ctl_fresh && agent_read_ctl(d->a))
 		return -ESRCH;
+	d->a->ctl_fresh = false;
 	if (!d->a->c.trans_active)
 		return 0;
 	rc = load_ranges(d);
