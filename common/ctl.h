@@ -163,7 +163,9 @@ struct relive_ctl {
 
 	/* The controller sets req_seq with each request; the agent copies it
 	 * into done_seq (a release store, after the reply) when the request
-	 * is served, so the controller waits without tracing the thread. */
+	 * is served, so the controller waits without tracing the thread.
+	 * From done_seq to done_ino, the fields are read in one system call
+	 * before each request (relive/inject.c): keep them together. */
 	uint64_t req_seq;
 	uint64_t done_seq;
 
