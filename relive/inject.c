@@ -1339,20 +1339,18 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 	}
 	/* The thread serves the request untraced: no stop at each of its
 	 * system calls.  Wait for the agent to say it is done: asleep on
-	 * its done page when it can be mapped (woken when the request is
-	 * served, and every 10 ms to check that the thread still exists),
-	 * else polling. */
+	 * its done page when it can be mapped (until its word says the
+	 * request may be served, or 10 ms passed, to check that the thread
+	 * still exists), else polling.  done_seq decides. */
 	w = done_map(a);
 	for (unsigned n = 0;; n++) {
-		/* The page's word is the hint: done_seq is read only when it
-		 * says the request may be done (or after a wait timed out). */
-		if (w && !n &&
-		    __atomic_load_n(w, __ATOMIC_ACQUIRE) != (uint32_t)seq) {
+		if (w) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			uint32_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
 
-			(void)syscall(SYS_futex, w, FUTEX_WAIT,
-				      (uint32_t)(seq - 1), &ts, NULL, 0);
-			continue;
+			if (v != (uint32_t)seq)
+				(void)syscall(SYS_futex, w, FUTEX_WAIT, v, &ts,
+					      NULL, 0);
 		}
 		if (proc_read(a->pid,
 			      a->ctl + offsetof(struct relive_ctl, done_seq),
@@ -1363,22 +1361,14 @@ int agent_request(struct agent *a, uint32_t op, const char *arg, char *msg,
 		}
 		if (done == seq)
 			break;
-		if ((w ? n > 0 : n % 64 == 63) &&
+		if ((w || n % 64 == 63) &&
 		    syscall(SYS_tgkill, a->pid, tid, 0)) {
 			snprintf(msg, msglen, "thread %d of process %d exited "
 				 "during the request", tid, a->pid);
 			return -ESRCH;
 		}
-		if (w) {
-			struct timespec ts = { 0, 10 * 1000 * 1000 };
-			uint32_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
-
-			if (v != (uint32_t)seq)
-				(void)syscall(SYS_futex, w, FUTEX_WAIT, v, &ts,
-					      NULL, 0);
-		} else {
+		if (!w)
 			poll_pause(n, &t0);
-		}
 	}
 	vlog("request %u served", op);
 	if (agent_read_ctl(a)) {
