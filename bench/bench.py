@@ -898,9 +898,11 @@ class Bench:
     def fleet_run(self, n, preload):
         """Starts n bench/fleet processes, patches them all with one
         `relive patch --all`, checks that every one answers with the
-        patched function; returns (wall s, cpu s)."""
-        procs, f, _ = self.fleet_start(n, preload)
+        patched function; returns (wall s, relive's CPU s, the targets'
+        CPU s: every thread of the n processes, across the command)."""
+        procs, f, pids = self.fleet_start(n, preload)
         try:
+            before = self.threads_cpu(pids)
             rc, wall, out = self.relive("patch", "--all",
                                         self.path("bench", "fleet_fix.so"),
                                         timeout=600)
@@ -908,6 +910,7 @@ class Bench:
             if rc != 0:
                 raise RuntimeError("relive patch --all: exit %d:\n%s" %
                                    (rc, out[-2000:]))
+            targets = self.threads_cpu_since(pids, before)
             for p in procs:
                 p.stdin.write(b"x\n")
                 p.stdin.flush()
@@ -916,7 +919,7 @@ class Bench:
             if bad:
                 raise RuntimeError("%d of %d processes not patched: %s" %
                                    (len(bad), n, bad[:5]))
-            return wall, cpu
+            return wall, cpu, targets
         finally:
             self.fleet_stop(procs)
             f.close()
@@ -926,16 +929,19 @@ class Bench:
         pays: each process loads the patch (woken by a line, it makes the
         dlopen itself, all of them at once), and one thread of each is
         stopped and resumed from outside (bench/stopall, two at once, one
-        per half of the processes).  Returns (dlopen s, stop s)."""
+        per half of the processes).  Returns (dlopen s, stop s, the
+        processes' CPU s for their dlopen)."""
         procs, f, pids = self.fleet_start(n, True)
         try:
             line = ("dlopen %s\n" % self.path("bench", "fleet_fix.so")).encode()
+            before = self.threads_cpu(pids)
             t0 = time.monotonic()
             for p in procs:
                 p.stdin.write(line)
                 p.stdin.flush()
             answers = [f.readline().split() for _ in range(n)]
             t_dl = time.monotonic() - t0
+            dl_cpu = self.threads_cpu_since(pids, before)
             bad = [a for a in answers if a[1:] != ["dlopen", "1"]]
             if bad:
                 raise RuntimeError("%d of %d processes could not load the "
@@ -951,7 +957,7 @@ class Bench:
             t_stop = time.monotonic() - t0
             if any(s.returncode for s in stops):
                 raise RuntimeError("bench/stopall could not stop a process")
-            return t_dl, t_stop
+            return t_dl, t_stop, dl_cpu
         finally:
             self.fleet_stop(procs)
             f.close()
@@ -971,9 +977,11 @@ class Bench:
             floors.append(self.fleet_floor(n))
         res = {"n": n}
         for lbl, lim in (("agent preloaded", 1.0), ("unprepared", 5.0)):
-            walls = [w for w, _ in runs[lbl]]
-            cpus = [c for _, c in runs[lbl]]
-            res[lbl] = {"wall_s": walls, "cpu_s": cpus}
+            walls = [w for w, _, _ in runs[lbl]]
+            cpus = [c for _, c, _ in runs[lbl]]
+            tcpus = [t for _, _, t in runs[lbl]]
+            res[lbl] = {"wall_s": walls, "cpu_s": cpus,
+                        "targets_cpu_s": tcpus}
             self.row("7", "relive patch --all, %d processes, %s" % (n, lbl),
                      median(walls), "s", ("<=", lim * n / 1000),
                      sp=spread(walls))
@@ -982,17 +990,24 @@ class Bench:
             self.row("7", "  CPU time per process (relive, all children)",
                      1e3 * median(cpus) / n, "ms", sp=spread(
                          [1e3 * c / n for c in cpus]))
-        dl = [d for d, _ in floors]
-        st = [t for _, t in floors]
-        both = [d + t for d, t in floors]
-        res["floor"] = {"dlopen_s": dl, "stop_s": st}
+            self.row("7", "  CPU time per process (the target's threads)",
+                     1e3 * median(tcpus) / n, "ms", sp=spread(
+                         [1e3 * c / n for c in tcpus]))
+        dl = [d for d, _, _ in floors]
+        st = [t for _, t, _ in floors]
+        dlc = [c for _, _, c in floors]
+        both = [d + t for d, t, _ in floors]
+        res["floor"] = {"dlopen_s": dl, "stop_s": st, "dlopen_cpu_s": dlc}
         self.row("7", "floor, no relive: each of %d loads the patch" % n,
                  median(dl), "s", sp=spread(dl))
+        self.row("7", "  CPU time per process (its own dlopen)",
+                 1e3 * median(dlc) / n, "ms", sp=spread(
+                     [1e3 * c / n for c in dlc]))
         self.row("7", "floor, no relive: stop+resume a thread of each",
                  median(st), "s", sp=spread(st))
         self.row("7", "floor, no relive: both", median(both), "s",
                  sp=spread(both))
-        ratio = [w / b for (w, _), b in
+        ratio = [w / b for (w, _, _), b in
                  zip(runs["agent preloaded"], both)]
         self.row("7", "preloaded --all / floor, same round", median(ratio),
                  "ratio", sp=spread(ratio))
@@ -1000,6 +1015,41 @@ class Bench:
         res["machine_costs"] = self.machine_costs()
         res["preload_cost"] = self.preload_cost(100)
         self.raw["fleet"] = res
+
+    @staticmethod
+    def threads_cpu(pids):
+        """{(pid, tid): (state, CPU ns)} of every thread of pids now."""
+        out = {}
+        for pid in pids:
+            try:
+                tids = os.listdir("/proc/%d/task" % pid)
+            except OSError:
+                continue
+            for tid in tids:
+                d = "/proc/%d/task/%s/" % (pid, tid)
+                try:
+                    with open(d + "stat") as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                    with open(d + "schedstat") as f:
+                        out[(pid, tid)] = (state, int(f.read().split()[0]))
+                except OSError:
+                    pass
+        return out
+
+    def threads_cpu_since(self, pids, before):
+        """The CPU seconds every thread of pids used since before (a
+        threads_cpu() result; a thread born since counts from 0), once
+        none of them is running: a running thread's count is brought up
+        to date only when it stops.  Up to 10 s for them to settle."""
+        deadline = time.monotonic() + 10
+        while True:
+            now = self.threads_cpu(pids)
+            if all(st != "R" for st, _ in now.values()) or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        return sum(ns - before.get(k, (None, 0))[1]
+                   for k, (_, ns) in now.items()) / 1e9
 
     @staticmethod
     def agent_thread(pid):
