@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 from conftest import (AGENT, FAILED, RELIVE, RELIVE_ENV, agent_threads,
-                      all_asleep, apply, disable, listing, patch_names,
+                      agent_waiting, all_asleep, apply, disable, listing, patch_names,
                       patch_path, relive, remove, target_path, thread_names,
                       thread_states, wait_until)
 
@@ -71,6 +71,10 @@ def test_controller_sleeps_on_the_done_page(spawn):
     whose descriptor it closed at once, which relive maps through
     /proc/PID/map_files (as root) to sleep until a request is served."""
     t = spawn("basic_pie", wrapper=[RELIVE, "run", "--"])
+    # Its start over: until then, a file it opens for a moment may be
+    # listed here and closed before it is read.
+    wait_until(lambda: agent_waiting(t.pid),
+               "the agent's thread to wait for requests")
     fds = os.listdir(f"/proc/{t.pid}/fd")
     links = [os.readlink(f"/proc/{t.pid}/fd/{fd}") for fd in fds]
     assert not [l for l in links if "relive-agent-done" in l], links
