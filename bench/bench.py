@@ -899,10 +899,11 @@ class Bench:
         """Starts n bench/fleet processes, patches them all with one
         `relive patch --all`, checks that every one answers with the
         patched function; returns (wall s, relive's CPU s, the targets'
-        CPU s: every thread of the n processes, across the command)."""
+        CPU s: every thread of the n processes, across the command; None
+        unless preloaded)."""
         procs, f, pids = self.fleet_start(n, preload)
         try:
-            before = self.threads_cpu(pids)
+            before = self.threads_cpu(pids) if preload else None
             rc, wall, out = self.relive("patch", "--all",
                                         self.path("bench", "fleet_fix.so"),
                                         timeout=600)
@@ -910,7 +911,9 @@ class Bench:
             if rc != 0:
                 raise RuntimeError("relive patch --all: exit %d:\n%s" %
                                    (rc, out[-2000:]))
-            targets = self.threads_cpu_since(pids, before)
+            # preloaded only: an injection's boot thread ends unseen
+            targets = self.threads_cpu_since(pids, before) if preload \
+                else None
             for p in procs:
                 p.stdin.write(b"x\n")
                 p.stdin.flush()
@@ -980,7 +983,6 @@ class Bench:
                                     ("unprepared", 5.0, False)):
             walls = [w for w, _, _ in runs[lbl]]
             cpus = [c for _, c, _ in runs[lbl]]
-            tcpus = [t for _, _, t in runs[lbl]]
             res[lbl] = {"wall_s": walls, "cpu_s": cpus}
             self.row("7", "relive patch --all, %d processes, %s" % (n, lbl),
                      median(walls), "s", ("<=", lim * n / 1000),
@@ -991,8 +993,7 @@ class Bench:
                      1e3 * median(cpus) / n, "ms", sp=spread(
                          [1e3 * c / n for c in cpus]))
             if preloaded:
-                # the agent's thread and the main thread, there before
-                # and after: an injection's boot thread would end unseen
+                tcpus = [t for _, _, t in runs[lbl]]
                 res[lbl]["targets_cpu_s"] = tcpus
                 self.row("7", "  CPU time per process (the target's "
                          "threads)", 1e3 * median(tcpus) / n, "ms",
@@ -1030,15 +1031,20 @@ class Bench:
             except OSError:
                 continue
             for tid in tids:
-                d = "/proc/%d/task/%s/" % (pid, tid)
                 try:
-                    with open(d + "stat") as f:
-                        state = f.read().rsplit(")", 1)[1].split()[0]
-                    with open(d + "schedstat") as f:
-                        out[(pid, tid)] = (state, int(f.read().split()[0]))
+                    out[(pid, tid)] = Bench.thread_cpu(pid, tid)
                 except OSError:
                     pass
         return out
+
+    @staticmethod
+    def thread_cpu(pid, tid):
+        """(state letter, CPU ns) of thread tid of pid."""
+        d = "/proc/%d/task/%s/" % (pid, tid)
+        with open(d + "stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(d + "schedstat") as f:
+            return state, int(f.read().split()[0])
 
     def threads_cpu_since(self, pids, before):
         """The CPU seconds every thread of pids used since before (a
@@ -1065,10 +1071,7 @@ class Bench:
                 with open(d + "comm") as f:
                     if f.read().strip() != "relive-agent":
                         continue
-                with open(d + "stat") as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
-                with open(d + "schedstat") as f:
-                    return state, int(f.read().split()[0])
+                return Bench.thread_cpu(pid, tid)
             except OSError:
                 return None
         return None

@@ -219,24 +219,32 @@ def agent_threads(pid):
     return thread_names(pid).count("relive-agent")
 
 
+def agent_tid(pid):
+    """The thread of pid named "relive-agent", or None."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == "relive-agent":
+                    return int(tid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return None
+
+
 def agent_waiting(pid):
     """Is the agent's own thread waiting for a request: asleep in read(2)
     on its pipe (agent/service.c), its start (agent/warm.c, which opens
     files of its own for a moment) over?"""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                if f.read().strip() != "relive-agent":
-                    continue
-            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-                call = f.read().split()
-            if len(call) < 2 or call[0] != "0":
-                return False
-            return os.readlink(f"/proc/{pid}/fd/{int(call[1], 16)}"
-                               ).startswith("pipe:")
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            return False
-    return False
+    tid = agent_tid(pid)
+    if tid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            call = f.read().split()
+        return len(call) >= 2 and call[0] == "0" and os.readlink(
+            f"/proc/{pid}/fd/{int(call[1], 16)}").startswith("pipe:")
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
 
 
 def thread_states(pid):

@@ -23,8 +23,9 @@ import time
 import pytest
 
 from conftest import (FAILED, OK, RELIVE, RELIVE_ENV, TIMEOUT, agent_threads,
-                      apply, disable, find_patch, listing, patch_names,
-                      patch_path, relive, remove, thread_states, wait_until)
+                      agent_tid, apply, disable, find_patch, listing,
+                      patch_names, patch_path, relive, remove, thread_states,
+                      wait_until)
 
 
 def cblog_env(tmp_path):
@@ -594,14 +595,6 @@ def relive_switched(err):
     return {int(m) for m in re.findall(r"thread (\d+) switched", err)}
 
 
-def agent_tid(pid):
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/comm") as f:
-            if f.read().strip() == "relive-agent":
-                return int(tid)
-    raise AssertionError("no relive-agent thread")
-
-
 def test_agent_thread_switches_itself_unless_libc_is_in_transition(spawn):
     """The agent's own thread switches itself when it starts a transition
     (its stack is the agent's code over libc's thread start), so relive
@@ -616,6 +609,7 @@ def test_agent_thread_switches_itself_unless_libc_is_in_transition(spawn):
     disable(t.pid, "stack_p1")
     remove(t.pid, "stack_p1")
     agent = agent_tid(t.pid)
+    assert agent is not None, "no relive-agent thread"
     others = {int(x) for x in os.listdir(f"/proc/{t.pid}/task")} - {agent}
 
     rc, _, err = relive("patch", "-v", "-p", t.pid, patch_path("fix_main"))

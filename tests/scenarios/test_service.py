@@ -9,20 +9,9 @@ import signal
 import subprocess
 
 from conftest import (AGENT, FAILED, RELIVE, RELIVE_ENV, agent_threads,
-                      agent_waiting, all_asleep, apply, disable, listing, patch_names,
-                      patch_path, relive, remove, target_path, thread_names,
-                      thread_states, wait_until)
-
-
-def agent_tid(pid):
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                if f.read().strip() == "relive-agent":
-                    return int(tid)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return None
+                      agent_tid, agent_waiting, all_asleep, apply, disable,
+                      listing, patch_names, patch_path, relive, remove,
+                      target_path, thread_names, thread_states, wait_until)
 
 
 def verbose(args):

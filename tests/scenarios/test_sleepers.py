@@ -18,9 +18,9 @@ import subprocess
 import pytest
 
 from conftest import (OK, RELIVE, RELIVE_ENV, RELIVE_TIMEOUT, TIMEOUT,
-                      all_asleep, disable, listing, patch_path, relive,
-                      remove, wait_until)
-from test_consistency import (agent_tid, assert_blocked_by,
+                      agent_tid, all_asleep, disable, listing, patch_path,
+                      relive, remove, wait_until)
+from test_consistency import (assert_blocked_by,
                               assert_no_transition, relive_switched,
                               release_parked_and_finish)
 
